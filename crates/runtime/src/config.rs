@@ -1,0 +1,299 @@
+//! Typed configuration, layered: built-in defaults → optional TOML file → `HERALD_*`
+//! environment variables. Nothing here binds a port or opens a database, so a bad value
+//! is reported before the process touches anything.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{ApiKeyConfig, WorkspaceConfig};
+use crate::secret::Secret;
+
+/// The five Herald services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceKind {
+    Ingest,
+    Segmentation,
+    Trigger,
+    Delivery,
+    Analytics,
+}
+
+impl ServiceKind {
+    /// Every service, in the order events flow through them.
+    pub const ALL: [ServiceKind; 5] = [
+        ServiceKind::Ingest,
+        ServiceKind::Segmentation,
+        ServiceKind::Trigger,
+        ServiceKind::Delivery,
+        ServiceKind::Analytics,
+    ];
+
+    /// The lowercase name used in binaries, table prefixes and log fields.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceKind::Ingest => "ingest",
+            ServiceKind::Segmentation => "segmentation",
+            ServiceKind::Trigger => "trigger",
+            ServiceKind::Delivery => "delivery",
+            ServiceKind::Analytics => "analytics",
+        }
+    }
+
+    /// The port each service listens on by default.
+    pub fn default_port(self) -> u16 {
+        match self {
+            ServiceKind::Ingest => 50051,
+            ServiceKind::Segmentation => 50052,
+            ServiceKind::Trigger => 50053,
+            ServiceKind::Delivery => 50054,
+            ServiceKind::Analytics => 50055,
+        }
+    }
+
+    /// Parses a service name as typed on a command line.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl std::fmt::Display for ServiceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The configuration of one service process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the gRPC (and gRPC-Web) server listens on.
+    pub listen_addr: SocketAddr,
+    /// Directory for the embedded SQLite databases and other local state.
+    pub data_dir: PathBuf,
+    /// Database URL (`sqlite://…` or `postgres://…`); defaults to an SQLite file named
+    /// after the service under `data_dir`.
+    pub database_url: Option<String>,
+    /// Identity of this replica, used to lease outbox work; defaults to the host name.
+    pub instance_id: Option<String>,
+    /// Log filter in `tracing` syntax, e.g. `info` or `herald=debug,info`.
+    pub log: String,
+    /// OTLP/gRPC endpoint for traces, e.g. `http://otel-collector:4317`; off when unset.
+    pub otlp_endpoint: Option<String>,
+    /// Deadline, in milliseconds, for incoming calls that bring none.
+    pub default_deadline_ms: u64,
+    /// Calls handled at once before new ones are shed with RESOURCE_EXHAUSTED.
+    pub max_concurrent_requests: usize,
+    /// Largest accepted request message, in bytes.
+    pub max_request_bytes: usize,
+    /// Bound on draining in-flight calls and open streams at shutdown, in seconds.
+    pub shutdown_grace_secs: u64,
+    /// Base URL of the ingest service.
+    pub ingest_url: String,
+    /// Base URL of the segmentation service.
+    pub segmentation_url: String,
+    /// Base URL of the trigger service.
+    pub trigger_url: String,
+    /// Base URL of the delivery service.
+    pub delivery_url: String,
+    /// Base URL of the analytics service.
+    pub analytics_url: String,
+    /// Key this service presents to the others, and accepts from them, for internal RPCs.
+    pub internal_key: Option<Secret>,
+    /// Server API keys, stored as SHA-256 hashes.
+    pub api_keys: Vec<ApiKeyConfig>,
+    /// Workspaces and the secrets their end-user tokens are signed with.
+    pub workspaces: Vec<WorkspaceConfig>,
+}
+
+impl Config {
+    /// The built-in defaults for `service`: loopback ports, SQLite under `./data`.
+    pub fn defaults(service: ServiceKind) -> Self {
+        let url = |s: ServiceKind| format!("http://127.0.0.1:{}", s.default_port());
+        Config {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], service.default_port())),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            instance_id: None,
+            log: "info".into(),
+            otlp_endpoint: None,
+            default_deadline_ms: 30_000,
+            max_concurrent_requests: 1024,
+            max_request_bytes: 4 * 1024 * 1024,
+            shutdown_grace_secs: 20,
+            ingest_url: url(ServiceKind::Ingest),
+            segmentation_url: url(ServiceKind::Segmentation),
+            trigger_url: url(ServiceKind::Trigger),
+            delivery_url: url(ServiceKind::Delivery),
+            analytics_url: url(ServiceKind::Analytics),
+            internal_key: None,
+            api_keys: Vec::new(),
+            workspaces: Vec::new(),
+        }
+    }
+
+    /// Loads the configuration of `service`: defaults, then the TOML file at `file` (or at
+    /// `HERALD_CONFIG` when `file` is `None`), then `HERALD_*` variables from `env`.
+    pub fn load(
+        service: ServiceKind,
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let file = file.map(Path::to_path_buf).or_else(|| {
+            env.iter()
+                .find(|(k, _)| k == "HERALD_CONFIG")
+                .map(|(_, v)| PathBuf::from(v))
+        });
+        let mut figment = Figment::from(Serialized::defaults(Config::defaults(service)));
+        if let Some(file) = &file {
+            if !file.exists() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(EnvPairs(
+            env.into_iter()
+                .filter(|(k, _)| k.starts_with("HERALD_") && k != "HERALD_CONFIG")
+                .collect(),
+        ));
+        let config: Config = figment.extract().map_err(|e| ConfigError(describe(&e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the cross-field rules serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError(format!("invalid {key}: {why}")));
+        if self.default_deadline_ms == 0 {
+            return bad("default_deadline_ms", "must be greater than 0");
+        }
+        if self.max_concurrent_requests == 0 {
+            return bad("max_concurrent_requests", "must be greater than 0");
+        }
+        if self.max_request_bytes < 1024 {
+            return bad("max_request_bytes", "must be at least 1024");
+        }
+        for (key, url) in [
+            ("ingest_url", &self.ingest_url),
+            ("segmentation_url", &self.segmentation_url),
+            ("trigger_url", &self.trigger_url),
+            ("delivery_url", &self.delivery_url),
+            ("analytics_url", &self.analytics_url),
+        ] {
+            if url.parse::<http::Uri>().map(|u| u.scheme().is_none()).unwrap_or(true) {
+                return bad(key, "must be an absolute URL such as http://host:port");
+            }
+        }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:"))
+        {
+            return bad("database_url", "must start with sqlite: or postgres:");
+        }
+        for (i, key) in self.api_keys.iter().enumerate() {
+            key.validate().map_err(|why| ConfigError(format!("invalid api_keys[{i}]: {why}")))?;
+        }
+        for (i, ws) in self.workspaces.iter().enumerate() {
+            if ws.id.is_empty() {
+                return bad(&format!("workspaces[{i}].id"), "must not be empty");
+            }
+            if ws.user_token_secret.expose().len() < 32 {
+                return bad(
+                    &format!("workspaces[{i}].user_token_secret"),
+                    "must be at least 32 characters",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The database URL to use: the configured one, or an SQLite file for `service`.
+    pub fn database_url(&self, service: ServiceKind) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join(format!("{}.db", service.name())).display()
+            ),
+        }
+    }
+
+    /// This replica's identity: the configured one, or the host name and process id.
+    pub fn instance_id(&self) -> String {
+        self.instance_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "localhost".into());
+            format!("{host}-{}", std::process::id())
+        })
+    }
+
+    /// Deadline for incoming calls that bring none.
+    pub fn default_deadline(&self) -> Duration {
+        Duration::from_millis(self.default_deadline_ms)
+    }
+
+    /// Bound on the shutdown drain.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+/// A configuration that cannot be used; the message names the bad key and its source.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn describe(error: &figment::Error) -> String {
+    error
+        .clone()
+        .into_iter()
+        .map(|e| {
+            let key = match &e.metadata {
+                Some(m) if !e.path.is_empty() => m.interpolate(&e.profile.clone().unwrap_or_default(), &e.path),
+                _ if !e.path.is_empty() => e.path.join("."),
+                _ => "configuration".to_owned(),
+            };
+            let source = match e.metadata.as_ref().and_then(|m| m.source.as_ref()) {
+                Some(figment::Source::File(p)) => format!(" in {}", p.display()),
+                _ => String::new(),
+            };
+            format!("invalid {key}{source}: {}", e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `HERALD_*` variables as a figment provider. Taking the pairs as a value (rather than
+/// reading the process environment) lets tests pass config without mutating it. Values
+/// are parsed like figment's own `Env`: `8080` is a number, `[a, b]` an array,
+/// `{k = "v"}` a table. Errors name the variable, e.g. `HERALD_LISTEN_ADDR`.
+struct EnvPairs(Vec<(String, String)>);
+
+impl figment::Provider for EnvPairs {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("environment variable(s)").interpolater(|_, keys| {
+            format!("HERALD_{}", keys.join("__").to_ascii_uppercase())
+        })
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        let mut dict = figment::value::Dict::new();
+        for (key, value) in &self.0 {
+            let key = key["HERALD_".len()..].to_ascii_lowercase();
+            let value: figment::value::Value = value.parse().expect("figment values parse infallibly");
+            dict.insert(key, value);
+        }
+        Ok(figment::Profile::Default.collect(dict))
+    }
+}

@@ -1,0 +1,26 @@
+//! What every Herald service shares, so that no service repeats it: typed configuration,
+//! the gRPC server assembly (health, reflection, gRPC-Web, the tower stack, graceful
+//! shutdown), authentication, deadlines, outgoing clients and telemetry.
+
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod deadline;
+pub mod errors;
+mod main_helper;
+pub mod secret;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use auth::{Access, AccessPolicy, Caller, Scope};
+pub use client::Downstream;
+pub use config::{Config, ConfigError, ServiceKind};
+pub use deadline::Deadline;
+pub use errors::{FieldViolation, invalid_argument};
+pub use main_helper::service_main;
+pub use secret::Secret;
+pub use server::{ReadinessCheck, ServiceSpec, serve};
+pub use tokio_util::sync::CancellationToken;

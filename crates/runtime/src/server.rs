@@ -1,0 +1,170 @@
+//! Assembles a service's gRPC server the same way for every service: health, reflection,
+//! gRPC-Web, the tower stack, and a bounded graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tower::ServiceBuilder;
+
+use crate::auth::{AccessPolicy, AuthLayer, Authenticator};
+use crate::config::{Config, ServiceKind};
+use crate::deadline::DeadlineLayer;
+use crate::telemetry::TraceLayer;
+
+/// Answers whether the service's dependencies (its database) are reachable.
+pub type ReadinessCheck = Arc<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>;
+
+/// What a service brings to the shared server.
+pub struct ServiceSpec {
+    /// Which service this is.
+    pub kind: ServiceKind,
+    /// Its gRPC services (public and internal).
+    pub routes: Routes,
+    /// Full names of those gRPC services, for per-service health status.
+    pub service_names: Vec<&'static str>,
+    /// Encoded descriptor sets to serve over reflection.
+    pub descriptor_sets: Vec<&'static [u8]>,
+    /// Which credential each RPC requires.
+    pub access: AccessPolicy,
+    /// Readiness follows this check (polled every few seconds) when set.
+    pub readiness: Option<ReadinessCheck>,
+}
+
+/// How often readiness is re-checked.
+const READINESS_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Serves `spec` on `listener` until `shutdown` is cancelled, then reports NOT_SERVING,
+/// stops accepting, and waits for in-flight calls for at most the configured grace.
+/// Long-lived streams must end themselves on `shutdown` too.
+pub async fn serve(
+    config: &Config,
+    spec: ServiceSpec,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let names: Vec<&'static str> = std::iter::once("").chain(spec.service_names.iter().copied()).collect();
+    set_all(&reporter, &names, ServingStatus::Serving).await;
+
+    let mut reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    let mut reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    for set in &spec.descriptor_sets {
+        reflection_v1 = reflection_v1.register_encoded_file_descriptor_set(set);
+        reflection_v1alpha = reflection_v1alpha.register_encoded_file_descriptor_set(set);
+    }
+    let routes = spec
+        .routes
+        .add_service(health)
+        .add_service(reflection_v1.build_v1()?)
+        // grpcurl 1.8 and other older tools only speak v1alpha.
+        .add_service(reflection_v1alpha.build_v1alpha()?);
+
+    if let Some(check) = spec.readiness.clone() {
+        tokio::spawn(follow_readiness(check, reporter.clone(), names.clone(), shutdown.clone()));
+    }
+
+    let authenticator = Authenticator::new(&config.api_keys, config.internal_key.as_ref(), &config.workspaces);
+    let stack = ServiceBuilder::new()
+        // Browsers send CORS preflights before gRPC-Web calls; answer them first.
+        .layer(cors())
+        // Translate gRPC-Web (HTTP/1.1, browsers) into plain gRPC for everything inside.
+        .layer(tonic_web::GrpcWebLayer::new())
+        // One span per call, parented to the caller's W3C trace context.
+        .layer(TraceLayer)
+        // Shed calls beyond the concurrency limit at once (RESOURCE_EXHAUSTED) rather
+        // than queueing them past their deadlines.
+        .load_shed()
+        .concurrency_limit(config.max_concurrent_requests)
+        // Every call gets a deadline: the caller's grpc-timeout or the default.
+        .layer(DeadlineLayer::new(config.default_deadline()))
+        // Credentials last, so handlers always find a `Caller`.
+        .layer(AuthLayer::new(authenticator, spec.access));
+
+    let local = listener.local_addr()?;
+    tracing::info!(service = %spec.kind, addr = %local, "serving");
+    let drain_started = shutdown.clone();
+    let reporter_for_stop = reporter.clone();
+    let stop_names = names.clone();
+    let server = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .layer(stack)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            drain_started.cancelled().await;
+            set_all(&reporter_for_stop, &stop_names, ServingStatus::NotServing).await;
+        });
+    tokio::pin!(server);
+    let grace = config.shutdown_grace();
+    tokio::select! {
+        result = &mut server => result?,
+        _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace_secs = grace.as_secs(), "drain exceeded the grace period, closing");
+        }
+    }
+    tracing::info!(service = %spec.kind, "stopped");
+    Ok(())
+}
+
+async fn set_all(reporter: &HealthReporter, names: &[&'static str], status: ServingStatus) {
+    for name in names {
+        reporter.set_service_status(*name, status).await;
+    }
+}
+
+async fn follow_readiness(
+    check: ReadinessCheck,
+    reporter: HealthReporter,
+    names: Vec<&'static str>,
+    shutdown: CancellationToken,
+) {
+    let mut last = true;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(READINESS_INTERVAL) => {}
+        }
+        let ready = check().await;
+        if ready != last && !shutdown.is_cancelled() {
+            let status = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };
+            if ready {
+                tracing::info!("dependencies reachable again, serving");
+            } else {
+                tracing::warn!("dependencies unreachable, reporting not serving");
+            }
+            set_all(&reporter, &names, status).await;
+            last = ready;
+        }
+    }
+}
+
+fn cors() -> tower_http::cors::CorsLayer {
+    use http::HeaderName;
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::AllowOrigin::mirror_request())
+        .allow_methods([http::Method::POST, http::Method::OPTIONS])
+        .allow_headers([
+            HeaderName::from_static("authorization"),
+            HeaderName::from_static("content-type"),
+            HeaderName::from_static("x-grpc-web"),
+            HeaderName::from_static("x-user-agent"),
+            HeaderName::from_static("grpc-timeout"),
+            HeaderName::from_static("traceparent"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("grpc-status"),
+            HeaderName::from_static("grpc-message"),
+            HeaderName::from_static("grpc-status-details-bin"),
+        ])
+        .max_age(Duration::from_secs(3600))
+}
