@@ -65,6 +65,18 @@ pub enum SinkError {
     Rejected(String),
 }
 
+impl From<tonic::Status> for SinkError {
+    /// Content errors are final; everything else (unavailable, deadline, overload, even
+    /// auth misconfiguration that an operator will fix) is worth retrying.
+    fn from(status: tonic::Status) -> Self {
+        let reason = format!("{:?}: {}", status.code(), status.message());
+        match status.code() {
+            tonic::Code::InvalidArgument | tonic::Code::OutOfRange => SinkError::Rejected(reason),
+            _ => SinkError::Retryable(reason),
+        }
+    }
+}
+
 /// The downstream end of a hop.
 #[async_trait::async_trait]
 pub trait Sink: Send + Sync + 'static {

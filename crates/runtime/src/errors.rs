@@ -41,3 +41,8 @@ pub fn invalid_argument(violations: &[FieldViolation]) -> Status {
     }
     Status::with_error_details(Code::InvalidArgument, message, details)
 }
+
+/// UNIMPLEMENTED for an RPC of the contract that a later Herald version implements.
+pub fn not_yet_implemented(rpc: &str) -> Status {
+    Status::unimplemented(format!("{rpc} is part of the v1 contract but not implemented in this Herald version yet"))
+}

@@ -19,7 +19,7 @@ pub use auth::{Access, AccessPolicy, Caller, Scope};
 pub use client::Downstream;
 pub use config::{Config, ConfigError, ServiceKind};
 pub use deadline::Deadline;
-pub use errors::{FieldViolation, invalid_argument};
+pub use errors::{FieldViolation, invalid_argument, not_yet_implemented};
 pub use main_helper::service_main;
 pub use secret::Secret;
 pub use server::{ReadinessCheck, ServiceSpec, serve};

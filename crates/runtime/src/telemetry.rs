@@ -34,7 +34,9 @@ impl Drop for TelemetryGuard {
 pub fn init(service: &str, filter: &str, otlp_endpoint: Option<&str>) -> anyhow::Result<TelemetryGuard> {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .map_err(|e| anyhow::anyhow!("invalid log filter {filter:?}: {e}"))?;
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let provider = match otlp_endpoint {
         Some(endpoint) => {

@@ -64,6 +64,23 @@ pub async fn is_reachable(db: &DatabaseConnection) -> bool {
     tokio::time::timeout(Duration::from_secs(2), db.ping()).await.is_ok_and(|r| r.is_ok())
 }
 
+/// Readiness that follows the database, for the server's health service.
+pub fn readiness(db: &DatabaseConnection) -> std::sync::Arc<dyn Fn() -> futures::future::BoxFuture<'static, bool> + Send + Sync> {
+    let db = db.clone();
+    std::sync::Arc::new(move || {
+        let db = db.clone();
+        Box::pin(async move { is_reachable(&db).await })
+    })
+}
+
+/// Milliseconds since the Unix epoch: how Herald stores instants, the same on both backends.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64
+}
+
 /// The URL with any password replaced, for messages.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
