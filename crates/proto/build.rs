@@ -29,7 +29,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut packages: BTreeMap<String, Vec<&FileDescriptorProto>> = BTreeMap::new();
     for file in &fds.file {
         if file.package().starts_with("herald.") {
-            packages.entry(file.package().to_owned()).or_default().push(file);
+            packages
+                .entry(file.package().to_owned())
+                .or_default()
+                .push(file);
         }
     }
     for (package, own) in &packages {

@@ -144,16 +144,33 @@ pub struct Builder {
 impl Outbox {
     /// An outbox stored in `table` (created by [`migration`]), relayed by this replica
     /// under the name `owner` (stable across restarts where possible, e.g. the pod name).
-    pub fn builder(db: DatabaseConnection, table: impl Into<String>, owner: impl Into<String>) -> Builder {
-        Builder { db, table: table.into(), owner: owner.into(), settings: Settings::default(), sinks: Vec::new() }
+    pub fn builder(
+        db: DatabaseConnection,
+        table: impl Into<String>,
+        owner: impl Into<String>,
+    ) -> Builder {
+        Builder {
+            db,
+            table: table.into(),
+            owner: owner.into(),
+            settings: Settings::default(),
+            sinks: Vec::new(),
+        }
     }
 
     /// Inserts `items` within `txn`; nothing is sent until the transaction commits and
     /// the returned [`Staged`] is published.
-    pub async fn add<C: ConnectionTrait>(&self, txn: &C, items: Vec<NewItem>) -> Result<Staged, DbErr> {
+    pub async fn add<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        items: Vec<NewItem>,
+    ) -> Result<Staged, DbErr> {
         for item in &items {
             if !self.queues.contains_key(item.destination) {
-                return Err(DbErr::Custom(format!("no outbox destination named {}", item.destination)));
+                return Err(DbErr::Custom(format!(
+                    "no outbox destination named {}",
+                    item.destination
+                )));
             }
         }
         let ids = self.store.insert(txn, &items).await?;
@@ -162,7 +179,15 @@ impl Outbox {
                 .into_iter()
                 .zip(ids)
                 .map(|(n, id)| {
-                    (n.destination, Item { id, key: n.key, payload: n.payload, traceparent: n.traceparent })
+                    (
+                        n.destination,
+                        Item {
+                            id,
+                            key: n.key,
+                            payload: n.payload,
+                            traceparent: n.traceparent,
+                        },
+                    )
                 })
                 .collect(),
         })
@@ -204,16 +229,28 @@ impl Builder {
     /// Starts one relay task per destination; they stop when `shutdown` is cancelled,
     /// leaving unsent items in the table for the next start.
     pub fn start(self, shutdown: CancellationToken) -> Outbox {
-        let store = Arc::new(store::Store::new(self.db, self.table, self.owner, self.settings.lease));
+        let store = Arc::new(store::Store::new(
+            self.db,
+            self.table,
+            self.owner,
+            self.settings.lease,
+        ));
         let mut queues = HashMap::new();
         for (name, sink) in self.sinks {
             let (tx, rx) = mpsc::channel(self.settings.memory_capacity.max(1));
             // Start in recovery mode: the table may hold work from a previous run.
-            let queue = Arc::new(relay::Queue { tx, spilled: Mutex::new(true) });
+            let queue = Arc::new(relay::Queue {
+                tx,
+                spilled: Mutex::new(true),
+            });
             queues.insert(name, queue.clone());
-            let relay = relay::Relay::new(name, store.clone(), sink, queue, rx, self.settings.clone());
+            let relay =
+                relay::Relay::new(name, store.clone(), sink, queue, rx, self.settings.clone());
             tokio::spawn(relay.run(shutdown.clone()));
         }
-        Outbox { store, queues: Arc::new(queues) }
+        Outbox {
+            store,
+            queues: Arc::new(queues),
+        }
     }
 }

@@ -36,14 +36,36 @@ impl MigrationTrait for OutboxMigration {
                     .table(table.clone())
                     .if_not_exists()
                     .col(&mut id)
-                    .col(ColumnDef::new(Alias::new("destination")).string_len(64).not_null())
-                    .col(ColumnDef::new(Alias::new("partition_key")).text().not_null())
+                    .col(
+                        ColumnDef::new(Alias::new("destination"))
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Alias::new("partition_key"))
+                            .text()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Alias::new("payload")).blob().not_null())
                     .col(ColumnDef::new(Alias::new("traceparent")).text().null())
-                    .col(ColumnDef::new(Alias::new("created_at")).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(Alias::new("created_at"))
+                            .big_integer()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Alias::new("lease_owner")).text().null())
-                    .col(ColumnDef::new(Alias::new("lease_until")).big_integer().not_null().default(0))
-                    .col(ColumnDef::new(Alias::new("attempts")).integer().not_null().default(0))
+                    .col(
+                        ColumnDef::new(Alias::new("lease_until"))
+                            .big_integer()
+                            .not_null()
+                            .default(0),
+                    )
+                    .col(
+                        ColumnDef::new(Alias::new("attempts"))
+                            .integer()
+                            .not_null()
+                            .default(0),
+                    )
                     .col(ColumnDef::new(Alias::new("failed_at")).big_integer().null())
                     .col(ColumnDef::new(Alias::new("last_error")).text().null())
                     .to_owned(),
@@ -63,6 +85,8 @@ impl MigrationTrait for OutboxMigration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(Alias::new(self.table)).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(Alias::new(self.table)).to_owned())
+            .await
     }
 }

@@ -33,7 +33,10 @@ impl Queue {
         if *spilled {
             return;
         }
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(Queued { item, leased_at: Instant::now() }) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(Queued {
+            item,
+            leased_at: Instant::now(),
+        }) {
             tracing::warn!("outbox queue full, relaying from the table until it drains");
             *spilled = true;
         }
@@ -68,7 +71,15 @@ impl Relay {
         rx: mpsc::Receiver<Queued>,
         settings: Settings,
     ) -> Self {
-        Relay { destination, store, sink, queue, rx, settings, recent_from_table: HashSet::new() }
+        Relay {
+            destination,
+            store,
+            sink,
+            queue,
+            rx,
+            settings,
+            recent_from_table: HashSet::new(),
+        }
     }
 
     pub(crate) async fn run(mut self, shutdown: CancellationToken) {
@@ -120,7 +131,11 @@ impl Relay {
         batch
     }
 
-    async fn send_from_memory(&mut self, batch: Vec<Queued>, shutdown: &CancellationToken) -> Outcome {
+    async fn send_from_memory(
+        &mut self,
+        batch: Vec<Queued>,
+        shutdown: &CancellationToken,
+    ) -> Outcome {
         let oldest = batch.iter().map(|q| q.leased_at).min();
         let mut items: Vec<Item> = batch
             .into_iter()
@@ -146,7 +161,11 @@ impl Relay {
             // Claim under the lock: an item committed before a publisher saw the flag set
             // is visible to this claim, so clearing the flag cannot strand it.
             let mut spilled = self.queue.spilled.lock().await;
-            match self.store.claim(self.destination, self.settings.batch_size).await {
+            match self
+                .store
+                .claim(self.destination, self.settings.batch_size)
+                .await
+            {
                 Ok(items) if items.is_empty() => {
                     *spilled = false;
                     return Outcome::Sent;
@@ -161,7 +180,11 @@ impl Relay {
                 }
             }
         };
-        tracing::debug!(destination = self.destination, count = items.len(), "relaying recovered outbox items");
+        tracing::debug!(
+            destination = self.destination,
+            count = items.len(),
+            "relaying recovered outbox items"
+        );
         if self.recent_from_table.len() > RECENT_LIMIT {
             self.recent_from_table.clear();
         }
@@ -219,7 +242,8 @@ impl Relay {
                         last_renewal = Instant::now();
                         if held.len() != items.len() {
                             // Another replica took some over; it will send them.
-                            let items: Vec<Item> = items.into_iter().filter(|i| held.contains(&i.id)).collect();
+                            let items: Vec<Item> =
+                                items.into_iter().filter(|i| held.contains(&i.id)).collect();
                             return Box::pin(self.send(items, shutdown)).await;
                         }
                     }

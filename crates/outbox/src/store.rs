@@ -18,16 +18,29 @@ pub(crate) struct Store {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64
 }
 
 impl Store {
-    pub(crate) fn new(db: DatabaseConnection, table: String, owner: String, lease: Duration) -> Self {
+    pub(crate) fn new(
+        db: DatabaseConnection,
+        table: String,
+        owner: String,
+        lease: Duration,
+    ) -> Self {
         assert!(
             !table.is_empty() && table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
             "outbox table name must be an SQL identifier"
         );
-        Store { db, table, owner, lease }
+        Store {
+            db,
+            table,
+            owner,
+            lease,
+        }
     }
 
     fn backend(&self) -> DbBackend {
@@ -55,7 +68,11 @@ impl Store {
 
     /// Inserts the items leased to this replica (it will send them from memory), returning
     /// their ids in order.
-    pub(crate) async fn insert<C: ConnectionTrait>(&self, txn: &C, items: &[NewItem]) -> Result<Vec<i64>, DbErr> {
+    pub(crate) async fn insert<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        items: &[NewItem],
+    ) -> Result<Vec<i64>, DbErr> {
         let mut ids = Vec::with_capacity(items.len());
         let created = now_ms();
         let until = self.lease_until();
@@ -154,7 +171,10 @@ impl Store {
             self.params(2, 1),
             self.params(3, ids.len())
         );
-        let mut values = vec![Value::from(self.lease_until()), Value::from(self.owner.clone())];
+        let mut values = vec![
+            Value::from(self.lease_until()),
+            Value::from(self.owner.clone()),
+        ];
         values.extend(ids.iter().map(|id| Value::from(*id)));
         self.db
             .query_all_raw(self.statement(sql, values))
@@ -169,7 +189,11 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
-        let sql = format!("DELETE FROM {} WHERE id IN ({})", self.table, self.params(1, ids.len()));
+        let sql = format!(
+            "DELETE FROM {} WHERE id IN ({})",
+            self.table,
+            self.params(1, ids.len())
+        );
         let values = ids.iter().map(|id| Value::from(*id)).collect();
         self.db.execute_raw(self.statement(sql, values)).await?;
         Ok(())
@@ -184,7 +208,11 @@ impl Store {
             self.params(2, 1),
             self.params(3, 1)
         );
-        let values = vec![Value::from(now_ms()), Value::from(error.to_owned()), Value::from(id)];
+        let values = vec![
+            Value::from(now_ms()),
+            Value::from(error.to_owned()),
+            Value::from(id),
+        ];
         self.db.execute_raw(self.statement(sql, values)).await?;
         Ok(())
     }

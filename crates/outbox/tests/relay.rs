@@ -63,7 +63,11 @@ impl Sink for Downstream {
             if call < self.fail_first {
                 return Err(SinkError::Retryable("unavailable".into()));
             }
-            let work = if self.time_out_calls.contains(&call) { DEADLINE * 3 } else { self.work };
+            let work = if self.time_out_calls.contains(&call) {
+                DEADLINE * 3
+            } else {
+                self.work
+            };
             // The deadline a real gRPC sink carries on every call.
             tokio::time::timeout(DEADLINE, tokio::time::sleep(work))
                 .await
@@ -92,13 +96,22 @@ fn settings(lease: Duration) -> Settings {
 
 async fn database() -> (TestDatabase, DatabaseConnection) {
     let test_db = TestDatabase::new().await;
-    let db = herald_storage::connect_and_migrate::<Migrator>(&test_db.url("outbox")).await.unwrap();
+    let db = herald_storage::connect_and_migrate::<Migrator>(&test_db.url("outbox"))
+        .await
+        .unwrap();
     (test_db, db)
 }
 
 /// Commits `count` items spread over `users` keys, `per_txn` per transaction; returns the
 /// payloads in commit order.
-async fn commit_items(db: &DatabaseConnection, outbox: &Outbox, start: usize, count: usize, users: usize, per_txn: usize) {
+async fn commit_items(
+    db: &DatabaseConnection,
+    outbox: &Outbox,
+    start: usize,
+    count: usize,
+    users: usize,
+    per_txn: usize,
+) {
     let mut n = start;
     while n < start + count {
         let txn = db.begin().await.unwrap();
@@ -125,20 +138,38 @@ async fn wait_for(downstream: &Downstream, payloads: usize) -> Vec<Item> {
         if distinct.len() >= payloads {
             return received;
         }
-        assert!(tokio::time::Instant::now() < deadline, "only {} of {payloads} items arrived", distinct.len());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {payloads} items arrived",
+            distinct.len()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 fn assert_complete_and_ordered(received: &[Item], count: usize) {
-    let payloads: HashSet<usize> =
-        received.iter().map(|i| String::from_utf8(i.payload.clone()).unwrap().parse().unwrap()).collect();
-    assert_eq!(payloads, (0..count).collect::<HashSet<_>>(), "every committed item arrives");
+    let payloads: HashSet<usize> = received
+        .iter()
+        .map(|i| {
+            String::from_utf8(i.payload.clone())
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        payloads,
+        (0..count).collect::<HashSet<_>>(),
+        "every committed item arrives"
+    );
     // Per key, first arrivals come in commit order.
     let mut seen = HashSet::new();
     let mut last: BTreeMap<String, usize> = BTreeMap::new();
     for item in received {
-        let n: usize = String::from_utf8(item.payload.clone()).unwrap().parse().unwrap();
+        let n: usize = String::from_utf8(item.payload.clone())
+            .unwrap()
+            .parse()
+            .unwrap();
         if !seen.insert(n) {
             continue;
         }
@@ -151,7 +182,11 @@ fn assert_complete_and_ordered(received: &[Item], count: usize) {
 #[tokio::test]
 async fn a_failing_or_slow_downstream_loses_nothing() {
     let (_guard, db) = database().await;
-    let downstream = Arc::new(Downstream { fail_first: 5, time_out_calls: vec![6, 7, 9], ..Default::default() });
+    let downstream = Arc::new(Downstream {
+        fail_first: 5,
+        time_out_calls: vec![6, 7, 9],
+        ..Default::default()
+    });
     let shutdown = CancellationToken::new();
     let outbox = Outbox::builder(db.clone(), "test_outbox", "replica-a")
         .settings(settings(Duration::from_secs(5)))
@@ -162,9 +197,16 @@ async fn a_failing_or_slow_downstream_loses_nothing() {
     commit_items(&db, &outbox, 0, 400, 7, 9).await;
     let received = wait_for(&downstream, 400).await;
     assert_complete_and_ordered(&received, 400);
-    assert!(downstream.calls.load(Ordering::SeqCst) > 8, "the failures really happened");
+    assert!(
+        downstream.calls.load(Ordering::SeqCst) > 8,
+        "the failures really happened"
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(outbox.pending("down").await.unwrap(), 0, "acknowledged items are removed");
+    assert_eq!(
+        outbox.pending("down").await.unwrap(),
+        0,
+        "acknowledged items are removed"
+    );
     shutdown.cancel();
 }
 
@@ -172,7 +214,10 @@ async fn a_failing_or_slow_downstream_loses_nothing() {
 async fn a_relay_killed_mid_batch_resumes_after_restart() {
     let (_guard, db) = database().await;
     let first_life = CancellationToken::new();
-    let stuck = Arc::new(Downstream { hang_forever: true, ..Default::default() });
+    let stuck = Arc::new(Downstream {
+        hang_forever: true,
+        ..Default::default()
+    });
     let outbox = Outbox::builder(db.clone(), "test_outbox", "replica-a")
         .settings(settings(Duration::from_secs(30)))
         .destination("down", stuck.clone())
@@ -204,7 +249,10 @@ async fn a_relay_killed_mid_batch_resumes_after_restart() {
 async fn a_dead_replicas_items_are_taken_over_after_its_lease() {
     let (_guard, db) = database().await;
     let dead = CancellationToken::new();
-    let stuck = Arc::new(Downstream { hang_forever: true, ..Default::default() });
+    let stuck = Arc::new(Downstream {
+        hang_forever: true,
+        ..Default::default()
+    });
     let outbox = Outbox::builder(db.clone(), "test_outbox", "replica-a")
         .settings(settings(Duration::from_millis(500)))
         .destination("down", stuck.clone())
@@ -226,7 +274,11 @@ async fn a_dead_replicas_items_are_taken_over_after_its_lease() {
 #[tokio::test]
 async fn two_replicas_never_send_an_item_concurrently() {
     let (_guard, db) = database().await;
-    let downstream = Arc::new(Downstream { work: Duration::from_millis(20), fail_first: 3, ..Default::default() });
+    let downstream = Arc::new(Downstream {
+        work: Duration::from_millis(20),
+        fail_first: 3,
+        ..Default::default()
+    });
     let shutdown = CancellationToken::new();
     // A short lease forces frequent recovery scans on both replicas while they work.
     let a = Outbox::builder(db.clone(), "test_outbox", "replica-a")
@@ -237,10 +289,17 @@ async fn two_replicas_never_send_an_item_concurrently() {
         .settings(settings(Duration::from_millis(400)))
         .destination("down", downstream.clone())
         .start(shutdown.clone());
-    tokio::join!(commit_items(&db, &a, 0, 150, 4, 5), commit_items(&db, &b, 150, 150, 4, 5));
+    tokio::join!(
+        commit_items(&db, &a, 0, 150, 4, 5),
+        commit_items(&db, &b, 150, 150, 4, 5)
+    );
     let received = wait_for(&downstream, 300).await;
     let payloads: HashSet<&Vec<u8>> = received.iter().map(|i| &i.payload).collect();
     assert_eq!(payloads.len(), 300);
-    assert_eq!(downstream.overlaps.load(Ordering::SeqCst), 0, "an item was in flight twice at once");
+    assert_eq!(
+        downstream.overlaps.load(Ordering::SeqCst),
+        0,
+        "an item was in flight twice at once"
+    );
     shutdown.cancel();
 }

@@ -87,10 +87,15 @@ pub fn generate_api_key(workspace: &str, scopes: &[Scope]) -> (Secret, ApiKeyCon
     let entry = ApiKeyConfig {
         workspace: workspace.to_owned(),
         scopes: scopes.to_vec(),
-        sha256: hex::encode(Sha256::digest(key.as_bytes())),
+        sha256: hash_key(&key),
         name: None,
     };
     (Secret::new(key), entry)
+}
+
+/// The lowercase hex SHA-256 of a key, as stored in `api_keys[].sha256`.
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
 }
 
 /// 32 random bytes, base64url without padding: for keys and secrets.
@@ -103,7 +108,10 @@ pub fn random_token() -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     /// A server API key of `workspace`.
-    Key { workspace: String, scopes: Vec<Scope> },
+    Key {
+        workspace: String,
+        scopes: Vec<Scope>,
+    },
     /// Another Herald service (the internal key); the workspace travels in the request.
     Internal,
     /// An end user of `workspace`, from a signed user token.
@@ -194,7 +202,11 @@ pub fn sign_user_token(
         .unwrap_or_default()
         .as_secs()
         + ttl.as_secs();
-    let claims = UserClaims { sub: user_id.to_owned(), ws: workspace.id.clone(), exp };
+    let claims = UserClaims {
+        sub: user_id.to_owned(),
+        ws: workspace.id.clone(),
+        exp,
+    };
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims,
@@ -231,7 +243,10 @@ impl Authenticator {
                 workspaces
                     .iter()
                     .map(|w| {
-                        (w.id.clone(), DecodingKey::from_secret(w.user_token_secret.expose().as_bytes()))
+                        (
+                            w.id.clone(),
+                            DecodingKey::from_secret(w.user_token_secret.expose().as_bytes()),
+                        )
                     })
                     .collect(),
             ),
@@ -239,7 +254,11 @@ impl Authenticator {
     }
 
     /// Checks the `authorization` header of a call that requires `access`.
-    pub fn authenticate(&self, headers: &http::HeaderMap, access: Access) -> Result<Caller, Status> {
+    pub fn authenticate(
+        &self,
+        headers: &http::HeaderMap,
+        access: Access,
+    ) -> Result<Caller, Status> {
         let token = bearer(headers)?;
         match access {
             Access::Public => Err(Status::internal("public calls are not authenticated")),
@@ -277,7 +296,10 @@ impl Authenticator {
                 scope.name()
             )));
         }
-        Ok(Caller::Key { workspace: entry.workspace.clone(), scopes: entry.scopes.clone() })
+        Ok(Caller::Key {
+            workspace: entry.workspace.clone(),
+            scopes: entry.scopes.clone(),
+        })
     }
 
     fn user(&self, token: &str) -> Result<Caller, Status> {
@@ -290,6 +312,8 @@ impl Authenticator {
         let unverified: UserClaims = serde_json::from_slice(&payload).map_err(|_| invalid())?;
         let key = self.workspaces.get(&unverified.ws).ok_or_else(invalid)?;
         let mut validation = Validation::new(Algorithm::HS256);
+        // A little leeway for clock skew between the signer and this server.
+        validation.leeway = 5;
         validation.set_required_spec_claims(&["exp", "sub"]);
         let claims = jsonwebtoken::decode::<UserClaims>(token, key, &validation)
             .map_err(|e| match e.kind() {
@@ -302,7 +326,10 @@ impl Authenticator {
         if claims.sub.is_empty() {
             return Err(invalid());
         }
-        Ok(Caller::User { workspace: claims.ws, user_id: claims.sub })
+        Ok(Caller::User {
+            workspace: claims.ws,
+            user_id: claims.sub,
+        })
     }
 }
 
@@ -313,7 +340,10 @@ fn bearer(headers: &http::HeaderMap) -> Result<&str, Status> {
     value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .ok_or_else(|| Status::unauthenticated("authorization header must be: Bearer <key>"))
@@ -329,7 +359,10 @@ pub struct AuthLayer {
 impl AuthLayer {
     /// Authenticates calls with `authenticator` as `policy` requires.
     pub fn new(authenticator: Authenticator, policy: AccessPolicy) -> Self {
-        AuthLayer { authenticator, policy: Arc::new(policy) }
+        AuthLayer {
+            authenticator,
+            policy: Arc::new(policy),
+        }
     }
 }
 
@@ -337,7 +370,10 @@ impl<S> tower::Layer<S> for AuthLayer {
     type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, layer: self.clone() }
+        AuthService {
+            inner,
+            layer: self.clone(),
+        }
     }
 }
 
@@ -368,7 +404,11 @@ where
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let access = self.layer.policy.access(request.uri().path());
         if access != Access::Public {
-            match self.layer.authenticator.authenticate(request.headers(), access) {
+            match self
+                .layer
+                .authenticator
+                .authenticate(request.headers(), access)
+            {
                 Ok(caller) => {
                     request.extensions_mut().insert(caller);
                 }
@@ -388,7 +428,10 @@ mod tests {
 
     fn headers(token: &str) -> http::HeaderMap {
         let mut h = http::HeaderMap::new();
-        h.insert(http::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+        h.insert(
+            http::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
         h
     }
 
@@ -396,16 +439,25 @@ mod tests {
     fn keys_are_checked_by_hash_and_scope() {
         let (key, entry) = generate_api_key("acme", &[Scope::Ingest]);
         let auth = Authenticator::new(&[entry], Some(&Secret::new("internal-secret")), &[]);
-        let caller = auth.authenticate(&headers(key.expose()), Access::Scope(Scope::Ingest)).unwrap();
+        let caller = auth
+            .authenticate(&headers(key.expose()), Access::Scope(Scope::Ingest))
+            .unwrap();
         assert_eq!(caller.workspace(), Some("acme"));
-        let denied = auth.authenticate(&headers(key.expose()), Access::Scope(Scope::Admin)).unwrap_err();
+        let denied = auth
+            .authenticate(&headers(key.expose()), Access::Scope(Scope::Admin))
+            .unwrap_err();
         assert_eq!(denied.code(), tonic::Code::PermissionDenied);
-        let unknown = auth.authenticate(&headers("hk_nope"), Access::Scope(Scope::Ingest)).unwrap_err();
+        let unknown = auth
+            .authenticate(&headers("hk_nope"), Access::Scope(Scope::Ingest))
+            .unwrap_err();
         assert_eq!(unknown.code(), tonic::Code::Unauthenticated);
-        let missing = auth.authenticate(&http::HeaderMap::new(), Access::Scope(Scope::Ingest)).unwrap_err();
+        let missing = auth
+            .authenticate(&http::HeaderMap::new(), Access::Scope(Scope::Ingest))
+            .unwrap_err();
         assert_eq!(missing.code(), tonic::Code::Unauthenticated);
         assert_eq!(
-            auth.authenticate(&headers("internal-secret"), Access::Scope(Scope::Internal)).unwrap(),
+            auth.authenticate(&headers("internal-secret"), Access::Scope(Scope::Internal))
+                .unwrap(),
             Caller::Internal
         );
         let internal_public = auth
@@ -416,19 +468,34 @@ mod tests {
 
     #[test]
     fn user_tokens_bind_workspace_and_user() {
-        let ws = WorkspaceConfig { id: "acme".into(), user_token_secret: Secret::new("s".repeat(32)) };
-        let other = WorkspaceConfig { id: "other".into(), user_token_secret: Secret::new("t".repeat(32)) };
+        let ws = WorkspaceConfig {
+            id: "acme".into(),
+            user_token_secret: Secret::new("s".repeat(32)),
+        };
+        let other = WorkspaceConfig {
+            id: "other".into(),
+            user_token_secret: Secret::new("t".repeat(32)),
+        };
         let auth = Authenticator::new(&[], None, &[ws.clone(), other]);
         let token = sign_user_token(&ws, "u1", std::time::Duration::from_secs(60)).unwrap();
         assert_eq!(
-            auth.authenticate(&headers(&token), Access::UserToken).unwrap(),
-            Caller::User { workspace: "acme".into(), user_id: "u1".into() }
+            auth.authenticate(&headers(&token), Access::UserToken)
+                .unwrap(),
+            Caller::User {
+                workspace: "acme".into(),
+                user_id: "u1".into()
+            }
         );
         // Signed with another workspace's secret but claiming acme: rejected.
-        let forged_ws = WorkspaceConfig { id: "acme".into(), user_token_secret: Secret::new("t".repeat(32)) };
+        let forged_ws = WorkspaceConfig {
+            id: "acme".into(),
+            user_token_secret: Secret::new("t".repeat(32)),
+        };
         let forged = sign_user_token(&forged_ws, "u1", std::time::Duration::from_secs(60)).unwrap();
         assert_eq!(
-            auth.authenticate(&headers(&forged), Access::UserToken).unwrap_err().code(),
+            auth.authenticate(&headers(&forged), Access::UserToken)
+                .unwrap_err()
+                .code(),
             tonic::Code::Unauthenticated
         );
     }
@@ -438,8 +505,17 @@ mod tests {
         let policy = AccessPolicy::default()
             .service("herald.x.v1.XService", Access::Scope(Scope::Admin))
             .method("/herald.x.v1.XService/Open", Access::UserToken);
-        assert_eq!(policy.access("/herald.x.v1.XService/Open"), Access::UserToken);
-        assert_eq!(policy.access("/herald.x.v1.XService/Other"), Access::Scope(Scope::Admin));
-        assert_eq!(policy.access("/grpc.health.v1.Health/Check"), Access::Public);
+        assert_eq!(
+            policy.access("/herald.x.v1.XService/Open"),
+            Access::UserToken
+        );
+        assert_eq!(
+            policy.access("/herald.x.v1.XService/Other"),
+            Access::Scope(Scope::Admin)
+        );
+        assert_eq!(
+            policy.access("/grpc.health.v1.Health/Check"),
+            Access::Public
+        );
     }
 }

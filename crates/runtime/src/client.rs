@@ -20,7 +20,9 @@ pub struct Downstream {
 
 impl std::fmt::Debug for Downstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Downstream").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Downstream")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -42,7 +44,12 @@ impl Downstream {
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true)
             .connect_lazy();
-        Ok(Downstream { name, channel, key, default_timeout })
+        Ok(Downstream {
+            name,
+            channel,
+            key,
+            default_timeout,
+        })
     }
 
     /// The service this connects to, for logs.

@@ -189,17 +189,24 @@ impl Config {
             ("delivery_url", &self.delivery_url),
             ("analytics_url", &self.analytics_url),
         ] {
-            if url.parse::<http::Uri>().map(|u| u.scheme().is_none()).unwrap_or(true) {
+            if url
+                .parse::<http::Uri>()
+                .map(|u| u.scheme().is_none())
+                .unwrap_or(true)
+            {
                 return bad(key, "must be an absolute URL such as http://host:port");
             }
         }
         if let Some(url) = &self.database_url
-            && !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:"))
+            && !(url.starts_with("sqlite:")
+                || url.starts_with("postgres:")
+                || url.starts_with("postgresql:"))
         {
             return bad("database_url", "must start with sqlite: or postgres:");
         }
         for (i, key) in self.api_keys.iter().enumerate() {
-            key.validate().map_err(|why| ConfigError(format!("invalid api_keys[{i}]: {why}")))?;
+            key.validate()
+                .map_err(|why| ConfigError(format!("invalid api_keys[{i}]: {why}")))?;
         }
         for (i, ws) in self.workspaces.iter().enumerate() {
             if ws.id.is_empty() {
@@ -221,7 +228,9 @@ impl Config {
             Some(url) => url.clone(),
             None => format!(
                 "sqlite://{}?mode=rwc",
-                self.data_dir.join(format!("{}.db", service.name())).display()
+                self.data_dir
+                    .join(format!("{}.db", service.name()))
+                    .display()
             ),
         }
     }
@@ -258,7 +267,9 @@ fn describe(error: &figment::Error) -> String {
         .into_iter()
         .map(|e| {
             let key = match &e.metadata {
-                Some(m) if !e.path.is_empty() => m.interpolate(&e.profile.clone().unwrap_or_default(), &e.path),
+                Some(m) if !e.path.is_empty() => {
+                    m.interpolate(&e.profile.clone().unwrap_or_default(), &e.path)
+                }
                 _ if !e.path.is_empty() => e.path.join("."),
                 _ => "configuration".to_owned(),
             };
@@ -280,9 +291,8 @@ struct EnvPairs(Vec<(String, String)>);
 
 impl figment::Provider for EnvPairs {
     fn metadata(&self) -> figment::Metadata {
-        figment::Metadata::named("environment variable(s)").interpolater(|_, keys| {
-            format!("HERALD_{}", keys.join("__").to_ascii_uppercase())
-        })
+        figment::Metadata::named("environment variable(s)")
+            .interpolater(|_, keys| format!("HERALD_{}", keys.join("__").to_ascii_uppercase()))
     }
 
     fn data(
@@ -291,7 +301,8 @@ impl figment::Provider for EnvPairs {
         let mut dict = figment::value::Dict::new();
         for (key, value) in &self.0 {
             let key = key["HERALD_".len()..].to_ascii_lowercase();
-            let value: figment::value::Value = value.parse().expect("figment values parse infallibly");
+            let value: figment::value::Value =
+                value.parse().expect("figment values parse infallibly");
             dict.insert(key, value);
         }
         Ok(figment::Profile::Default.collect(dict))

@@ -63,7 +63,10 @@ impl<S> tower::Layer<S> for DeadlineLayer {
     type Service = DeadlineService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        DeadlineService { inner, default: self.default }
+        DeadlineService {
+            inner,
+            default: self.default,
+        }
     }
 }
 
@@ -92,12 +95,17 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let header = request.headers().get("grpc-timeout").and_then(|v| v.to_str().ok());
+        let header = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok());
         let timeout = match header {
             Some(value) => match parse_grpc_timeout(value) {
                 Some(t) => t,
                 None => {
-                    let status = Status::invalid_argument(format!("malformed grpc-timeout header {value:?}"));
+                    let status = Status::invalid_argument(format!(
+                        "malformed grpc-timeout header {value:?}"
+                    ));
                     return Box::pin(async move { Ok(status.into_http()) });
                 }
             },
@@ -148,7 +156,12 @@ mod tests {
     #[tokio::test]
     async fn outgoing_never_outlives_incoming() {
         let incoming = Deadline(Instant::now() + Duration::from_millis(200));
-        assert!(outgoing_timeout(Some(incoming), Duration::from_secs(5)) <= Duration::from_millis(200));
-        assert_eq!(outgoing_timeout(None, Duration::from_secs(5)), Duration::from_secs(5));
+        assert!(
+            outgoing_timeout(Some(incoming), Duration::from_secs(5)) <= Duration::from_millis(200)
+        );
+        assert_eq!(
+            outgoing_timeout(None, Duration::from_secs(5)),
+            Duration::from_secs(5)
+        );
     }
 }

@@ -14,12 +14,18 @@ pub struct FieldViolation {
 impl FieldViolation {
     /// A violation of `field`.
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
-        FieldViolation { field: field.into(), description: description.into() }
+        FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        }
     }
 
     /// The same violation under a parent path, e.g. `name` → `events[3].name`.
     pub fn nested(self, parent: &str) -> Self {
-        FieldViolation { field: format!("{parent}.{}", self.field), ..self }
+        FieldViolation {
+            field: format!("{parent}.{}", self.field),
+            ..self
+        }
     }
 }
 
@@ -33,7 +39,11 @@ impl std::fmt::Display for FieldViolation {
 pub fn invalid_argument(violations: &[FieldViolation]) -> Status {
     let message = format!(
         "invalid {}",
-        violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+        violations
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
     );
     let mut details = ErrorDetails::new();
     for v in violations {
@@ -44,5 +54,7 @@ pub fn invalid_argument(violations: &[FieldViolation]) -> Status {
 
 /// UNIMPLEMENTED for an RPC of the contract that a later Herald version implements.
 pub fn not_yet_implemented(rpc: &str) -> Status {
-    Status::unimplemented(format!("{rpc} is part of the v1 contract but not implemented in this Herald version yet"))
+    Status::unimplemented(format!(
+        "{rpc} is part of the v1 contract but not implemented in this Herald version yet"
+    ))
 }

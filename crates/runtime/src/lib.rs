@@ -20,7 +20,7 @@ pub use client::Downstream;
 pub use config::{Config, ConfigError, ServiceKind};
 pub use deadline::Deadline;
 pub use errors::{FieldViolation, invalid_argument, not_yet_implemented};
-pub use main_helper::service_main;
+pub use main_helper::{keygen, run_service, service_main};
 pub use secret::Secret;
 pub use server::{ReadinessCheck, ServiceSpec, serve};
 pub use tokio_util::sync::CancellationToken;

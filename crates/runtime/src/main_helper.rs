@@ -23,7 +23,16 @@ where
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let program = format!("herald-{kind}");
+    run_service(kind, &format!("herald-{kind}"), &args, serve)
+}
+
+/// [`service_main`] with explicit arguments (after the program or subcommand name), for
+/// binaries that host several services, such as `herald serve <service>`.
+pub fn run_service<F, Fut>(kind: ServiceKind, program: &str, args: &[String], serve: F) -> ExitCode
+where
+    F: FnOnce(Config, TcpListener, CancellationToken) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
     let mut config_file: Option<PathBuf> = None;
     match args.first().map(String::as_str) {
         None => {}
@@ -45,7 +54,10 @@ where
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(error) => {
             eprintln!("{program}: cannot start the async runtime: {error}");
@@ -53,7 +65,8 @@ where
         }
     };
     let result = runtime.block_on(async move {
-        let _telemetry = crate::telemetry::init(kind.name(), &config.log, config.otlp_endpoint.as_deref())?;
+        let _telemetry =
+            crate::telemetry::init(kind.name(), &config.log, config.otlp_endpoint.as_deref())?;
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen_addr))?;
@@ -69,7 +82,8 @@ where
     }
 }
 
-fn keygen(args: &[String]) -> ExitCode {
+/// `keygen --workspace ID --scopes a,b`: prints a new API key and its config entry.
+pub fn keygen(args: &[String]) -> ExitCode {
     let mut workspace = None;
     let mut scopes = Vec::new();
     let mut it = args.iter();
@@ -100,8 +114,15 @@ fn keygen(args: &[String]) -> ExitCode {
         return ExitCode::from(2);
     };
     let (key, entry) = generate_api_key(&workspace, &scopes);
-    let scopes: Vec<String> = entry.scopes.iter().map(|s| format!("{:?}", format!("{s:?}").to_lowercase())).collect();
-    println!("# API key (shown once; send as `authorization: Bearer <key>`):\n# {}", key.expose());
+    let scopes: Vec<String> = entry
+        .scopes
+        .iter()
+        .map(|s| format!("{:?}", format!("{s:?}").to_lowercase()))
+        .collect();
+    println!(
+        "# API key (shown once; send as `authorization: Bearer <key>`):\n# {}",
+        key.expose()
+    );
     println!(
         "[[api_keys]]\nworkspace = {:?}\nscopes = [{}]\nsha256 = {:?}",
         entry.workspace,

@@ -50,7 +50,9 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    let names: Vec<&'static str> = std::iter::once("").chain(spec.service_names.iter().copied()).collect();
+    let names: Vec<&'static str> = std::iter::once("")
+        .chain(spec.service_names.iter().copied())
+        .collect();
     set_all(&reporter, &names, ServingStatus::Serving).await;
 
     // Health and both reflection versions are described too, so `grpcurl list` shows
@@ -74,10 +76,19 @@ pub async fn serve(
         .add_service(reflection_v1alpha.build_v1alpha()?);
 
     if let Some(check) = spec.readiness.clone() {
-        tokio::spawn(follow_readiness(check, reporter.clone(), names.clone(), shutdown.clone()));
+        tokio::spawn(follow_readiness(
+            check,
+            reporter.clone(),
+            names.clone(),
+            shutdown.clone(),
+        ));
     }
 
-    let authenticator = Authenticator::new(&config.api_keys, config.internal_key.as_ref(), &config.workspaces);
+    let authenticator = Authenticator::new(
+        &config.api_keys,
+        config.internal_key.as_ref(),
+        &config.workspaces,
+    );
     let stack = ServiceBuilder::new()
         // Browsers send CORS preflights before gRPC-Web calls; answer them first.
         .layer(cors())
@@ -141,7 +152,11 @@ async fn follow_readiness(
         }
         let ready = check().await;
         if ready != last && !shutdown.is_cancelled() {
-            let status = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };
+            let status = if ready {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
             if ready {
                 tracing::info!("dependencies reachable again, serving");
             } else {

@@ -31,7 +31,11 @@ impl Drop for TelemetryGuard {
 
 /// Installs the global subscriber: `filter` (tracing syntax) for logs, and an OTLP
 /// exporter named `service` when `otlp_endpoint` is set. Call once, inside a runtime.
-pub fn init(service: &str, filter: &str, otlp_endpoint: Option<&str>) -> anyhow::Result<TelemetryGuard> {
+pub fn init(
+    service: &str,
+    filter: &str,
+    otlp_endpoint: Option<&str>,
+) -> anyhow::Result<TelemetryGuard> {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .map_err(|e| anyhow::anyhow!("invalid log filter {filter:?}: {e}"))?;
     let fmt = tracing_subscriber::fmt::layer()
@@ -60,7 +64,11 @@ pub fn init(service: &str, filter: &str, otlp_endpoint: Option<&str>) -> anyhow:
     let otel = provider
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(format!("herald-{service}"))));
-    tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init()?;
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init()?;
     Ok(TelemetryGuard { provider })
 }
 
@@ -99,7 +107,9 @@ pub fn inject_current(metadata: &mut tonic::metadata::MetadataMap) {
 pub fn current_traceparent() -> Option<String> {
     let mut map = tonic::metadata::MetadataMap::new();
     inject_current(&mut map);
-    map.get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned)
+    map.get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// Makes `span` a child of the trace a stored `traceparent` belongs to.

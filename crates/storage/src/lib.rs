@@ -51,7 +51,9 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
 }
 
 /// Connects and brings the schema of the service owning `M` up to date.
-pub async fn connect_and_migrate<M: MigratorTrait>(url: &str) -> anyhow::Result<DatabaseConnection> {
+pub async fn connect_and_migrate<M: MigratorTrait>(
+    url: &str,
+) -> anyhow::Result<DatabaseConnection> {
     let db = connect(url).await?;
     M::up(&db, None)
         .await
@@ -61,11 +63,15 @@ pub async fn connect_and_migrate<M: MigratorTrait>(url: &str) -> anyhow::Result<
 
 /// A readiness probe: true while the database answers.
 pub async fn is_reachable(db: &DatabaseConnection) -> bool {
-    tokio::time::timeout(Duration::from_secs(2), db.ping()).await.is_ok_and(|r| r.is_ok())
+    tokio::time::timeout(Duration::from_secs(2), db.ping())
+        .await
+        .is_ok_and(|r| r.is_ok())
 }
 
 /// Readiness that follows the database, for the server's health service.
-pub fn readiness(db: &DatabaseConnection) -> std::sync::Arc<dyn Fn() -> futures::future::BoxFuture<'static, bool> + Send + Sync> {
+pub fn readiness(
+    db: &DatabaseConnection,
+) -> std::sync::Arc<dyn Fn() -> futures::future::BoxFuture<'static, bool> + Send + Sync> {
     let db = db.clone();
     std::sync::Arc::new(move || {
         let db = db.clone();
@@ -87,7 +93,12 @@ pub fn redact(url: &str) -> String {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
             match userinfo.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &userinfo[..colon], &url[at..]),
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
                 None => url.to_owned(),
             }
         }
@@ -96,7 +107,9 @@ pub fn redact(url: &str) -> String {
 }
 
 fn create_sqlite_parent(url: &str) -> anyhow::Result<()> {
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or_default();
     if path.is_empty() || path.starts_with(":memory:") {
         return Ok(());
@@ -104,8 +117,9 @@ fn create_sqlite_parent(url: &str) -> anyhow::Result<()> {
     if let Some(parent) = std::path::Path::new(path).parent()
         && !parent.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent).map_err(|e| {
+            anyhow::anyhow!("cannot create data directory {}: {e}", parent.display())
+        })?;
     }
     Ok(())
 }
@@ -114,7 +128,10 @@ fn create_sqlite_parent(url: &str) -> anyhow::Result<()> {
 mod tests {
     #[test]
     fn redacts_passwords_only() {
-        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(super::redact("sqlite://data/x.db"), "sqlite://data/x.db");
     }

@@ -54,7 +54,12 @@ impl TestDatabase {
                     .await
                     .expect("create test database");
                 let _ = admin.close().await;
-                TestDatabase { backend, dir: None, admin_url, name }
+                TestDatabase {
+                    backend,
+                    dir: None,
+                    admin_url,
+                    name,
+                }
             }
         }
     }
@@ -69,11 +74,21 @@ impl TestDatabase {
     pub fn url(&self, service: &str) -> String {
         match self.backend {
             Backend::Sqlite => {
-                let dir = self.dir.as_ref().expect("sqlite test database has a directory");
-                format!("sqlite://{}?mode=rwc", dir.path().join(format!("{service}.db")).display())
+                let dir = self
+                    .dir
+                    .as_ref()
+                    .expect("sqlite test database has a directory");
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join(format!("{service}.db")).display()
+                )
             }
             Backend::Postgres => {
-                let base = self.admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&self.admin_url);
+                let base = self
+                    .admin_url
+                    .rsplit_once('/')
+                    .map(|(b, _)| b)
+                    .unwrap_or(&self.admin_url);
                 format!("{base}/{}", self.name)
             }
         }
@@ -89,7 +104,9 @@ impl Drop for TestDatabase {
         let name = self.name.clone();
         // Drop may run inside a runtime; do the async cleanup on a thread of its own.
         let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(async move {
                 let admin = Database::connect(&admin_url).await?;
                 admin

@@ -8,7 +8,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use herald_runtime::auth::{Scope, WorkspaceConfig, generate_api_key, random_token, sign_user_token};
+use herald_runtime::auth::{
+    Scope, WorkspaceConfig, generate_api_key, random_token, sign_user_token,
+};
 use herald_runtime::{CancellationToken, Config, Secret, ServiceKind};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -41,14 +43,18 @@ impl Credentials {
             admin_key,
             ingest_key,
             internal_key: Secret::new(random_token()),
-            workspace: WorkspaceConfig { id: WORKSPACE.into(), user_token_secret: Secret::new(random_token()) },
+            workspace: WorkspaceConfig {
+                id: WORKSPACE.into(),
+                user_token_secret: Secret::new(random_token()),
+            },
             entries: vec![admin, ingest],
         }
     }
 
     /// A user token for `user_id`, valid for an hour.
     pub fn user_token(&self, user_id: &str) -> String {
-        sign_user_token(&self.workspace, user_id, Duration::from_secs(3600)).expect("sign user token")
+        sign_user_token(&self.workspace, user_id, Duration::from_secs(3600))
+            .expect("sign user token")
     }
 
     /// Puts these credentials into `config`.
@@ -68,9 +74,10 @@ impl Default for Credentials {
 /// `authorization` metadata for `key` on `request`.
 pub fn authorized<T>(message: T, key: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {key}").parse().expect("ascii key"));
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {key}").parse().expect("ascii key"),
+    );
     request
 }
 
@@ -112,7 +119,9 @@ where
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     init_tracing();
-    let listener = TcpListener::bind(config.listen_addr).await.expect("bind test listener");
+    let listener = TcpListener::bind(config.listen_addr)
+        .await
+        .expect("bind test listener");
     spawn_on(listener, config, serve)
 }
 
@@ -125,7 +134,11 @@ where
     let addr = listener.local_addr().expect("local addr");
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(serve(config, listener, shutdown.clone()));
-    Running { addr, shutdown, handle }
+    Running {
+        addr,
+        shutdown,
+        handle,
+    }
 }
 
 /// Logs stay silent unless `HERALD_TEST_LOG` holds a filter, e.g. `debug`.
@@ -149,7 +162,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

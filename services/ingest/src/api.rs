@@ -33,24 +33,42 @@ fn required<T>(value: Option<T>, field: &str) -> Result<T, Error> {
 
 #[tonic::async_trait]
 impl IngestService for Ingest {
-    async fn track(&self, request: Request<TrackRequest>) -> Result<Response<TrackResponse>, Status> {
+    async fn track(
+        &self,
+        request: Request<TrackRequest>,
+    ) -> Result<Response<TrackResponse>, Status> {
         let workspace = workspace(&request)?;
         let mut event = required(request.into_inner().event, "event")?;
         let violations = validate::event("event", &mut event, validate::now());
         if !violations.is_empty() {
             return Err(Error::Invalid(violations).into());
         }
-        let outcome = store::record(&self.db, &self.outbox, &workspace, &[Incoming::Event(event)]).await?;
-        Ok(Response::new(TrackResponse { duplicate: outcome.duplicates() == 1 }))
+        let outcome = store::record(
+            &self.db,
+            &self.outbox,
+            &workspace,
+            &[Incoming::Event(event)],
+        )
+        .await?;
+        Ok(Response::new(TrackResponse {
+            duplicate: outcome.duplicates() == 1,
+        }))
     }
 
-    async fn track_batch(&self, request: Request<TrackBatchRequest>) -> Result<Response<TrackBatchResponse>, Status> {
+    async fn track_batch(
+        &self,
+        request: Request<TrackBatchRequest>,
+    ) -> Result<Response<TrackBatchResponse>, Status> {
         let workspace = workspace(&request)?;
         let events = request.into_inner().events;
         if events.is_empty() || events.len() > validate::MAX_BATCH {
             return Err(Error::Invalid(vec![FieldViolation::new(
                 "events",
-                format!("must hold 1..={} events, got {}", validate::MAX_BATCH, events.len()),
+                format!(
+                    "must hold 1..={} events, got {}",
+                    validate::MAX_BATCH,
+                    events.len()
+                ),
             )])
             .into());
         }
@@ -68,7 +86,10 @@ impl IngestService for Ingest {
             return Err(Error::Invalid(violations).into());
         }
         let outcome = store::record(&self.db, &self.outbox, &workspace, &records).await?;
-        Ok(Response::new(TrackBatchResponse { accepted: outcome.accepted(), duplicates: outcome.duplicates() }))
+        Ok(Response::new(TrackBatchResponse {
+            accepted: outcome.accepted(),
+            duplicates: outcome.duplicates(),
+        }))
     }
 
     async fn track_stream(
@@ -88,44 +109,69 @@ impl IngestService for Ingest {
                 match futures::FutureExt::now_or_never(stream.next()) {
                     Some(next) => next,
                     None => {
-                        self.commit_chunk(&workspace, &mut chunk, &mut response).await?;
+                        self.commit_chunk(&workspace, &mut chunk, &mut response)
+                            .await?;
                         continue;
                     }
                 }
             };
             let Some(message) = next else { break };
             let mut event = required(message?.event, &format!("events[{position}]"))?;
-            let violations = validate::event(&format!("events[{position}]"), &mut event, validate::now());
+            let violations =
+                validate::event(&format!("events[{position}]"), &mut event, validate::now());
             if !violations.is_empty() {
                 return Err(Error::Invalid(violations).into());
             }
             position += 1;
             chunk.push(Incoming::Event(event));
             if chunk.len() >= STREAM_CHUNK {
-                self.commit_chunk(&workspace, &mut chunk, &mut response).await?;
+                self.commit_chunk(&workspace, &mut chunk, &mut response)
+                    .await?;
             }
         }
-        self.commit_chunk(&workspace, &mut chunk, &mut response).await?;
+        self.commit_chunk(&workspace, &mut chunk, &mut response)
+            .await?;
         Ok(Response::new(response))
     }
 
-    async fn identify(&self, request: Request<IdentifyRequest>) -> Result<Response<IdentifyResponse>, Status> {
+    async fn identify(
+        &self,
+        request: Request<IdentifyRequest>,
+    ) -> Result<Response<IdentifyResponse>, Status> {
         let workspace = workspace(&request)?;
         let mut identity = required(request.into_inner().identity, "identity")?;
         let violations = validate::identity("identity", &mut identity, validate::now());
         if !violations.is_empty() {
             return Err(Error::Invalid(violations).into());
         }
-        let outcome = store::record(&self.db, &self.outbox, &workspace, &[Incoming::Identity(identity)]).await?;
-        Ok(Response::new(IdentifyResponse { duplicate: outcome.duplicates() == 1 }))
+        let outcome = store::record(
+            &self.db,
+            &self.outbox,
+            &workspace,
+            &[Incoming::Identity(identity)],
+        )
+        .await?;
+        Ok(Response::new(IdentifyResponse {
+            duplicate: outcome.duplicates() == 1,
+        }))
     }
 
-    async fn delete_user(&self, _: Request<DeleteUserRequest>) -> Result<Response<DeleteUserResponse>, Status> {
-        Err(herald_runtime::not_yet_implemented("IngestService.DeleteUser"))
+    async fn delete_user(
+        &self,
+        _: Request<DeleteUserRequest>,
+    ) -> Result<Response<DeleteUserResponse>, Status> {
+        Err(herald_runtime::not_yet_implemented(
+            "IngestService.DeleteUser",
+        ))
     }
 
-    async fn export_user(&self, _: Request<ExportUserRequest>) -> Result<Response<ExportUserResponse>, Status> {
-        Err(herald_runtime::not_yet_implemented("IngestService.ExportUser"))
+    async fn export_user(
+        &self,
+        _: Request<ExportUserRequest>,
+    ) -> Result<Response<ExportUserResponse>, Status> {
+        Err(herald_runtime::not_yet_implemented(
+            "IngestService.ExportUser",
+        ))
     }
 }
 

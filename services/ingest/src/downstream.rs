@@ -34,10 +34,12 @@ impl SegmentationItem {
     fn decode(bytes: &[u8]) -> Result<Self, SinkError> {
         let bad = |e: String| SinkError::Rejected(format!("undecodable outbox item: {e}"));
         match bytes.split_first() {
-            Some((1, rest)) => ApplyEventsRequest::decode(rest).map(Self::Events).map_err(|e| bad(e.to_string())),
-            Some((2, rest)) => {
-                ApplyIdentitiesRequest::decode(rest).map(Self::Identities).map_err(|e| bad(e.to_string()))
-            }
+            Some((1, rest)) => ApplyEventsRequest::decode(rest)
+                .map(Self::Events)
+                .map_err(|e| bad(e.to_string())),
+            Some((2, rest)) => ApplyIdentitiesRequest::decode(rest)
+                .map(Self::Identities)
+                .map_err(|e| bad(e.to_string())),
             _ => Err(bad("unknown tag".into())),
         }
     }
@@ -65,7 +67,9 @@ impl Sink for SegmentationSink {
         for item in items {
             let next = SegmentationItem::decode(&item.payload)?;
             pending = match (pending.take(), next) {
-                (Some(SegmentationItem::Events(mut a)), SegmentationItem::Events(b)) if a.workspace_id == b.workspace_id => {
+                (Some(SegmentationItem::Events(mut a)), SegmentationItem::Events(b))
+                    if a.workspace_id == b.workspace_id =>
+                {
                     a.events.extend(b.events);
                     Some(SegmentationItem::Events(a))
                 }
@@ -112,7 +116,9 @@ impl Sink for AnalyticsSink {
             let next = RecordEventsRequest::decode(item.payload.as_slice())
                 .map_err(|e| SinkError::Rejected(format!("undecodable outbox item: {e}")))?;
             match calls.last_mut() {
-                Some(last) if last.workspace_id == next.workspace_id => last.events.extend(next.events),
+                Some(last) if last.workspace_id == next.workspace_id => {
+                    last.events.extend(next.events)
+                }
                 _ => calls.push(next),
             }
         }

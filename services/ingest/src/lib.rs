@@ -15,30 +15,60 @@ use std::sync::Arc;
 
 use herald_outbox::Outbox;
 use herald_proto::ingest::v1::ingest_service_server::IngestServiceServer;
-use herald_runtime::{Access, AccessPolicy, CancellationToken, Config, Downstream, Scope, ServiceKind, ServiceSpec};
+use herald_runtime::{
+    Access, AccessPolicy, CancellationToken, Config, Downstream, Scope, ServiceKind, ServiceSpec,
+};
 use tokio::net::TcpListener;
 
 /// Runs ingest on `listener` until `shutdown` is cancelled.
-pub async fn serve(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let kind = ServiceKind::Ingest;
-    let db = herald_storage::connect_and_migrate::<migration::Migrator>(&config.database_url(kind)).await?;
-    let deadline = config.default_deadline().min(std::time::Duration::from_secs(10));
-    let segmentation =
-        Downstream::connect_lazy("segmentation", &config.segmentation_url, config.internal_key.clone(), deadline)?;
-    let analytics = Downstream::connect_lazy("analytics", &config.analytics_url, config.internal_key.clone(), deadline)?;
+    let db = herald_storage::connect_and_migrate::<migration::Migrator>(&config.database_url(kind))
+        .await?;
+    let deadline = config
+        .default_deadline()
+        .min(std::time::Duration::from_secs(10));
+    let segmentation = Downstream::connect_lazy(
+        "segmentation",
+        &config.segmentation_url,
+        config.internal_key.clone(),
+        deadline,
+    )?;
+    let analytics = Downstream::connect_lazy(
+        "analytics",
+        &config.analytics_url,
+        config.internal_key.clone(),
+        deadline,
+    )?;
     let outbox = Outbox::builder(db.clone(), migration::OUTBOX_TABLE, config.instance_id())
-        .destination(downstream::SEGMENTATION, Arc::new(downstream::SegmentationSink(segmentation)))
-        .destination(downstream::ANALYTICS, Arc::new(downstream::AnalyticsSink(analytics)))
+        .destination(
+            downstream::SEGMENTATION,
+            Arc::new(downstream::SegmentationSink(segmentation)),
+        )
+        .destination(
+            downstream::ANALYTICS,
+            Arc::new(downstream::AnalyticsSink(analytics)),
+        )
         .start(shutdown.clone());
 
-    let ingest = IngestServiceServer::new(api::Ingest { db: db.clone(), outbox })
-        .max_decoding_message_size(config.max_request_bytes);
+    let ingest = IngestServiceServer::new(api::Ingest {
+        db: db.clone(),
+        outbox,
+    })
+    .max_decoding_message_size(config.max_request_bytes);
     let spec = ServiceSpec {
         kind,
         routes: tonic::service::Routes::new(ingest),
         service_names: vec!["herald.ingest.v1.IngestService"],
         descriptor_sets: vec![herald_proto::ingest::v1::FILE_DESCRIPTOR_SET],
-        access: AccessPolicy::default().service("herald.ingest.v1.IngestService", Access::Scope(Scope::Ingest)),
+        access: AccessPolicy::default().service(
+            "herald.ingest.v1.IngestService",
+            Access::Scope(Scope::Ingest),
+        ),
         readiness: Some(herald_storage::readiness(&db)),
     };
     herald_runtime::serve(&config, spec, listener, shutdown).await

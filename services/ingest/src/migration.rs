@@ -10,7 +10,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateRecords), Box::new(herald_outbox::migration(OUTBOX_TABLE))]
+        vec![
+            Box::new(CreateRecords),
+            Box::new(herald_outbox::migration(OUTBOX_TABLE)),
+        ]
     }
 
     fn migration_table_name() -> DynIden {
@@ -35,16 +38,48 @@ impl MigrationTrait for CreateRecords {
                 Table::create()
                     .table(t.clone())
                     .if_not_exists()
-                    .col(ColumnDef::new(Alias::new("workspace_id")).string_len(128).not_null())
-                    .col(ColumnDef::new(Alias::new("message_id")).string_len(128).not_null())
-                    .col(ColumnDef::new(Alias::new("kind")).small_integer().not_null())
-                    .col(ColumnDef::new(Alias::new("user_id")).string_len(256).not_null())
-                    .col(ColumnDef::new(Alias::new("name")).string_len(128).not_null())
-                    .col(ColumnDef::new(Alias::new("occurred_at")).big_integer().not_null())
-                    .col(ColumnDef::new(Alias::new("received_at")).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(Alias::new("workspace_id"))
+                            .string_len(128)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Alias::new("message_id"))
+                            .string_len(128)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Alias::new("kind"))
+                            .small_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Alias::new("user_id"))
+                            .string_len(256)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Alias::new("name"))
+                            .string_len(128)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Alias::new("occurred_at"))
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Alias::new("received_at"))
+                            .big_integer()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Alias::new("body")).blob().not_null())
                     // Deduplication is the primary key: one record per client message_id.
-                    .primary_key(Index::create().col(Alias::new("workspace_id")).col(Alias::new("message_id")))
+                    .primary_key(
+                        Index::create()
+                            .col(Alias::new("workspace_id"))
+                            .col(Alias::new("message_id")),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -63,6 +98,8 @@ impl MigrationTrait for CreateRecords {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(Alias::new("ingest_records")).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(Alias::new("ingest_records")).to_owned())
+            .await
     }
 }

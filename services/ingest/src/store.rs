@@ -4,11 +4,13 @@
 use std::collections::HashSet;
 
 use herald_outbox::{NewItem, Outbox};
-use herald_proto::common::v1::{Event, Identity};
 use herald_proto::analytics::v1::RecordEventsRequest;
+use herald_proto::common::v1::{Event, Identity};
 use herald_proto::segmentation::v1::{ApplyEventsRequest, ApplyIdentitiesRequest};
 use prost::Message;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
+};
 
 use crate::downstream::{ANALYTICS, SEGMENTATION, SegmentationItem};
 use crate::error::Error;
@@ -103,7 +105,10 @@ pub async fn record(
 }
 
 fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
-    matches!(error.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+    matches!(
+        error.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
 }
 
 async fn try_record(
@@ -154,10 +159,18 @@ async fn try_record(
                 ));
                 items.push(item(
                     ANALYTICS,
-                    RecordEventsRequest { workspace_id: workspace.to_owned(), events: vec![event.clone()] }
-                        .encode_to_vec(),
+                    RecordEventsRequest {
+                        workspace_id: workspace.to_owned(),
+                        events: vec![event.clone()],
+                    }
+                    .encode_to_vec(),
                 ));
-                (1, event.name.clone(), event.timestamp, event.encode_to_vec())
+                (
+                    1,
+                    event.name.clone(),
+                    event.timestamp,
+                    event.encode_to_vec(),
+                )
             }
             Incoming::Identity(identity) => {
                 items.push(item(
@@ -168,7 +181,12 @@ async fn try_record(
                     })
                     .encode(),
                 ));
-                (2, String::new(), identity.timestamp, identity.encode_to_vec())
+                (
+                    2,
+                    String::new(),
+                    identity.timestamp,
+                    identity.encode_to_vec(),
+                )
             }
         };
         rows.push(record::ActiveModel::from(record::Model {
@@ -177,7 +195,9 @@ async fn try_record(
             kind,
             user_id: incoming.user_id().to_owned(),
             name,
-            occurred_at: occurred.map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000).unwrap_or(received_at),
+            occurred_at: occurred
+                .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+                .unwrap_or(received_at),
             received_at,
             body,
         }));
@@ -188,7 +208,9 @@ async fn try_record(
     }
     // Chunked to stay under SQLite's bound-parameter limit.
     for chunk in rows.chunks(500) {
-        record::Entity::insert_many(chunk.to_vec()).exec_without_returning(&txn).await?;
+        record::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&txn)
+            .await?;
     }
     let staged = outbox.add(&txn, items).await?;
     txn.commit().await?;

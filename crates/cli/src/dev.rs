@@ -1,0 +1,279 @@
+//! `herald dev`: the embedded default. All five services in one process, each on its own
+//! port, SQLite under a data directory, a demo workspace whose credentials are kept in
+//! that directory so a restart keeps working with the same key and tokens.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use herald_runtime::auth::{Scope, WorkspaceConfig, random_token, sign_user_token};
+use herald_runtime::{Config, Secret, ServiceKind};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+
+/// The demo workspace's id.
+const WORKSPACE: &str = "demo";
+/// File under the data directory holding the dev credentials (plaintext: dev only).
+const CREDENTIALS_FILE: &str = "dev-credentials.toml";
+
+/// The dev suite's credentials, created on first start.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DevCredentials {
+    workspace: String,
+    /// Server API key with the ingest and admin scopes.
+    server_key: String,
+    /// Key the services present to each other.
+    internal_key: String,
+    /// Secret end-user tokens are signed with.
+    user_token_secret: String,
+}
+
+impl DevCredentials {
+    fn load_or_create(data_dir: &Path) -> anyhow::Result<Self> {
+        let path = data_dir.join(CREDENTIALS_FILE);
+        if path.exists() {
+            let text = std::fs::read_to_string(&path)?;
+            return toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+        }
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            anyhow::anyhow!("cannot create data directory {}: {e}", data_dir.display())
+        })?;
+        let credentials = DevCredentials {
+            workspace: WORKSPACE.into(),
+            server_key: format!("hk_{}", random_token()),
+            internal_key: random_token(),
+            user_token_secret: random_token(),
+        };
+        std::fs::write(&path, toml::to_string(&credentials)?)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(credentials)
+    }
+
+    fn workspace(&self) -> WorkspaceConfig {
+        WorkspaceConfig {
+            id: self.workspace.clone(),
+            user_token_secret: Secret::new(self.user_token_secret.clone()),
+        }
+    }
+
+    fn config(&self, kind: ServiceKind, data_dir: &Path) -> Config {
+        let mut config = Config::defaults(kind);
+        config.data_dir = data_dir.to_path_buf();
+        config.instance_id = Some(format!("dev-{kind}"));
+        config.log =
+            std::env::var("HERALD_LOG").unwrap_or_else(|_| "info,sea_orm_migration=warn".into());
+        config.internal_key = Some(Secret::new(self.internal_key.clone()));
+        let sha256 = herald_runtime::auth::hash_key(&self.server_key);
+        config.api_keys = vec![herald_runtime::auth::ApiKeyConfig {
+            workspace: self.workspace.clone(),
+            scopes: vec![Scope::Ingest, Scope::Admin],
+            sha256,
+            name: Some("dev server key".into()),
+        }];
+        config.workspaces = vec![self.workspace()];
+        config
+    }
+}
+
+fn data_dir(args: &[String]) -> Result<PathBuf, String> {
+    let mut dir = std::env::var("HERALD_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("data"));
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match (arg.as_str(), it.next()) {
+            ("--data-dir", Some(d)) => dir = PathBuf::from(d),
+            _ => return Err(format!("unexpected argument {arg:?}")),
+        }
+    }
+    Ok(dir)
+}
+
+/// `herald dev [--data-dir DIR]`.
+pub fn run(args: &[String]) -> ExitCode {
+    let dir = match data_dir(args) {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("herald dev: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("herald dev: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_suite(&dir)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("herald dev: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_suite(dir: &Path) -> anyhow::Result<()> {
+    let credentials = DevCredentials::load_or_create(dir)?;
+    let configs: Vec<Config> = ServiceKind::ALL
+        .iter()
+        .map(|k| credentials.config(*k, dir))
+        .collect();
+    for config in &configs {
+        config.validate()?;
+    }
+    let _telemetry = herald_runtime::telemetry::init("dev", &configs[0].log, None)?;
+    // Bind every port before starting anything, so a taken port fails cleanly.
+    let mut listeners = Vec::new();
+    for config in &configs {
+        let listener = TcpListener::bind(config.listen_addr).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {} ({e}); is another Herald already running?",
+                config.listen_addr
+            )
+        })?;
+        listeners.push(listener);
+    }
+    let shutdown = herald_runtime::shutdown::on_signal();
+    let mut tasks = tokio::task::JoinSet::new();
+    for ((kind, config), listener) in ServiceKind::ALL.into_iter().zip(configs).zip(listeners) {
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            let result = match kind {
+                ServiceKind::Ingest => herald_ingest::serve(config, listener, token).await,
+                ServiceKind::Segmentation => {
+                    herald_segmentation::serve(config, listener, token).await
+                }
+                ServiceKind::Trigger => herald_trigger::serve(config, listener, token).await,
+                ServiceKind::Delivery => herald_delivery::serve(config, listener, token).await,
+                ServiceKind::Analytics => herald_analytics::serve(config, listener, token).await,
+            };
+            (kind, result)
+        });
+    }
+    // Give the servers a moment to run their migrations before printing the banner.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    print_banner(&credentials, dir)?;
+
+    let mut failure = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((_, Ok(()))) => {}
+            Ok((kind, Err(e))) => {
+                tracing::error!(service = %kind, error = %format!("{e:#}"), "service failed, stopping the suite");
+                failure.get_or_insert_with(|| anyhow::anyhow!("{kind} failed: {e:#}"));
+                shutdown.cancel();
+            }
+            Err(e) => {
+                failure.get_or_insert_with(|| anyhow::anyhow!("a service panicked: {e}"));
+                shutdown.cancel();
+            }
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+fn print_banner(credentials: &DevCredentials, dir: &Path) -> anyhow::Result<()> {
+    let token = sign_user_token(
+        &credentials.workspace(),
+        "alice",
+        Duration::from_secs(24 * 3600),
+    )?;
+    let port = |k: ServiceKind| k.default_port();
+    println!(
+        r#"
+Herald is running (workspace "{ws}", data in {dir}).
+
+  ingest        127.0.0.1:{i}
+  segmentation  127.0.0.1:{s}
+  trigger       127.0.0.1:{t}
+  delivery      127.0.0.1:{d}   (gRPC and gRPC-Web)
+  analytics     127.0.0.1:{a}
+
+Server API key (scopes ingest, admin) and an end-user token for user "alice" (24 h):
+
+  export HERALD_KEY={key}
+  export HERALD_TOKEN={token}
+
+Mint a token for another user:  herald token --user bob   (or: cargo run --release --bin herald -- token --user bob)
+The walkthrough (README.md, "Walkthrough") creates a campaign, subscribes as alice, tracks
+an event, clicks the message and reads the stats. Stop with Ctrl-C; state is kept.
+"#,
+        ws = credentials.workspace,
+        dir = dir.display(),
+        i = port(ServiceKind::Ingest),
+        s = port(ServiceKind::Segmentation),
+        t = port(ServiceKind::Trigger),
+        d = port(ServiceKind::Delivery),
+        a = port(ServiceKind::Analytics),
+        key = credentials.server_key,
+    );
+    Ok(())
+}
+
+/// `herald token --user ID [--ttl-hours N] [--data-dir DIR]`.
+pub fn token(args: &[String]) -> ExitCode {
+    let mut user = None;
+    let mut ttl_hours: u64 = 24;
+    let mut rest = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match (arg.as_str(), it.next()) {
+            ("--user", Some(u)) => user = Some(u.clone()),
+            ("--ttl-hours", Some(h)) => match h.parse() {
+                Ok(h) => ttl_hours = h,
+                Err(_) => {
+                    eprintln!("herald token: --ttl-hours must be a whole number");
+                    return ExitCode::from(2);
+                }
+            },
+            (flag, Some(value)) => rest.extend([flag.to_owned(), value.clone()]),
+            (flag, None) => rest.push(flag.to_owned()),
+        }
+    }
+    let Some(user) = user.filter(|u| !u.is_empty()) else {
+        eprintln!("herald token: --user ID is required");
+        return ExitCode::from(2);
+    };
+    let dir = match data_dir(&rest) {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("herald token: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let path = dir.join(CREDENTIALS_FILE);
+    if !path.exists() {
+        eprintln!(
+            "herald token: {} not found; start `herald dev` once first",
+            path.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let result = DevCredentials::load_or_create(&dir).and_then(|c| {
+        Ok(sign_user_token(
+            &c.workspace(),
+            &user,
+            Duration::from_secs(ttl_hours * 3600),
+        )?)
+    });
+    match result {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("herald token: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The README walkthrough, command for command, with checks: a campaign, a live stream, an
+# event that becomes a message on it within a second, a click, and the stats counting it.
+# Needs a running suite (`herald dev`), grpcurl on PATH, HERALD_KEY and HERALD_TOKEN (alice).
+set -euo pipefail
+: "${HERALD_KEY:?export HERALD_KEY (printed by herald dev)}"
+: "${HERALD_TOKEN:?export HERALD_TOKEN (printed by herald dev)}"
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+# 1. Create an active campaign that welcomes users when they sign up.
+grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{
+  "campaign": {
+    "name": "Welcome",
+    "status": "CAMPAIGN_STATUS_ACTIVE",
+    "trigger": {"event": {"event_name": "signed_up"}},
+    "variants": [{"id": "a", "name": "A", "weight": 1, "contents": [{"in_app": {
+      "format": "IN_APP_FORMAT_MODAL",
+      "title": "Welcome, {{ user.first_name }}!",
+      "body": "Your {{ event.properties.plan }} plan is ready.",
+      "actions": [{"id": "tour", "label": "Take the tour", "kind": "ACTION_KIND_URL", "url": "https://example.com/tour"}]
+    }}]}]
+  }
+}' 127.0.0.1:50053 herald.trigger.v1.TriggerService/CreateCampaign > "$work/campaign.json"
+campaign=$(json 'd["campaign"]["id"]' < "$work/campaign.json")
+echo "campaign $campaign created"
+
+# 2. Open alice's live stream (a second terminal, in the README).
+grpcurl -plaintext -H "authorization: Bearer $HERALD_TOKEN" -d '{}' \
+  127.0.0.1:50054 herald.delivery.v1.DeliveryService/Subscribe > "$work/stream.json" 2>&1 &
+sleep 1
+
+# 3. Tell Herald who alice is, and that she just signed up.
+grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{
+  "identity": {"message_id": "walkthrough-identify-1", "user_id": "alice", "traits": {"first_name": "Alice", "plan": "pro"}}
+}' 127.0.0.1:50051 herald.ingest.v1.IngestService/Identify
+sent=$(date +%s%N)
+grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{
+  "event": {"message_id": "walkthrough-signup-1", "user_id": "alice", "name": "signed_up", "properties": {"plan": "pro"}}
+}' 127.0.0.1:50051 herald.ingest.v1.IngestService/Track
+
+for _ in $(seq 50); do
+  grep -q '"title"' "$work/stream.json" && break
+  sleep 0.1
+done
+arrived=$(date +%s%N)
+grep -q '"title": "Welcome, Alice!"' "$work/stream.json" || { echo "no message on the stream:"; cat "$work/stream.json"; exit 1; }
+echo "message on the stream $(( (arrived - sent) / 1000000 )) ms after Track (polled every 100 ms)"
+message=$(python3 -c "
+import json,re,sys
+text=open('$work/stream.json').read()
+print(re.search(r'\"id\": \"(msg_[^\"]+)\"', text).group(1))")
+
+# 4. Alice sees the message and clicks its button.
+grpcurl -plaintext -H "authorization: Bearer $HERALD_TOKEN" -d "{\"message_id\": \"$message\", \"state\": \"MESSAGE_STATE_DISPLAYED\"}" \
+  127.0.0.1:50054 herald.delivery.v1.DeliveryService/UpdateMessageState > /dev/null
+grpcurl -plaintext -H "authorization: Bearer $HERALD_TOKEN" -d "{\"message_id\": \"$message\", \"state\": \"MESSAGE_STATE_CLICKED\", \"action_id\": \"tour\"}" \
+  127.0.0.1:50054 herald.delivery.v1.DeliveryService/UpdateMessageState > /dev/null
+
+# 5. Her inbox, and the campaign's numbers.
+grpcurl -plaintext -H "authorization: Bearer $HERALD_TOKEN" -d '{}' \
+  127.0.0.1:50054 herald.delivery.v1.DeliveryService/ListInbox > "$work/inbox.json"
+grep -q "$message" "$work/inbox.json"
+for _ in $(seq 50); do
+  grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d "{\"campaign_id\": \"$campaign\"}" \
+    127.0.0.1:50055 herald.analytics.v1.AnalyticsService/GetCampaignStats > "$work/stats.json"
+  [ "$(json 'd["stats"]["total"].get("clicks", "0")' < "$work/stats.json")" = "1" ] && break
+  sleep 0.1
+done
+cat "$work/stats.json"
+[ "$(json 'd["stats"]["total"].get("clicks", "0")' < "$work/stats.json")" = "1" ] || { echo "the click was not counted"; exit 1; }
+echo "walkthrough: ok"

@@ -1,0 +1,376 @@
+//! Checks internal and public requests, naming every wrong field, and turns the valid
+//! ones into what the store keeps (times as milliseconds since the Unix epoch).
+
+use herald_proto::analytics::v1::{GetCampaignStatsRequest, Interaction, InteractionKind};
+use herald_proto::common::v1::Event;
+use herald_runtime::FieldViolation;
+use prost_types::{Duration, Timestamp};
+
+/// Largest number of interactions or events in one call.
+pub const MAX_BATCH: usize = 1000;
+/// The attribution window when the campaign names none.
+pub const DEFAULT_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
+/// How far in the future a time may be.
+const MAX_FUTURE_MS: i64 = 24 * 3600 * 1000;
+
+fn check_len(
+    out: &mut Vec<FieldViolation>,
+    field: String,
+    value: &str,
+    max: usize,
+    required: bool,
+) {
+    let len = value.chars().count();
+    if required && len == 0 {
+        out.push(FieldViolation::new(field, "must not be empty"));
+    } else if len > max {
+        out.push(FieldViolation::new(
+            field,
+            format!("must be at most {max} characters, got {len}"),
+        ));
+    }
+}
+
+fn check_batch(out: &mut Vec<FieldViolation>, workspace_id: &str, field: &str, len: usize) {
+    check_len(out, "workspace_id".into(), workspace_id, 128, true);
+    if len > MAX_BATCH {
+        out.push(FieldViolation::new(
+            field,
+            format!("must hold at most {MAX_BATCH} items, got {len}"),
+        ));
+    }
+}
+
+/// A timestamp as milliseconds, if it is a valid instant after 1970.
+pub fn millis(t: &Timestamp) -> Option<i64> {
+    if t.seconds < 0 || !(0..=999_999_999).contains(&t.nanos) {
+        return None;
+    }
+    t.seconds
+        .checked_mul(1000)
+        .map(|ms| ms + i64::from(t.nanos) / 1_000_000)
+}
+
+fn check_time(
+    out: &mut Vec<FieldViolation>,
+    field: String,
+    t: Option<&Timestamp>,
+    now: i64,
+) -> i64 {
+    let Some(t) = t else { return now };
+    match millis(t) {
+        None => {
+            out.push(FieldViolation::new(
+                field,
+                "must be a valid time after 1970-01-01",
+            ));
+            now
+        }
+        Some(ms) if ms > now + MAX_FUTURE_MS => {
+            out.push(FieldViolation::new(
+                field,
+                "must not be more than 24 hours in the future",
+            ));
+            now
+        }
+        Some(ms) => ms,
+    }
+}
+
+fn window_ms(out: &mut Vec<FieldViolation>, field: String, d: Option<&Duration>) -> i64 {
+    match d {
+        None => DEFAULT_WINDOW_MS,
+        Some(d) if d.seconds < 0 || d.nanos < 0 || d.nanos > 999_999_999 => {
+            out.push(FieldViolation::new(field, "must be a positive duration"));
+            DEFAULT_WINDOW_MS
+        }
+        Some(d) if d.seconds == 0 && d.nanos == 0 => DEFAULT_WINDOW_MS,
+        Some(d) => d
+            .seconds
+            .saturating_mul(1000)
+            .saturating_add(i64::from(d.nanos) / 1_000_000),
+    }
+}
+
+/// An interaction as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Valid {
+    pub interaction: Interaction,
+    pub kind: InteractionKind,
+    pub occurred_at: i64,
+    pub window_ms: i64,
+}
+
+/// Validates a RecordInteractions request.
+pub fn interactions(
+    workspace_id: &str,
+    interactions: Vec<Interaction>,
+    now: i64,
+) -> Result<Vec<Valid>, Vec<FieldViolation>> {
+    let mut out = Vec::new();
+    check_batch(&mut out, workspace_id, "interactions", interactions.len());
+    let mut valid = Vec::with_capacity(interactions.len());
+    for (i, mut interaction) in interactions.into_iter().enumerate() {
+        let field = |name: &str| format!("interactions[{i}].{name}");
+        check_len(&mut out, field("id"), &interaction.id, 128, true);
+        check_len(
+            &mut out,
+            field("campaign_id"),
+            &interaction.campaign_id,
+            128,
+            true,
+        );
+        check_len(&mut out, field("user_id"), &interaction.user_id, 256, true);
+        let kind = match InteractionKind::try_from(interaction.kind) {
+            Ok(InteractionKind::Unspecified) | Err(_) => {
+                out.push(FieldViolation::new(
+                    field("kind"),
+                    "must be a known interaction kind",
+                ));
+                InteractionKind::Unspecified
+            }
+            Ok(kind) => kind,
+        };
+        if kind == InteractionKind::AssignedControl {
+            // Control has no variant; whatever was sent is not one.
+            interaction.variant_id.clear();
+        } else {
+            check_len(
+                &mut out,
+                field("variant_id"),
+                &interaction.variant_id,
+                128,
+                true,
+            );
+        }
+        let needs_message = matches!(
+            kind,
+            InteractionKind::Delivered
+                | InteractionKind::Impression
+                | InteractionKind::Click
+                | InteractionKind::Dismissal
+        );
+        check_len(
+            &mut out,
+            field("message_id"),
+            &interaction.message_id,
+            128,
+            needs_message,
+        );
+        check_len(
+            &mut out,
+            field("action_id"),
+            &interaction.action_id,
+            64,
+            false,
+        );
+        check_len(
+            &mut out,
+            field("goal_event_name"),
+            &interaction.goal_event_name,
+            128,
+            false,
+        );
+        check_len(
+            &mut out,
+            field("delivery_idempotency_key"),
+            &interaction.delivery_idempotency_key,
+            256,
+            false,
+        );
+        let occurred_at = check_time(&mut out, field("time"), interaction.time.as_ref(), now);
+        let window_ms = window_ms(
+            &mut out,
+            field("attribution_window"),
+            interaction.attribution_window.as_ref(),
+        );
+        valid.push(Valid {
+            interaction,
+            kind,
+            occurred_at,
+            window_ms,
+        });
+    }
+    if out.is_empty() { Ok(valid) } else { Err(out) }
+}
+
+/// Validates a RecordEvents request; returns each event's time in milliseconds.
+pub fn events(
+    workspace_id: &str,
+    events: &[Event],
+    now: i64,
+) -> Result<Vec<i64>, Vec<FieldViolation>> {
+    let mut out = Vec::new();
+    check_batch(&mut out, workspace_id, "events", events.len());
+    let mut times = Vec::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        check_len(
+            &mut out,
+            format!("events[{i}].message_id"),
+            &e.message_id,
+            128,
+            true,
+        );
+        check_len(
+            &mut out,
+            format!("events[{i}].user_id"),
+            &e.user_id,
+            256,
+            true,
+        );
+        check_len(&mut out, format!("events[{i}].name"), &e.name, 128, true);
+        // Past times are fine; ingest already bounded the future.
+        times.push(match e.timestamp.as_ref().map(millis) {
+            None => now,
+            Some(Some(ms)) => ms,
+            Some(None) => {
+                out.push(FieldViolation::new(
+                    format!("events[{i}].timestamp"),
+                    "must be a valid time after 1970-01-01",
+                ));
+                now
+            }
+        });
+    }
+    if out.is_empty() { Ok(times) } else { Err(out) }
+}
+
+/// The range of a GetCampaignStats request, `[start, end)` in milliseconds.
+pub fn stats_range(
+    request: &GetCampaignStatsRequest,
+    now: i64,
+) -> Result<(i64, i64), Vec<FieldViolation>> {
+    let mut out = Vec::new();
+    check_len(
+        &mut out,
+        "campaign_id".into(),
+        &request.campaign_id,
+        128,
+        true,
+    );
+    let mut bound = |field: &str, t: Option<&Timestamp>, default: i64| match t.map(millis) {
+        None => default,
+        Some(Some(ms)) => ms,
+        Some(None) => {
+            out.push(FieldViolation::new(
+                field,
+                "must be a valid time after 1970-01-01",
+            ));
+            default
+        }
+    };
+    let start = bound("start_time", request.start_time.as_ref(), 0);
+    let end = bound("end_time", request.end_time.as_ref(), i64::MAX);
+    if request.start_time.is_some() && request.end_time.is_some() && end <= start {
+        out.push(FieldViolation::new("end_time", "must be after start_time"));
+    }
+    // Unset end means now; interactions a little in the future (clock skew) count too.
+    let end = if request.end_time.is_none() {
+        now.saturating_add(MAX_FUTURE_MS)
+    } else {
+        end
+    };
+    if out.is_empty() {
+        Ok((start, end))
+    } else {
+        Err(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn click() -> Interaction {
+        Interaction {
+            id: "i1".into(),
+            campaign_id: "c1".into(),
+            variant_id: "v1".into(),
+            user_id: "u1".into(),
+            kind: InteractionKind::Click as i32,
+            message_id: "m1".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_valid_interaction_gets_defaults() {
+        let valid = interactions("acme", vec![click()], 5_000).unwrap();
+        assert_eq!(
+            (valid[0].occurred_at, valid[0].window_ms),
+            (5_000, DEFAULT_WINDOW_MS)
+        );
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let bad = Interaction {
+            kind: 42,
+            message_id: String::new(),
+            ..click()
+        };
+        let control = Interaction {
+            kind: InteractionKind::AssignedControl as i32,
+            variant_id: "ignored".into(),
+            message_id: String::new(),
+            time: Some(Timestamp {
+                seconds: 10_000_000_000,
+                nanos: 0,
+            }),
+            ..click()
+        };
+        let missing_message = Interaction {
+            kind: InteractionKind::Impression as i32,
+            message_id: String::new(),
+            ..click()
+        };
+        let fields: Vec<String> = interactions("", vec![bad, control, missing_message], 0)
+            .unwrap_err()
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "workspace_id",
+                "interactions[0].kind",
+                "interactions[1].time",
+                "interactions[2].message_id"
+            ]
+        );
+    }
+
+    #[test]
+    fn control_needs_no_variant_or_message() {
+        let control = Interaction {
+            kind: InteractionKind::AssignedControl as i32,
+            variant_id: "v9".into(),
+            message_id: String::new(),
+            ..click()
+        };
+        let valid = interactions("acme", vec![control], 0).unwrap();
+        assert_eq!(valid[0].interaction.variant_id, "");
+    }
+
+    #[test]
+    fn stats_ranges_must_be_ordered() {
+        let at = |seconds| Some(Timestamp { seconds, nanos: 0 });
+        let request = GetCampaignStatsRequest {
+            campaign_id: "c".into(),
+            start_time: at(10),
+            end_time: at(5),
+        };
+        let fields: Vec<String> = stats_range(&request, 0)
+            .unwrap_err()
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(fields, ["end_time"]);
+        let request = GetCampaignStatsRequest {
+            campaign_id: "c".into(),
+            start_time: at(5),
+            end_time: at(10),
+        };
+        assert_eq!(stats_range(&request, 0).unwrap(), (5_000, 10_000));
+    }
+}

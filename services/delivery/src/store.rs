@@ -1,0 +1,690 @@
+//! Durable messages, the idempotency ledger and preferences, each state change committed
+//! together with the outbox items that report it to analytics.
+
+use std::collections::{HashMap, HashSet};
+
+use herald_outbox::{NewItem, Outbox};
+use herald_proto::analytics::v1::{Interaction, InteractionKind, RecordInteractionsRequest};
+use herald_proto::common::v1::{Channel, MessageContent, MessageState, message_content};
+use herald_proto::delivery::v1::{Delivery, DeliveryOutcome, DeliveryResult, Message, Preferences};
+use prost::Message as _;
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+
+use crate::downstream::ANALYTICS;
+use crate::error::Error;
+
+pub mod message {
+    //! One message delivered to one user on one channel.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "delivery_messages")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub workspace_id: String,
+        pub user_id: String,
+        pub idempotency_key: String,
+        pub campaign_id: String,
+        pub variant_id: String,
+        /// `herald.common.v1.Channel`.
+        pub channel: i16,
+        /// The protobuf-encoded `MessageContent`.
+        pub content: Vec<u8>,
+        /// The resolved channel address (email, phone, push token); empty for in-app.
+        pub address: String,
+        /// `herald.common.v1.MessageState`.
+        pub state: i16,
+        pub priority: i32,
+        pub category: String,
+        pub create_time: i64,
+        pub update_time: i64,
+        pub expire_time: Option<i64>,
+        pub display_time: Option<i64>,
+        pub click_time: Option<i64>,
+        pub dismiss_time: Option<i64>,
+        pub read_time: Option<i64>,
+        pub archive_time: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod result {
+    //! The idempotency ledger: what became of each delivery key.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "delivery_results")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub idempotency_key: String,
+        /// Empty unless the outcome is ACCEPTED.
+        pub message_id: String,
+        /// `herald.delivery.v1.DeliveryOutcome`.
+        pub outcome: i16,
+        pub create_time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod preference {
+    //! One user's notification preferences.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "delivery_preferences")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        /// The protobuf-encoded `Preferences`.
+        pub body: Vec<u8>,
+        pub update_time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+const IN_APP: i16 = Channel::InApp as i16;
+const PENDING: i16 = MessageState::Pending as i16;
+const DELIVERED: i16 = MessageState::Delivered as i16;
+
+/// A protobuf timestamp from milliseconds since the epoch.
+pub fn timestamp(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+/// Milliseconds since the epoch from a protobuf timestamp.
+pub fn millis(ts: &prost_types::Timestamp) -> i64 {
+    ts.seconds
+        .saturating_mul(1000)
+        .saturating_add(i64::from(ts.nanos) / 1_000_000)
+}
+
+impl message::Model {
+    /// The message as the public API shows it.
+    pub fn to_proto(&self) -> Result<Message, Error> {
+        let content = MessageContent::decode(self.content.as_slice()).map_err(|e| {
+            sea_orm::DbErr::Custom(format!("undecodable content of message {}: {e}", self.id))
+        })?;
+        Ok(Message {
+            id: self.id.clone(),
+            campaign_id: self.campaign_id.clone(),
+            variant_id: self.variant_id.clone(),
+            user_id: self.user_id.clone(),
+            channel: i32::from(self.channel),
+            content: Some(content),
+            state: i32::from(self.state),
+            priority: self.priority,
+            create_time: Some(timestamp(self.create_time)),
+            update_time: Some(timestamp(self.update_time)),
+            expire_time: self.expire_time.map(timestamp),
+            display_time: self.display_time.map(timestamp),
+            click_time: self.click_time.map(timestamp),
+            dismiss_time: self.dismiss_time.map(timestamp),
+            read_time: self.read_time.map(timestamp),
+            archive_time: self.archive_time.map(timestamp),
+            category: self.category.clone(),
+        })
+    }
+
+    /// An interaction of `kind` with this message, as an outbox item for analytics.
+    fn interaction(
+        &self,
+        kind: InteractionKind,
+        suffix: &str,
+        action_id: &str,
+        time: i64,
+    ) -> NewItem {
+        let request = RecordInteractionsRequest {
+            workspace_id: self.workspace_id.clone(),
+            interactions: vec![Interaction {
+                id: format!("{}:{suffix}", self.id),
+                campaign_id: self.campaign_id.clone(),
+                variant_id: self.variant_id.clone(),
+                user_id: self.user_id.clone(),
+                kind: kind as i32,
+                message_id: self.id.clone(),
+                action_id: action_id.to_owned(),
+                time: Some(timestamp(time)),
+                delivery_idempotency_key: self.idempotency_key.clone(),
+                ..Default::default()
+            }],
+        };
+        NewItem {
+            destination: ANALYTICS,
+            // Per-user order across the hop.
+            key: self.user_id.clone(),
+            payload: request.encode_to_vec(),
+            traceparent: herald_runtime::telemetry::current_traceparent(),
+        }
+    }
+}
+
+fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
+    matches!(
+        error.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+/// What a Deliver call did.
+#[derive(Debug, Default)]
+pub struct Delivered {
+    /// One result per delivery, in request order.
+    pub results: Vec<DeliveryResult>,
+    /// The new in-app messages, to push to open streams.
+    pub live: Vec<Message>,
+}
+
+/// Stores `deliveries` (already validated) of `workspace`: new keys become messages
+/// (or a recorded refusal), repeated keys return their original result. One
+/// transaction; returns once committed.
+pub async fn deliver(
+    db: &DatabaseConnection,
+    outbox: &Outbox,
+    workspace: &str,
+    deliveries: &[Delivery],
+) -> Result<Delivered, Error> {
+    // Two concurrent calls with the same new key race on the ledger's primary key; the
+    // loser retries and then sees the winner's result as a duplicate.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match try_deliver(db, outbox, workspace, deliveries).await {
+            Err(Error::Database(e)) if attempt < 3 && is_unique_violation(&e) => continue,
+            other => return other,
+        }
+    }
+}
+
+async fn try_deliver(
+    db: &DatabaseConnection,
+    outbox: &Outbox,
+    workspace: &str,
+    deliveries: &[Delivery],
+) -> Result<Delivered, Error> {
+    let txn = db.begin().await?;
+    let keys: Vec<&str> = deliveries
+        .iter()
+        .map(|d| d.idempotency_key.as_str())
+        .collect();
+    let mut known: HashMap<String, (String, i32)> = result::Entity::find()
+        .filter(result::Column::WorkspaceId.eq(workspace))
+        .filter(result::Column::IdempotencyKey.is_in(keys))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|r| (r.idempotency_key, (r.message_id, i32::from(r.outcome))))
+        .collect();
+    let users: HashSet<&str> = deliveries.iter().map(|d| d.user_id.as_str()).collect();
+    let preferences = preferences_of(&txn, workspace, users.into_iter().collect()).await?;
+
+    let now = herald_storage::now_ms();
+    let mut delivered = Delivered::default();
+    let mut ledger = Vec::new();
+    let mut messages = Vec::new();
+    let mut items = Vec::new();
+    for delivery in deliveries {
+        if let Some((message_id, outcome)) = known.get(&delivery.idempotency_key) {
+            delivered.results.push(DeliveryResult {
+                idempotency_key: delivery.idempotency_key.clone(),
+                message_id: message_id.clone(),
+                duplicate: true,
+                outcome: *outcome,
+            });
+            continue;
+        }
+        let outcome = decide(delivery, preferences.get(delivery.user_id.as_str()), now);
+        let mut message_id = String::new();
+        if outcome == DeliveryOutcome::Accepted {
+            let model = new_message(workspace, delivery, now);
+            message_id = model.id.clone();
+            items.push(model.interaction(InteractionKind::Sent, "sent", "", now));
+            if model.channel == IN_APP {
+                delivered.live.push(model.to_proto()?);
+            }
+            // Other channels stay PENDING: provider adapters (push, email, SMS, webhook)
+            // that dispatch them, with retries and dead-lettering, come in a later issue.
+            messages.push(message::ActiveModel::from(model));
+        }
+        known.insert(
+            delivery.idempotency_key.clone(),
+            (message_id.clone(), outcome as i32),
+        );
+        ledger.push(result::ActiveModel::from(result::Model {
+            workspace_id: workspace.to_owned(),
+            idempotency_key: delivery.idempotency_key.clone(),
+            message_id: message_id.clone(),
+            outcome: outcome as i16,
+            create_time: now,
+        }));
+        delivered.results.push(DeliveryResult {
+            idempotency_key: delivery.idempotency_key.clone(),
+            message_id,
+            duplicate: false,
+            outcome: outcome as i32,
+        });
+    }
+    if ledger.is_empty() {
+        txn.rollback().await?;
+        return Ok(delivered);
+    }
+    // Chunked to stay under SQLite's bound-parameter limit.
+    for chunk in ledger.chunks(500) {
+        result::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    for chunk in messages.chunks(100) {
+        message::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    let staged = outbox.add(&txn, items).await?;
+    txn.commit().await?;
+    outbox.publish(staged).await;
+    Ok(delivered)
+}
+
+/// Whether `delivery` may go out, given the user's preferences.
+fn decide(delivery: &Delivery, preferences: Option<&Preferences>, now: i64) -> DeliveryOutcome {
+    if delivery
+        .expire_time
+        .as_ref()
+        .is_some_and(|t| millis(t) <= now)
+    {
+        return DeliveryOutcome::Expired;
+    }
+    if let Some(preferences) = preferences {
+        if preferences
+            .channels
+            .iter()
+            .any(|c| c.channel == delivery.channel && !c.enabled)
+        {
+            return DeliveryOutcome::ChannelOptedOut;
+        }
+        if !delivery.category.is_empty()
+            && preferences
+                .opted_out_categories
+                .contains(&delivery.category)
+        {
+            return DeliveryOutcome::CategoryOptedOut;
+        }
+        // The user's quiet hours hold push, email and SMS; they are applied by the
+        // provider dispatch, which comes with the provider adapters.
+    }
+    let needs_address = matches!(
+        Channel::try_from(delivery.channel),
+        Ok(Channel::Push | Channel::Email | Channel::Sms)
+    );
+    if needs_address && delivery.address.is_empty() {
+        return DeliveryOutcome::NoAddress;
+    }
+    DeliveryOutcome::Accepted
+}
+
+fn new_message(workspace: &str, delivery: &Delivery, now: i64) -> message::Model {
+    message::Model {
+        id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
+        workspace_id: workspace.to_owned(),
+        user_id: delivery.user_id.clone(),
+        idempotency_key: delivery.idempotency_key.clone(),
+        campaign_id: delivery.campaign_id.clone(),
+        variant_id: delivery.variant_id.clone(),
+        channel: delivery.channel as i16,
+        content: delivery
+            .content
+            .as_ref()
+            .map(|c| c.encode_to_vec())
+            .unwrap_or_default(),
+        address: delivery.address.clone(),
+        state: PENDING,
+        priority: delivery.priority,
+        category: delivery.category.clone(),
+        create_time: now,
+        update_time: now,
+        expire_time: delivery.expire_time.as_ref().map(millis),
+        display_time: None,
+        click_time: None,
+        dismiss_time: None,
+        read_time: None,
+        archive_time: None,
+    }
+}
+
+/// Filters one user's unexpired in-app messages.
+fn inbox_of(workspace: &str, user_id: &str, now: i64) -> Condition {
+    Condition::all()
+        .add(message::Column::WorkspaceId.eq(workspace))
+        .add(message::Column::UserId.eq(user_id))
+        .add(message::Column::Channel.eq(IN_APP))
+        .add(
+            Condition::any()
+                .add(message::Column::ExpireTime.is_null())
+                .add(message::Column::ExpireTime.gt(now)),
+        )
+}
+
+/// Where a replay page ends: (priority, create_time, id) of its last message.
+pub type ReplayCursor = (i32, i64, String);
+
+/// The next `limit` messages to replay on Subscribe after `after`: unexpired in-app
+/// messages still PENDING or DELIVERED, highest priority first, then oldest first.
+pub async fn replay(
+    db: &DatabaseConnection,
+    workspace: &str,
+    user_id: &str,
+    now: i64,
+    after: Option<&ReplayCursor>,
+    limit: u64,
+) -> Result<Vec<message::Model>, Error> {
+    let mut filter =
+        inbox_of(workspace, user_id, now).add(message::Column::State.is_in([PENDING, DELIVERED]));
+    if let Some((priority, create_time, id)) = after {
+        use message::Column as C;
+        filter = filter.add(
+            Condition::any().add(C::Priority.lt(*priority)).add(
+                Condition::all().add(C::Priority.eq(*priority)).add(
+                    Condition::any().add(C::CreateTime.gt(*create_time)).add(
+                        Condition::all()
+                            .add(C::CreateTime.eq(*create_time))
+                            .add(C::Id.gt(id.as_str())),
+                    ),
+                ),
+            ),
+        );
+    }
+    Ok(message::Entity::find()
+        .filter(filter)
+        .order_by_desc(message::Column::Priority)
+        .order_by_asc(message::Column::CreateTime)
+        .order_by_asc(message::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
+/// Moves `message_id` from PENDING to DELIVERED and records the DELIVERED interaction
+/// in the same transaction; false when it was no longer PENDING (another session, or
+/// the user already acted on it).
+pub async fn mark_delivered(
+    db: &DatabaseConnection,
+    outbox: &Outbox,
+    workspace: &str,
+    message_id: &str,
+) -> Result<bool, Error> {
+    let now = herald_storage::now_ms();
+    let txn = db.begin().await?;
+    let updated = message::Entity::update_many()
+        .col_expr(message::Column::State, Expr::value(DELIVERED))
+        .col_expr(message::Column::UpdateTime, Expr::value(now))
+        .filter(message::Column::Id.eq(message_id))
+        .filter(message::Column::WorkspaceId.eq(workspace))
+        .filter(message::Column::State.eq(PENDING))
+        .exec(&txn)
+        .await?;
+    let Some(model) = (match updated.rows_affected {
+        0 => None,
+        _ => message::Entity::find_by_id(message_id).one(&txn).await?,
+    }) else {
+        txn.rollback().await?;
+        return Ok(false);
+    };
+    let staged = outbox
+        .add(
+            &txn,
+            vec![model.interaction(InteractionKind::Delivered, "delivered", "", now)],
+        )
+        .await?;
+    txn.commit().await?;
+    outbox.publish(staged).await;
+    Ok(true)
+}
+
+/// Where an inbox page ends: (create_time, id) of its last message.
+pub type InboxCursor = (i64, String);
+
+/// Up to `limit` of the user's unexpired in-app messages after `after`, newest first.
+pub async fn inbox(
+    db: &DatabaseConnection,
+    workspace: &str,
+    user_id: &str,
+    now: i64,
+    include_archived: bool,
+    after: Option<&InboxCursor>,
+    limit: u64,
+) -> Result<Vec<message::Model>, Error> {
+    let mut filter = inbox_of(workspace, user_id, now);
+    if !include_archived {
+        filter = filter.add(message::Column::ArchiveTime.is_null());
+    }
+    if let Some((create_time, id)) = after {
+        use message::Column as C;
+        filter = filter.add(
+            Condition::any().add(C::CreateTime.lt(*create_time)).add(
+                Condition::all()
+                    .add(C::CreateTime.eq(*create_time))
+                    .add(C::Id.lt(id.as_str())),
+            ),
+        );
+    }
+    Ok(message::Entity::find()
+        .filter(filter)
+        .order_by_desc(message::Column::CreateTime)
+        .order_by_desc(message::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
+/// The user's unread, unarchived, unexpired in-app messages.
+pub async fn unread_count(
+    db: &DatabaseConnection,
+    workspace: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<u32, Error> {
+    let count = message::Entity::find()
+        .filter(
+            inbox_of(workspace, user_id, now)
+                .add(message::Column::ReadTime.is_null())
+                .add(message::Column::ArchiveTime.is_null()),
+        )
+        .count(db)
+        .await?;
+    Ok(u32::try_from(count).unwrap_or(u32::MAX))
+}
+
+/// Applies what the user reported about `message_id` (DISPLAYED, CLICKED, DISMISSED,
+/// READ or ARCHIVED; checked by the caller). The state only moves forward; each first
+/// time of a kind sets its timestamp and, for impressions, clicks and dismissals,
+/// records the interaction in the same transaction. Repeats change nothing.
+pub async fn update_state(
+    db: &DatabaseConnection,
+    outbox: &Outbox,
+    workspace: &str,
+    user_id: &str,
+    message_id: &str,
+    state: MessageState,
+    action_id: &str,
+) -> Result<message::Model, Error> {
+    let txn = db.begin().await?;
+    // Row lock on PostgreSQL (ignored by SQLite, whose writers are serialised anyway),
+    // so two concurrent first reports record one interaction.
+    let model = message::Entity::find_by_id(message_id)
+        .filter(message::Column::WorkspaceId.eq(workspace))
+        .filter(message::Column::UserId.eq(user_id))
+        .filter(message::Column::Channel.eq(IN_APP))
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("message {message_id} not found")))?;
+    if state == MessageState::Clicked && !action_id.is_empty() {
+        let content = model.to_proto()?.content;
+        let known = match content.and_then(|c| c.body) {
+            Some(message_content::Body::InApp(in_app)) => {
+                in_app.actions.iter().any(|a| a.id == action_id)
+            }
+            _ => false,
+        };
+        if !known {
+            return Err(Error::invalid(
+                "action_id",
+                format!("{action_id:?} is not an action of the message"),
+            ));
+        }
+    }
+
+    let now = herald_storage::now_ms();
+    let mut next = model.clone();
+    let mut items = Vec::new();
+    let first = |slot: &mut Option<i64>| slot.is_none().then(|| *slot = Some(now)).is_some();
+    match state {
+        MessageState::Displayed => {
+            if first(&mut next.display_time) {
+                items.push(model.interaction(InteractionKind::Impression, "impression", "", now));
+            }
+        }
+        MessageState::Clicked => {
+            if first(&mut next.click_time) {
+                items.push(model.interaction(InteractionKind::Click, "click", action_id, now));
+            }
+            first(&mut next.read_time);
+        }
+        MessageState::Dismissed => {
+            if first(&mut next.dismiss_time) {
+                items.push(model.interaction(InteractionKind::Dismissal, "dismissal", "", now));
+            }
+        }
+        MessageState::Read => {
+            first(&mut next.read_time);
+        }
+        MessageState::Archived => {
+            first(&mut next.archive_time);
+        }
+        _ => {
+            return Err(Error::invalid(
+                "state",
+                "must be DISPLAYED, CLICKED, DISMISSED, READ or ARCHIVED",
+            ));
+        }
+    }
+    if (state as i16) > next.state {
+        next.state = state as i16;
+        next.update_time = now;
+    }
+    if next == model {
+        txn.rollback().await?;
+        return Ok(model);
+    }
+    use message::Column as C;
+    message::Entity::update_many()
+        .col_expr(C::State, Expr::value(next.state))
+        .col_expr(C::UpdateTime, Expr::value(next.update_time))
+        .col_expr(C::DisplayTime, Expr::value(next.display_time))
+        .col_expr(C::ClickTime, Expr::value(next.click_time))
+        .col_expr(C::DismissTime, Expr::value(next.dismiss_time))
+        .col_expr(C::ReadTime, Expr::value(next.read_time))
+        .col_expr(C::ArchiveTime, Expr::value(next.archive_time))
+        .filter(C::Id.eq(next.id.as_str()))
+        .exec(&txn)
+        .await?;
+    let staged = outbox.add(&txn, items).await?;
+    txn.commit().await?;
+    outbox.publish(staged).await;
+    Ok(next)
+}
+
+/// The stored preferences of `user_ids`, by user.
+async fn preferences_of<C: ConnectionTrait>(
+    db: &C,
+    workspace: &str,
+    user_ids: Vec<&str>,
+) -> Result<HashMap<String, Preferences>, Error> {
+    let rows = preference::Entity::find()
+        .filter(preference::Column::WorkspaceId.eq(workspace))
+        .filter(preference::Column::UserId.is_in(user_ids))
+        .all(db)
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            let preferences = Preferences::decode(row.body.as_slice()).map_err(|e| {
+                sea_orm::DbErr::Custom(format!("undecodable preferences of {}: {e}", row.user_id))
+            })?;
+            Ok((row.user_id, preferences))
+        })
+        .collect()
+}
+
+/// The user's stored preferences, if any were ever set.
+pub async fn preferences(
+    db: &DatabaseConnection,
+    workspace: &str,
+    user_id: &str,
+) -> Result<Option<Preferences>, Error> {
+    Ok(preferences_of(db, workspace, vec![user_id])
+        .await?
+        .remove(user_id))
+}
+
+/// Reads the user's preferences, applies `change` and stores the result, in one
+/// transaction; returns what was stored.
+pub async fn update_preferences(
+    db: &DatabaseConnection,
+    workspace: &str,
+    user_id: &str,
+    change: impl FnOnce(&mut Preferences),
+) -> Result<Preferences, Error> {
+    let txn = db.begin().await?;
+    let current = preference::Entity::find_by_id((workspace.to_owned(), user_id.to_owned()))
+        .lock_exclusive()
+        .one(&txn)
+        .await?;
+    let mut preferences = match current {
+        Some(row) => Preferences::decode(row.body.as_slice()).map_err(|e| {
+            sea_orm::DbErr::Custom(format!("undecodable preferences of {user_id}: {e}"))
+        })?,
+        None => Preferences::default(),
+    };
+    change(&mut preferences);
+    let now = herald_storage::now_ms();
+    preferences.update_time = Some(timestamp(now));
+    let row = preference::ActiveModel::from(preference::Model {
+        workspace_id: workspace.to_owned(),
+        user_id: user_id.to_owned(),
+        body: preferences.encode_to_vec(),
+        update_time: now,
+    });
+    preference::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([preference::Column::WorkspaceId, preference::Column::UserId])
+                .update_columns([preference::Column::Body, preference::Column::UpdateTime])
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(preferences)
+}

@@ -1,0 +1,183 @@
+//! One Subscribe stream: replay of the user's undisplayed in-app messages, then live
+//! messages from the hub, heartbeats when idle, and a bounded end on shutdown or token
+//! expiry.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use herald_outbox::Outbox;
+use herald_proto::common::v1::MessageState;
+use herald_proto::delivery::v1::subscribe_response::Kind;
+use herald_proto::delivery::v1::{Heartbeat, Message, SubscribeResponse};
+use herald_runtime::CancellationToken;
+use sea_orm::DatabaseConnection;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+use crate::hub::{Hub, Subscription};
+use crate::store::{self, ReplayCursor};
+
+/// A heartbeat goes out after this long without any write.
+pub const HEARTBEAT_AFTER: Duration = Duration::from_secs(15);
+
+/// Messages read from the database per replay query.
+const REPLAY_PAGE: u64 = 100;
+
+/// Items buffered between the stream task and the gRPC response body.
+const OUT_BUFFER: usize = 16;
+
+/// The stream handed to tonic.
+pub type Stream = ReceiverStream<Result<SubscribeResponse, Status>>;
+
+type Out = mpsc::Sender<Result<SubscribeResponse, Status>>;
+
+/// Everything one stream needs.
+pub struct Session {
+    pub db: DatabaseConnection,
+    pub outbox: Outbox,
+    pub workspace: String,
+    pub user_id: String,
+    pub session_id: String,
+    /// When the user token expires; the stream closes with UNAUTHENTICATED then.
+    pub expires: Option<Instant>,
+    /// The server's shutdown: the stream ends so that the drain stays bounded.
+    pub shutdown: CancellationToken,
+}
+
+/// Why a stream ended.
+enum End {
+    /// The client went away; nothing to tell it.
+    Gone,
+    /// End with this status.
+    Status(Status),
+}
+
+impl Session {
+    /// Registers with `hub` before anything is read, so no message delivered from now on
+    /// can fall between the replay and the live feed, then streams in a task.
+    pub fn open(self, hub: &Hub) -> Stream {
+        let subscription = hub.subscribe(&self.workspace, &self.user_id);
+        let (out, rx) = mpsc::channel(OUT_BUFFER);
+        tokio::spawn(self.run(subscription, out));
+        ReceiverStream::new(rx)
+    }
+
+    async fn run(self, subscription: Subscription, out: Out) {
+        tracing::debug!(user_id = %self.user_id, session_id = %self.session_id, "subscribe stream opened");
+        let expired = async {
+            match self.expires {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let end = tokio::select! {
+            end = self.stream(subscription, &out) => end,
+            _ = self.shutdown.cancelled() => End::Status(Status::unavailable("the server is shutting down, reconnect")),
+            _ = expired => End::Status(Status::unauthenticated("user token expired, reconnect with a fresh token")),
+            _ = out.closed() => End::Gone,
+        };
+        if let End::Status(status) = end {
+            tracing::debug!(user_id = %self.user_id, code = ?status.code(), "subscribe stream closed");
+            // Bounded: a client that stopped reading must not hold up the drain.
+            let _ = tokio::time::timeout(Duration::from_secs(1), out.send(Err(status))).await;
+        }
+    }
+
+    async fn stream(&self, mut subscription: Subscription, out: &Out) -> End {
+        let mut sent = HashSet::new();
+        let mut last_write = Instant::now();
+        let mut unread = 0;
+
+        let now = herald_storage::now_ms();
+        let mut after: Option<ReplayCursor> = None;
+        loop {
+            let page = match store::replay(
+                &self.db,
+                &self.workspace,
+                &self.user_id,
+                now,
+                after.as_ref(),
+                REPLAY_PAGE,
+            )
+            .await
+            {
+                Ok(page) => page,
+                Err(e) => return End::Status(e.into()),
+            };
+            for model in &page {
+                let message = match model.to_proto() {
+                    Ok(message) => message,
+                    Err(e) => return End::Status(e.into()),
+                };
+                if !self.write(message, out, &mut sent, &mut last_write).await {
+                    return End::Gone;
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() as u64 == REPLAY_PAGE => {
+                    after = Some((last.priority, last.create_time, last.id.clone()))
+                }
+                _ => break,
+            }
+        }
+
+        loop {
+            tokio::select! {
+                live = subscription.messages.recv() => match live {
+                    // Already sent by the replay, which may have raced with this delivery.
+                    Some(message) if sent.contains(&message.id) => {}
+                    Some(message) => {
+                        if !self.write(message, out, &mut sent, &mut last_write).await {
+                            return End::Gone;
+                        }
+                    }
+                    None => return End::Status(Status::unavailable("the stream fell behind, reconnect to resume")),
+                },
+                _ = tokio::time::sleep_until(last_write + HEARTBEAT_AFTER) => {
+                    let now = herald_storage::now_ms();
+                    match store::unread_count(&self.db, &self.workspace, &self.user_id, now).await {
+                        Ok(count) => unread = count,
+                        // Keep the stream alive with the last known count.
+                        Err(e) => tracing::warn!(error = %e, "cannot count unread messages for a heartbeat"),
+                    }
+                    let heartbeat = Heartbeat { server_time: Some(store::timestamp(now)), unread_count: unread };
+                    if out.send(Ok(SubscribeResponse { kind: Some(Kind::Heartbeat(heartbeat)) })).await.is_err() {
+                        return End::Gone;
+                    }
+                    last_write = Instant::now();
+                }
+            }
+        }
+    }
+
+    /// Writes `message` to the stream, first moving it from PENDING to DELIVERED (which
+    /// records the DELIVERED interaction). False when the client is gone.
+    async fn write(
+        &self,
+        mut message: Message,
+        out: &Out,
+        sent: &mut HashSet<String>,
+        last_write: &mut Instant,
+    ) -> bool {
+        sent.insert(message.id.clone());
+        if message.state == MessageState::Pending as i32 {
+            // Marked before the write: a DELIVERED message is still replayed, so a write
+            // that does not reach the client is retried on its next connect.
+            match store::mark_delivered(&self.db, &self.outbox, &self.workspace, &message.id).await
+            {
+                Ok(_) => message.state = MessageState::Delivered as i32,
+                Err(e) => {
+                    tracing::warn!(message_id = %message.id, error = %e, "cannot mark message delivered")
+                }
+            }
+        }
+        *last_write = Instant::now();
+        out.send(Ok(SubscribeResponse {
+            kind: Some(Kind::Message(message)),
+        }))
+        .await
+        .is_ok()
+    }
+}

@@ -1,0 +1,895 @@
+//! Delivery over real gRPC: the service on 127.0.0.1:0 with a fresh database (SQLite, or
+//! PostgreSQL with `HERALD_TEST_DATABASE=postgres`), and a fake analytics that records
+//! the interactions relayed to it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use herald_proto::analytics::v1::analytics_internal_service_server::{
+    AnalyticsInternalService, AnalyticsInternalServiceServer,
+};
+use herald_proto::analytics::v1::{self as analytics, Interaction, InteractionKind};
+use herald_proto::common::v1::{
+    Action, Channel, EmailContent, InAppContent, MessageContent, MessageState, message_content,
+};
+use herald_proto::delivery::v1::delivery_internal_service_client::DeliveryInternalServiceClient;
+use herald_proto::delivery::v1::delivery_service_client::DeliveryServiceClient;
+use herald_proto::delivery::v1::subscribe_response::Kind;
+use herald_proto::delivery::v1::*;
+use herald_runtime::ServiceKind;
+use herald_testkit::{Credentials, Running, TestDatabase, authorized, eventually};
+use tonic::transport::Channel as GrpcChannel;
+use tonic::{Code, Request, Response, Status, Streaming};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Analytics stand-in: records every interaction it is sent.
+#[derive(Clone, Default)]
+struct FakeAnalytics {
+    interactions: Arc<Mutex<Vec<Interaction>>>,
+}
+
+#[tonic::async_trait]
+impl AnalyticsInternalService for FakeAnalytics {
+    async fn record_interactions(
+        &self,
+        request: Request<analytics::RecordInteractionsRequest>,
+    ) -> Result<Response<analytics::RecordInteractionsResponse>, Status> {
+        let request = request.into_inner();
+        assert_eq!(request.workspace_id, herald_testkit::WORKSPACE);
+        let recorded = request.interactions.len() as u32;
+        self.interactions
+            .lock()
+            .unwrap()
+            .extend(request.interactions);
+        Ok(Response::new(analytics::RecordInteractionsResponse {
+            recorded,
+            duplicates: 0,
+        }))
+    }
+
+    async fn record_events(
+        &self,
+        _: Request<analytics::RecordEventsRequest>,
+    ) -> Result<Response<analytics::RecordEventsResponse>, Status> {
+        Err(Status::unimplemented("not used by delivery"))
+    }
+
+    async fn forget_user(
+        &self,
+        _: Request<analytics::ForgetUserRequest>,
+    ) -> Result<Response<analytics::ForgetUserResponse>, Status> {
+        Err(Status::unimplemented("not used by delivery"))
+    }
+}
+
+struct App {
+    running: Running,
+    credentials: Credentials,
+    analytics: FakeAnalytics,
+    _db: TestDatabase,
+}
+
+async fn spawn_app() -> App {
+    let analytics = FakeAnalytics::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let analytics_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(AnalyticsInternalServiceServer::new(analytics.clone()))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let db = TestDatabase::new().await;
+    let credentials = Credentials::new();
+    let mut config = herald_testkit::config(ServiceKind::Delivery, &db, &credentials);
+    config.analytics_url = analytics_url;
+    let running = herald_testkit::spawn(config, herald_delivery::serve).await;
+    App {
+        running,
+        credentials,
+        analytics,
+        _db: db,
+    }
+}
+
+impl App {
+    async fn channel(&self) -> GrpcChannel {
+        let url = self.running.url();
+        eventually(WAIT, "delivery to accept connections", || {
+            let url = url.clone();
+            async move { GrpcChannel::from_shared(url).unwrap().connect().await.ok() }
+        })
+        .await
+    }
+
+    async fn public(&self) -> DeliveryServiceClient<GrpcChannel> {
+        DeliveryServiceClient::new(self.channel().await)
+    }
+
+    fn as_user<T>(&self, user_id: &str, message: T) -> Request<T> {
+        authorized(message, &self.credentials.user_token(user_id))
+    }
+
+    async fn try_deliver(&self, deliveries: Vec<Delivery>) -> Result<DeliverResponse, Status> {
+        let mut client = DeliveryInternalServiceClient::new(self.channel().await);
+        let request = DeliverRequest {
+            workspace_id: herald_testkit::WORKSPACE.into(),
+            deliveries,
+        };
+        client
+            .deliver(authorized(request, self.credentials.internal_key.expose()))
+            .await
+            .map(Response::into_inner)
+    }
+
+    async fn deliver(&self, deliveries: Vec<Delivery>) -> Vec<DeliveryResult> {
+        self.try_deliver(deliveries).await.expect("deliver").results
+    }
+
+    /// Delivers one in-app message and returns its id.
+    async fn deliver_one(&self, delivery: Delivery) -> String {
+        let results = self.deliver(vec![delivery]).await;
+        assert_eq!(
+            results[0].outcome(),
+            DeliveryOutcome::Accepted,
+            "{results:?}"
+        );
+        results[0].message_id.clone()
+    }
+
+    async fn subscribe(&self, user_id: &str) -> Streaming<SubscribeResponse> {
+        let request = self.as_user(
+            user_id,
+            SubscribeRequest {
+                session_id: "s1".into(),
+                user_id: String::new(),
+            },
+        );
+        self.public()
+            .await
+            .subscribe(request)
+            .await
+            .expect("subscribe")
+            .into_inner()
+    }
+
+    async fn inbox(
+        &self,
+        user_id: &str,
+        request: ListInboxRequest,
+    ) -> Result<ListInboxResponse, Status> {
+        self.public()
+            .await
+            .list_inbox(self.as_user(user_id, request))
+            .await
+            .map(Response::into_inner)
+    }
+
+    async fn update(
+        &self,
+        user_id: &str,
+        message_id: &str,
+        state: MessageState,
+        action_id: &str,
+    ) -> Result<Message, Status> {
+        let request = UpdateMessageStateRequest {
+            message_id: message_id.into(),
+            state: state as i32,
+            action_id: action_id.into(),
+        };
+        let response = self
+            .public()
+            .await
+            .update_message_state(self.as_user(user_id, request))
+            .await?;
+        Ok(response.into_inner().message.expect("message"))
+    }
+
+    /// Waits until analytics has received interactions with exactly these ids (in any order).
+    async fn analytics_received(&self, expected: &[String]) -> Vec<Interaction> {
+        let mut expected = expected.to_vec();
+        expected.sort();
+        let interactions = self.analytics.interactions.clone();
+        eventually(WAIT, "interactions at analytics", || {
+            let interactions = interactions.clone();
+            let expected = expected.clone();
+            async move {
+                let got = interactions.lock().unwrap().clone();
+                let mut ids: Vec<String> = got.iter().map(|i| i.id.clone()).collect();
+                ids.sort();
+                (ids == expected).then_some(got)
+            }
+        })
+        .await
+    }
+}
+
+fn in_app(key: &str, user_id: &str, priority: i32) -> Delivery {
+    Delivery {
+        idempotency_key: key.into(),
+        user_id: user_id.into(),
+        campaign_id: "cmp_1".into(),
+        variant_id: "var_a".into(),
+        channel: Channel::InApp as i32,
+        content: Some(MessageContent {
+            body: Some(message_content::Body::InApp(InAppContent {
+                title: format!("hello {key}"),
+                actions: vec![Action {
+                    id: "go".into(),
+                    label: "Go".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })),
+        }),
+        priority,
+        ..Default::default()
+    }
+}
+
+/// The next message on the stream, skipping heartbeats.
+async fn next_message(stream: &mut Streaming<SubscribeResponse>) -> Message {
+    loop {
+        let item = tokio::time::timeout(WAIT, stream.message())
+            .await
+            .expect("a message within the wait")
+            .expect("stream ok")
+            .expect("stream open");
+        if let Some(Kind::Message(message)) = item.kind {
+            return message;
+        }
+    }
+}
+
+/// Asserts that no message arrives for a while.
+async fn assert_quiet(stream: &mut Streaming<SubscribeResponse>) {
+    if let Ok(item) = tokio::time::timeout(Duration::from_millis(400), stream.message()).await {
+        panic!("expected nothing more on the stream, got {item:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_subscriber_receives_new_in_app_messages_live() {
+    let app = spawn_app().await;
+    let mut stream = app.subscribe("u1").await;
+    let first = app.deliver_one(in_app("k1", "u1", 0)).await;
+    let received = next_message(&mut stream).await;
+    assert_eq!(received.id, first);
+    assert_eq!(
+        received.state(),
+        MessageState::Delivered,
+        "writing to a stream delivers the message"
+    );
+    // The replay has run by now, so this one can only come live.
+    let second = app.deliver_one(in_app("k2", "u1", 0)).await;
+    let received = next_message(&mut stream).await;
+    assert_eq!(received.id, second);
+    assert_eq!(received.campaign_id, "cmp_1");
+    match received.content.and_then(|c| c.body) {
+        Some(message_content::Body::InApp(content)) => assert_eq!(content.title, "hello k2"),
+        other => panic!("expected in-app content, got {other:?}"),
+    }
+    // Another user's message does not reach this stream, and nothing comes twice.
+    app.deliver_one(in_app("k3", "u2", 0)).await;
+    assert_quiet(&mut stream).await;
+
+    let inbox = app.inbox("u1", ListInboxRequest::default()).await.unwrap();
+    assert!(
+        inbox
+            .messages
+            .iter()
+            .all(|m| m.state() == MessageState::Delivered),
+        "{inbox:?}"
+    );
+    let interactions = app
+        .analytics_received(&[
+            format!("{first}:sent"),
+            format!("{first}:delivered"),
+            format!("{second}:sent"),
+            format!("{second}:delivered"),
+            format!(
+                "{}:sent",
+                app.inbox("u2", ListInboxRequest::default())
+                    .await
+                    .unwrap()
+                    .messages[0]
+                    .id
+            ),
+        ])
+        .await;
+    let delivered = interactions
+        .iter()
+        .find(|i| i.id == format!("{first}:delivered"))
+        .unwrap();
+    assert_eq!(delivered.kind(), InteractionKind::Delivered);
+    assert_eq!(
+        (
+            delivered.campaign_id.as_str(),
+            delivered.variant_id.as_str()
+        ),
+        ("cmp_1", "var_a")
+    );
+    assert_eq!(
+        (delivered.user_id.as_str(), delivered.message_id.as_str()),
+        ("u1", first.as_str())
+    );
+    assert_eq!(delivered.delivery_idempotency_key, "k1");
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn a_late_subscriber_gets_undisplayed_messages_by_replay_in_priority_order() {
+    let app = spawn_app().await;
+    let low = app.deliver_one(in_app("low", "u1", 1)).await;
+    let high = app.deliver_one(in_app("high", "u1", 5)).await;
+    let later_low = app.deliver_one(in_app("later-low", "u1", 1)).await;
+    let email = Delivery {
+        idempotency_key: "mail".into(),
+        user_id: "u1".into(),
+        channel: Channel::Email as i32,
+        address: "u1@example.com".into(),
+        content: Some(MessageContent {
+            body: Some(message_content::Body::Email(EmailContent {
+                subject: "hi".into(),
+                ..Default::default()
+            })),
+        }),
+        ..Default::default()
+    };
+    app.deliver_one(email).await;
+
+    let mut stream = app.subscribe("u1").await;
+    let order = [
+        next_message(&mut stream).await.id,
+        next_message(&mut stream).await.id,
+        next_message(&mut stream).await.id,
+    ];
+    assert_eq!(
+        order,
+        [high.clone(), low.clone(), later_low.clone()],
+        "highest priority first, then oldest"
+    );
+    assert_quiet(&mut stream).await; // the email is not an in-app message
+    drop(stream);
+
+    // A reconnect replays what is still undisplayed (DELIVERED included), not the rest.
+    app.update("u1", &high, MessageState::Displayed, "")
+        .await
+        .unwrap();
+    let mut stream = app.subscribe("u1").await;
+    assert_eq!(next_message(&mut stream).await.id, low);
+    assert_eq!(next_message(&mut stream).await.id, later_low);
+    assert_quiet(&mut stream).await;
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_is_a_duplicate_and_delivers_nothing_new() {
+    let app = spawn_app().await;
+    let mut stream = app.subscribe("u1").await;
+    let first = app.deliver(vec![in_app("k1", "u1", 0)]).await;
+    assert!(!first[0].duplicate);
+    assert_eq!(next_message(&mut stream).await.id, first[0].message_id);
+
+    // Again later, and twice within one batch.
+    let again = app
+        .deliver(vec![
+            in_app("k1", "u1", 0),
+            in_app("k2", "u1", 0),
+            in_app("k2", "u1", 0),
+        ])
+        .await;
+    assert_eq!(
+        again[0],
+        DeliveryResult {
+            duplicate: true,
+            ..first[0].clone()
+        }
+    );
+    assert!(!again[1].duplicate);
+    assert_eq!(
+        again[2],
+        DeliveryResult {
+            duplicate: true,
+            ..again[1].clone()
+        }
+    );
+    assert_eq!(next_message(&mut stream).await.id, again[1].message_id);
+    assert_quiet(&mut stream).await;
+
+    let inbox = app.inbox("u1", ListInboxRequest::default()).await.unwrap();
+    assert_eq!(inbox.messages.len(), 2);
+    assert_eq!(inbox.unread_count, 2);
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn refusals_are_results_and_are_idempotent_too() {
+    let app = spawn_app().await;
+    let expired = Delivery {
+        expire_time: Some(prost_types::Timestamp {
+            seconds: 1_000,
+            nanos: 0,
+        }),
+        ..in_app("old", "u1", 0)
+    };
+    let no_address = Delivery {
+        channel: Channel::Email as i32,
+        content: Some(MessageContent {
+            body: Some(message_content::Body::Email(EmailContent {
+                subject: "hi".into(),
+                ..Default::default()
+            })),
+        }),
+        ..in_app("mail", "u1", 0)
+    };
+    let results = app.deliver(vec![expired.clone(), no_address.clone()]).await;
+    let outcomes: Vec<_> = results
+        .iter()
+        .map(|r| (r.outcome(), r.message_id.as_str(), r.duplicate))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (DeliveryOutcome::Expired, "", false),
+            (DeliveryOutcome::NoAddress, "", false)
+        ]
+    );
+    let again = app.deliver(vec![expired, no_address]).await;
+    assert!(
+        again.iter().all(|r| r.duplicate) && again[0].outcome() == DeliveryOutcome::Expired,
+        "{again:?}"
+    );
+    assert!(
+        app.inbox("u1", ListInboxRequest::default())
+            .await
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn an_invalid_delivery_rejects_the_whole_batch() {
+    let app = spawn_app().await;
+    let mismatched = Delivery {
+        channel: Channel::Sms as i32,
+        ..in_app("bad", "u1", 0)
+    };
+    let status = app
+        .try_deliver(vec![in_app("good", "u1", 0), mismatched])
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("deliveries[1].content"),
+        "{}",
+        status.message()
+    );
+    let empty = app.try_deliver(vec![]).await.unwrap_err();
+    assert_eq!(empty.code(), Code::InvalidArgument);
+    assert!(
+        app.inbox("u1", ListInboxRequest::default())
+            .await
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_cannot_reach_another_users_stream_inbox_or_messages() {
+    let app = spawn_app().await;
+    let theirs = app.deliver_one(in_app("k1", "B", 0)).await;
+    let mut client = app.public().await;
+
+    let subscribe = SubscribeRequest {
+        session_id: String::new(),
+        user_id: "B".into(),
+    };
+    let status = client
+        .subscribe(app.as_user("A", subscribe))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let list = ListInboxRequest {
+        user_id: "B".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        app.inbox("A", list).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+
+    // Naming oneself is fine.
+    let own = ListInboxRequest {
+        user_id: "A".into(),
+        ..Default::default()
+    };
+    assert!(app.inbox("A", own).await.unwrap().messages.is_empty());
+
+    for state in [
+        MessageState::Displayed,
+        MessageState::Clicked,
+        MessageState::Archived,
+    ] {
+        let status = app.update("A", &theirs, state, "").await.unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "{state:?}");
+    }
+    let status = app
+        .update("A", "msg_does_not_exist", MessageState::Read, "")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    // B's message is untouched.
+    let inbox = app.inbox("B", ListInboxRequest::default()).await.unwrap();
+    assert_eq!(inbox.messages[0].state(), MessageState::Pending);
+    assert_eq!(inbox.unread_count, 1);
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn a_click_updates_the_inbox_and_is_recorded_once() {
+    let app = spawn_app().await;
+    let id = app.deliver_one(in_app("k1", "u1", 0)).await;
+    assert_eq!(
+        app.inbox("u1", ListInboxRequest::default())
+            .await
+            .unwrap()
+            .unread_count,
+        1
+    );
+
+    let status = app
+        .update("u1", &id, MessageState::Clicked, "nope")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("action_id"),
+        "{}",
+        status.message()
+    );
+
+    let clicked = app
+        .update("u1", &id, MessageState::Clicked, "go")
+        .await
+        .unwrap();
+    assert_eq!(clicked.state(), MessageState::Clicked);
+    assert!(clicked.click_time.is_some() && clicked.read_time.is_some());
+    assert!(clicked.display_time.is_none());
+    // Repeating changes nothing; an earlier state is still recorded but does not go back.
+    let repeated = app
+        .update("u1", &id, MessageState::Clicked, "go")
+        .await
+        .unwrap();
+    assert_eq!(repeated, clicked);
+    let displayed = app
+        .update("u1", &id, MessageState::Displayed, "")
+        .await
+        .unwrap();
+    assert_eq!(displayed.state(), MessageState::Clicked);
+    assert!(displayed.display_time.is_some());
+    assert_eq!(displayed.click_time, clicked.click_time);
+
+    let inbox = app.inbox("u1", ListInboxRequest::default()).await.unwrap();
+    assert_eq!(inbox.messages.len(), 1);
+    assert_eq!(inbox.messages[0], displayed);
+    assert_eq!(inbox.unread_count, 0, "a click marks the message read");
+
+    let interactions = app
+        .analytics_received(&[
+            format!("{id}:sent"),
+            format!("{id}:click"),
+            format!("{id}:impression"),
+        ])
+        .await;
+    let click = interactions
+        .iter()
+        .find(|i| i.kind() == InteractionKind::Click)
+        .unwrap();
+    assert_eq!(click.action_id, "go");
+    assert_eq!(click.message_id, id);
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn states_a_user_cannot_report_are_invalid() {
+    let app = spawn_app().await;
+    let id = app.deliver_one(in_app("k1", "u1", 0)).await;
+    for state in [
+        0,
+        MessageState::Pending as i32,
+        MessageState::Delivered as i32,
+        99,
+    ] {
+        let request = UpdateMessageStateRequest {
+            message_id: id.clone(),
+            state,
+            action_id: String::new(),
+        };
+        let status = app
+            .public()
+            .await
+            .update_message_state(app.as_user("u1", request))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "state {state}");
+        assert!(status.message().contains("state"), "{}", status.message());
+    }
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn dismissed_read_and_archived_messages_leave_the_inbox_as_the_contract_says() {
+    let app = spawn_app().await;
+    let a = app.deliver_one(in_app("a", "u1", 0)).await;
+    let b = app.deliver_one(in_app("b", "u1", 0)).await;
+    let dismissed = app
+        .update("u1", &a, MessageState::Dismissed, "")
+        .await
+        .unwrap();
+    assert_eq!(dismissed.state(), MessageState::Dismissed);
+    assert!(
+        dismissed.read_time.is_none(),
+        "a dismissal does not read the message"
+    );
+    app.update("u1", &b, MessageState::Read, "").await.unwrap();
+    let archived = app
+        .update("u1", &b, MessageState::Archived, "")
+        .await
+        .unwrap();
+    assert!(archived.archive_time.is_some() && archived.read_time.is_some());
+
+    let inbox = app.inbox("u1", ListInboxRequest::default()).await.unwrap();
+    assert_eq!(
+        inbox
+            .messages
+            .iter()
+            .map(|m| m.id.as_str())
+            .collect::<Vec<_>>(),
+        [a.as_str()]
+    );
+    assert_eq!(inbox.unread_count, 1);
+    let all = app
+        .inbox(
+            "u1",
+            ListInboxRequest {
+                include_archived: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.messages.len(), 2);
+    app.analytics_received(&[
+        format!("{a}:sent"),
+        format!("{b}:sent"),
+        format!("{a}:dismissal"),
+    ])
+    .await;
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn the_inbox_pages_newest_first() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(app.deliver_one(in_app(&format!("k{i}"), "u1", 0)).await);
+    }
+    ids.reverse();
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let request = ListInboxRequest {
+            page_size: 2,
+            page_token: token.clone(),
+            ..Default::default()
+        };
+        let page = app.inbox("u1", request).await.unwrap();
+        assert!(page.messages.len() <= 2);
+        assert_eq!(page.unread_count, 5);
+        seen.extend(page.messages.into_iter().map(|m| m.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(seen, ids);
+
+    let negative = app
+        .inbox(
+            "u1",
+            ListInboxRequest {
+                page_size: -1,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(negative.code(), Code::InvalidArgument);
+    let forged = ListInboxRequest {
+        page_token: "garbage".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        app.inbox("u1", forged).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    let clamped = app
+        .inbox(
+            "u1",
+            ListInboxRequest {
+                page_size: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(clamped.messages.len(), 5);
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn calls_without_the_right_credential_are_unauthenticated() {
+    let app = spawn_app().await;
+    let mut client = app.public().await;
+    let status = client
+        .list_inbox(ListInboxRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let status = client
+        .subscribe(SubscribeRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    // A server key is not a user token, and a user token is not the internal key.
+    let status = client
+        .list_inbox(authorized(
+            ListInboxRequest::default(),
+            app.credentials.internal_key.expose(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let mut internal = DeliveryInternalServiceClient::new(app.channel().await);
+    let request = DeliverRequest {
+        workspace_id: herald_testkit::WORKSPACE.into(),
+        deliveries: vec![in_app("k", "u1", 0)],
+    };
+    let status = internal
+        .deliver(app.as_user("u1", request))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_closes_when_its_token_expires() {
+    let app = spawn_app().await;
+    let token = herald_runtime::auth::sign_user_token(
+        &app.credentials.workspace,
+        "u1",
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    let request = authorized(SubscribeRequest::default(), &token);
+    let mut stream = app
+        .public()
+        .await
+        .subscribe(request)
+        .await
+        .unwrap()
+        .into_inner();
+    let status = tokio::time::timeout(WAIT, stream.message())
+        .await
+        .expect("closed in time")
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_open_streams_promptly() {
+    let app = spawn_app().await;
+    let mut stream = app.subscribe("u1").await;
+    let id = app.deliver_one(in_app("k1", "u1", 0)).await;
+    assert_eq!(next_message(&mut stream).await.id, id);
+    let started = std::time::Instant::now();
+    app.running.shutdown.cancel();
+    let end = tokio::time::timeout(WAIT, stream.message())
+        .await
+        .expect("the stream ends");
+    assert!(
+        matches!(&end, Err(s) if s.code() == Code::Unavailable) || matches!(end, Ok(None)),
+        "{end:?}"
+    );
+    tokio::time::timeout(WAIT, app.running.handle)
+        .await
+        .expect("server exits")
+        .unwrap()
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "drained in {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn preferences_default_update_by_mask_and_are_enforced() {
+    let app = spawn_app().await;
+    let mut client = app.public().await;
+    let defaults = client
+        .get_preferences(app.as_user("u1", GetPreferencesRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(defaults.preferences, Some(Preferences::default()));
+
+    let update = UpdatePreferencesRequest {
+        preferences: Some(Preferences {
+            opted_out_categories: vec!["news".into()],
+            channels: vec![ChannelPreference {
+                channel: Channel::Email as i32,
+                enabled: false,
+            }],
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["opted_out_categories".into()],
+        }),
+    };
+    let updated = client
+        .update_preferences(app.as_user("u1", update))
+        .await
+        .unwrap()
+        .into_inner();
+    let updated = updated.preferences.unwrap();
+    assert_eq!(updated.opted_out_categories, ["news"]);
+    assert!(
+        updated.channels.is_empty(),
+        "fields outside the mask are kept"
+    );
+    assert!(updated.update_time.is_some());
+    let read = client
+        .get_preferences(app.as_user("u1", GetPreferencesRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read.preferences, Some(updated));
+
+    let bad = UpdatePreferencesRequest {
+        preferences: Some(Preferences::default()),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["everything".into()],
+        }),
+    };
+    let status = client
+        .update_preferences(app.as_user("u1", bad))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    let news = Delivery {
+        category: "news".into(),
+        ..in_app("k1", "u1", 0)
+    };
+    let elsewhere = Delivery {
+        category: "news".into(),
+        ..in_app("k2", "u2", 0)
+    };
+    let results = app.deliver(vec![news, elsewhere]).await;
+    assert_eq!(results[0].outcome(), DeliveryOutcome::CategoryOptedOut);
+    assert_eq!(
+        results[1].outcome(),
+        DeliveryOutcome::Accepted,
+        "preferences are per user"
+    );
+    app.running.stop().await;
+}

@@ -1,0 +1,126 @@
+//! The hop out of segmentation: each new event, with its user's state, to trigger's
+//! HandleEvents, relayed through the outbox.
+
+use herald_outbox::{Item, Sink, SinkError};
+use herald_proto::trigger::v1::HandleEventsRequest;
+use herald_proto::trigger::v1::trigger_internal_service_client::TriggerInternalServiceClient;
+use herald_runtime::Downstream;
+use prost::Message;
+use tracing::Instrument;
+
+/// Outbox destination of trigger.
+pub const TRIGGER: &str = "trigger";
+
+/// Events per HandleEvents call, the contract's limit.
+const MAX_EVENTS_PER_CALL: usize = 1000;
+
+/// A span for sending `items`, continuing the trace of the first of them.
+fn relay_span(items: &[Item]) -> tracing::Span {
+    let span = tracing::info_span!("outbox.relay", destination = TRIGGER, count = items.len());
+    if let Some(parent) = items.first().and_then(|i| i.traceparent.as_deref()) {
+        herald_runtime::telemetry::set_parent_from_traceparent(&span, parent);
+    }
+    span
+}
+
+/// Merges consecutive items of one workspace into as few requests as the contract
+/// allows, keeping their order.
+fn batch(items: &[Item]) -> Result<Vec<HandleEventsRequest>, SinkError> {
+    let mut calls: Vec<HandleEventsRequest> = Vec::new();
+    for item in items {
+        let next = HandleEventsRequest::decode(item.payload.as_slice())
+            .map_err(|e| SinkError::Rejected(format!("undecodable outbox item: {e}")))?;
+        match calls.last_mut() {
+            Some(last)
+                if last.workspace_id == next.workspace_id
+                    && last.events.len() + next.events.len() <= MAX_EVENTS_PER_CALL =>
+            {
+                last.events.extend(next.events)
+            }
+            _ => calls.push(next),
+        }
+    }
+    Ok(calls)
+}
+
+/// Sends to trigger's HandleEvents, one call per run of a workspace, in order.
+pub struct TriggerSink(pub Downstream);
+
+#[async_trait::async_trait]
+impl Sink for TriggerSink {
+    async fn send(&self, items: &[Item]) -> Result<(), SinkError> {
+        let mut client = TriggerInternalServiceClient::new(self.0.channel());
+        let calls = batch(items)?;
+        async {
+            for call in calls {
+                client.handle_events(self.0.request(call, None)).await?;
+            }
+            Ok(())
+        }
+        .instrument(relay_span(items))
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use herald_proto::common::v1::Event;
+    use herald_proto::trigger::v1::UserEvent;
+
+    use super::*;
+
+    fn item(id: i64, workspace: &str) -> Item {
+        let event = Event {
+            message_id: format!("m{id}"),
+            ..Default::default()
+        };
+        let request = HandleEventsRequest {
+            workspace_id: workspace.into(),
+            events: vec![UserEvent {
+                event: Some(event),
+                ..Default::default()
+            }],
+        };
+        Item {
+            id,
+            key: "u".into(),
+            payload: request.encode_to_vec(),
+            traceparent: None,
+        }
+    }
+
+    #[test]
+    fn consecutive_items_of_a_workspace_share_a_call() {
+        let calls = batch(&[item(1, "a"), item(2, "a"), item(3, "b"), item(4, "a")]).unwrap();
+        let shape: Vec<(&str, Vec<&str>)> = calls
+            .iter()
+            .map(|c| {
+                let ids = c
+                    .events
+                    .iter()
+                    .map(|e| e.event.as_ref().unwrap().message_id.as_str())
+                    .collect();
+                (c.workspace_id.as_str(), ids)
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                ("a", vec!["m1", "m2"]),
+                ("b", vec!["m3"]),
+                ("a", vec!["m4"])
+            ]
+        );
+    }
+
+    #[test]
+    fn garbage_is_rejected_not_retried() {
+        let bad = Item {
+            id: 1,
+            key: "u".into(),
+            payload: vec![0xff, 0xff],
+            traceparent: None,
+        };
+        assert!(matches!(batch(&[bad]), Err(SinkError::Rejected(_))));
+    }
+}

@@ -1,0 +1,509 @@
+//! Segmentation over real gRPC: a fresh database per test, and a small recording server
+//! standing in for trigger's internal service.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use herald_proto::common::v1::{Event, Identity};
+use herald_proto::segmentation::v1::segmentation_internal_service_client::SegmentationInternalServiceClient;
+use herald_proto::segmentation::v1::segmentation_service_client::SegmentationServiceClient;
+use herald_proto::segmentation::v1::{
+    ApplyEventsRequest, ApplyIdentitiesRequest, GetSegmentRequest,
+};
+use herald_proto::trigger::v1::trigger_internal_service_server::{
+    TriggerInternalService, TriggerInternalServiceServer,
+};
+use herald_proto::trigger::v1::*;
+use herald_runtime::ServiceKind;
+use herald_testkit::{Credentials, Running, TestDatabase, WORKSPACE, authorized, eventually};
+use prost_types::value::Kind;
+use prost_types::{Struct, Value};
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Response, Status};
+use tonic_types::StatusExt;
+
+/// What the stand-in trigger received: workspace, event, and the authorization header.
+#[derive(Clone, Default)]
+struct Recorder {
+    received: Arc<Mutex<Vec<(String, UserEvent, String)>>>,
+    /// Calls still to refuse with UNAVAILABLE before accepting.
+    refuse: Arc<Mutex<u32>>,
+}
+
+impl Recorder {
+    fn failing_first(calls: u32) -> Self {
+        Recorder {
+            refuse: Arc::new(Mutex::new(calls)),
+            ..Default::default()
+        }
+    }
+
+    fn events(&self) -> Vec<(String, UserEvent, String)> {
+        self.received.lock().unwrap().clone()
+    }
+
+    fn message_ids(&self) -> Vec<String> {
+        self.events()
+            .into_iter()
+            .map(|(_, e, _)| e.event.unwrap_or_default().message_id)
+            .collect()
+    }
+
+    /// Serves on `listener` until the test ends.
+    fn serve(&self, listener: TcpListener) {
+        let service = TriggerInternalServiceServer::new(self.clone());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+    }
+}
+
+#[tonic::async_trait]
+impl TriggerInternalService for Recorder {
+    async fn handle_events(
+        &self,
+        request: Request<HandleEventsRequest>,
+    ) -> Result<Response<HandleEventsResponse>, Status> {
+        {
+            let mut refuse = self.refuse.lock().unwrap();
+            if *refuse > 0 {
+                *refuse -= 1;
+                return Err(Status::unavailable("trigger is starting"));
+            }
+        }
+        let auth = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let request = request.into_inner();
+        let handled = request.events.len() as u32;
+        let mut received = self.received.lock().unwrap();
+        for event in request.events {
+            received.push((request.workspace_id.clone(), event, auth.clone()));
+        }
+        Ok(Response::new(HandleEventsResponse {
+            handled,
+            duplicates: 0,
+        }))
+    }
+
+    async fn handle_segment_transitions(
+        &self,
+        _: Request<HandleSegmentTransitionsRequest>,
+    ) -> Result<Response<HandleSegmentTransitionsResponse>, Status> {
+        Err(Status::unimplemented("not in this stand-in"))
+    }
+
+    async fn forget_user(
+        &self,
+        _: Request<ForgetUserRequest>,
+    ) -> Result<Response<ForgetUserResponse>, Status> {
+        Err(Status::unimplemented("not in this stand-in"))
+    }
+}
+
+struct App {
+    running: Running,
+    credentials: Credentials,
+    internal: SegmentationInternalServiceClient<Channel>,
+    _db: TestDatabase,
+}
+
+impl App {
+    fn internal_key(&self) -> String {
+        self.credentials.internal_key.expose().to_owned()
+    }
+
+    async fn apply_events(&mut self, events: Vec<Event>) -> Result<(u32, u32), Status> {
+        let request = ApplyEventsRequest {
+            workspace_id: WORKSPACE.into(),
+            events,
+        };
+        let response = self
+            .internal
+            .apply_events(authorized(request, &self.internal_key()))
+            .await?
+            .into_inner();
+        Ok((response.applied, response.duplicates))
+    }
+
+    async fn apply_identities(&mut self, identities: Vec<Identity>) -> Result<(u32, u32), Status> {
+        let request = ApplyIdentitiesRequest {
+            workspace_id: WORKSPACE.into(),
+            identities,
+        };
+        let response = self
+            .internal
+            .apply_identities(authorized(request, &self.internal_key()))
+            .await?
+            .into_inner();
+        Ok((response.applied, response.duplicates))
+    }
+}
+
+/// Segmentation on a fresh database, relaying to trigger at `trigger`.
+async fn spawn_app(trigger: SocketAddr) -> App {
+    let db = TestDatabase::new().await;
+    let credentials = Credentials::new();
+    let mut config = herald_testkit::config(ServiceKind::Segmentation, &db, &credentials);
+    config.trigger_url = format!("http://{trigger}");
+    let running = herald_testkit::spawn(config, herald_segmentation::serve).await;
+    let internal = SegmentationInternalServiceClient::connect(running.url())
+        .await
+        .expect("connect");
+    App {
+        running,
+        credentials,
+        internal,
+        _db: db,
+    }
+}
+
+/// A recording trigger on a port of its own.
+async fn spawn_trigger(recorder: &Recorder) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    recorder.serve(listener);
+    addr
+}
+
+fn string(s: &str) -> Value {
+    Value {
+        kind: Some(Kind::StringValue(s.into())),
+    }
+}
+
+fn null() -> Value {
+    Value {
+        kind: Some(Kind::NullValue(0)),
+    }
+}
+
+fn traits(pairs: &[(&str, Value)]) -> Struct {
+    Struct {
+        fields: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    }
+}
+
+fn event(id: &str, user: &str, name: &str) -> Event {
+    Event {
+        message_id: id.into(),
+        user_id: user.into(),
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
+fn identity(id: &str, user: &str, t: Struct) -> Identity {
+    Identity {
+        message_id: id.into(),
+        user_id: user.into(),
+        traits: Some(t),
+        ..Default::default()
+    }
+}
+
+async fn received(recorder: &Recorder, count: usize) -> Vec<(String, UserEvent, String)> {
+    eventually(Duration::from_secs(15), "events at trigger", || async {
+        let events = recorder.events();
+        (events.len() >= count).then_some(events)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn events_reach_trigger_with_the_merged_traits() {
+    let recorder = Recorder::default();
+    let mut app = spawn_app(spawn_trigger(&recorder).await).await;
+
+    let first = traits(&[
+        ("plan", string("free")),
+        ("company", string("Acme")),
+        ("email", string("a@acme.io")),
+    ]);
+    assert_eq!(
+        app.apply_identities(vec![identity("i1", "u1", first)])
+            .await
+            .unwrap(),
+        (1, 0)
+    );
+    // A later update replaces one key, removes one with null and keeps the rest.
+    let second = traits(&[("plan", string("pro")), ("email", null())]);
+    assert_eq!(
+        app.apply_identities(vec![identity("i2", "u1", second)])
+            .await
+            .unwrap(),
+        (1, 0)
+    );
+    assert_eq!(
+        app.apply_events(vec![event("e1", "u1", "integration_connected")])
+            .await
+            .unwrap(),
+        (1, 0)
+    );
+
+    let events = received(&recorder, 1).await;
+    assert_eq!(events.len(), 1);
+    let (workspace, user_event, auth) = &events[0];
+    assert_eq!(workspace, WORKSPACE);
+    assert_eq!(
+        auth,
+        &format!("Bearer {}", app.internal_key()),
+        "segmentation presents the internal key"
+    );
+    let event = user_event.event.as_ref().unwrap();
+    assert_eq!(
+        (event.message_id.as_str(), event.name.as_str()),
+        ("e1", "integration_connected")
+    );
+    assert_eq!(
+        user_event.traits,
+        Some(traits(&[
+            ("plan", string("pro")),
+            ("company", string("Acme"))
+        ]))
+    );
+    assert!(user_event.segment_ids.is_empty());
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn a_user_without_traits_is_created_and_sent_without_traits() {
+    let recorder = Recorder::default();
+    let mut app = spawn_app(spawn_trigger(&recorder).await).await;
+    app.apply_events(vec![
+        event("e1", "new-user", "opened"),
+        event("e2", "new-user", "opened"),
+    ])
+    .await
+    .unwrap();
+    let events = received(&recorder, 2).await;
+    assert_eq!(
+        recorder.message_ids(),
+        ["e1", "e2"],
+        "one user's events keep their order"
+    );
+    assert!(events.iter().all(|(_, e, _)| e.traits.is_none()));
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn a_repeated_message_id_reaches_trigger_once() {
+    let recorder = Recorder::default();
+    let mut app = spawn_app(spawn_trigger(&recorder).await).await;
+
+    assert_eq!(
+        app.apply_events(vec![event("e1", "u1", "opened")])
+            .await
+            .unwrap(),
+        (1, 0)
+    );
+    assert_eq!(
+        app.apply_events(vec![event("e1", "u1", "opened")])
+            .await
+            .unwrap(),
+        (0, 1)
+    );
+    // Within one request too.
+    let batch = vec![
+        event("e2", "u1", "opened"),
+        event("e2", "u1", "opened"),
+        event("e1", "u1", "opened"),
+    ];
+    assert_eq!(app.apply_events(batch).await.unwrap(), (1, 2));
+    // Identities are idempotent on their message_id as well.
+    let update = identity("i1", "u1", traits(&[("plan", string("pro"))]));
+    assert_eq!(
+        app.apply_identities(vec![update.clone()]).await.unwrap(),
+        (1, 0)
+    );
+    assert_eq!(app.apply_identities(vec![update]).await.unwrap(), (0, 1));
+    // A marker after the duplicates: once it arrives, anything duplicated would have too.
+    app.apply_events(vec![event("marker", "u1", "opened")])
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(15), "the marker", || async {
+        recorder
+            .message_ids()
+            .contains(&"marker".to_owned())
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(recorder.message_ids(), ["e1", "e2", "marker"]);
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn events_wait_for_trigger_while_it_is_down() {
+    // Trigger is not listening at first: reserve a port, then free it.
+    let reserved = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = reserved.local_addr().unwrap();
+    drop(reserved);
+    let mut app = spawn_app(addr).await;
+    app.apply_events(vec![
+        event("e1", "u1", "opened"),
+        event("e2", "u2", "opened"),
+    ])
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Then it comes up, but refuses its first calls while it is starting.
+    let recorder = Recorder::failing_first(2);
+    recorder.serve(
+        TcpListener::bind(addr)
+            .await
+            .expect("rebind the reserved port"),
+    );
+    app.apply_events(vec![event("e3", "u1", "opened")])
+        .await
+        .unwrap();
+
+    received(&recorder, 3).await;
+    let mut ids = recorder.message_ids();
+    ids.sort();
+    assert_eq!(ids, ["e1", "e2", "e3"]);
+    assert_eq!(
+        *recorder.refuse.lock().unwrap(),
+        0,
+        "the refused calls were retried"
+    );
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn internal_rpcs_need_the_internal_key() {
+    let recorder = Recorder::default();
+    let app = spawn_app(spawn_trigger(&recorder).await).await;
+    let mut client = app.internal.clone();
+    let events = ApplyEventsRequest {
+        workspace_id: WORKSPACE.into(),
+        events: vec![event("e1", "u1", "opened")],
+    };
+
+    let ingest_key = app.credentials.ingest_key.expose().to_owned();
+    let status = client
+        .apply_events(authorized(events.clone(), &ingest_key))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let identities = ApplyIdentitiesRequest {
+        workspace_id: WORKSPACE.into(),
+        identities: vec![],
+    };
+    let status = client
+        .apply_identities(authorized(identities, &ingest_key))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let admin_key = app.credentials.admin_key.expose().to_owned();
+    let status = client
+        .apply_events(authorized(events.clone(), &admin_key))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let status = client.apply_events(Request::new(events)).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(recorder.events().is_empty(), "refused calls change nothing");
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_events_name_their_fields_and_write_nothing() {
+    let recorder = Recorder::default();
+    let mut app = spawn_app(spawn_trigger(&recorder).await).await;
+    let bad = vec![
+        event("e1", "u1", "opened"),
+        event("e2", "", "opened"),
+        event("", "u3", ""),
+    ];
+    let status = app.apply_events(bad).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let details = status
+        .get_details_bad_request()
+        .expect("bad request details");
+    let fields: Vec<&str> = details
+        .field_violations
+        .iter()
+        .map(|v| v.field.as_str())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "events[1].user_id",
+            "events[2].message_id",
+            "events[2].name"
+        ]
+    );
+
+    let key = app.internal_key();
+    let request = ApplyEventsRequest {
+        workspace_id: String::new(),
+        events: vec![event("e1", "u1", "opened")],
+    };
+    let status = app
+        .internal
+        .apply_events(authorized(request, &key))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("workspace_id"),
+        "{}",
+        status.message()
+    );
+
+    // Nothing of the refused batch was applied: e1 is still new.
+    assert_eq!(
+        app.apply_events(vec![event("e1", "u1", "opened")])
+            .await
+            .unwrap(),
+        (1, 0)
+    );
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn segments_are_not_implemented_yet() {
+    let recorder = Recorder::default();
+    let app = spawn_app(spawn_trigger(&recorder).await).await;
+    let mut client = SegmentationServiceClient::connect(app.running.url())
+        .await
+        .unwrap();
+    let key = app.credentials.admin_key.expose().to_owned();
+    let status = client
+        .get_segment(authorized(
+            GetSegmentRequest {
+                segment_id: "s".into(),
+            },
+            &key,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented);
+    // The public API is for admin keys only.
+    let key = app.credentials.internal_key.expose().to_owned();
+    let status = client
+        .get_segment(authorized(
+            GetSegmentRequest {
+                segment_id: "s".into(),
+            },
+            &key,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    app.running.stop().await;
+}

@@ -1,0 +1,122 @@
+//! Deterministic A/B assignment: a stable hash of (campaign id, user id) over the
+//! variants' weights and the control weight.
+
+use sha2::{Digest, Sha256};
+
+/// Where a user falls in a campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assignment {
+    /// The variant at this index.
+    Variant(usize),
+    /// The control holdout: no message.
+    Control,
+}
+
+/// The user's bucket in `[0, total)`; the same for the same campaign and user, on every
+/// replica and across restarts (unlike std's randomly seeded hasher).
+fn bucket(campaign_id: &str, user_id: &str, total: u64) -> u64 {
+    let digest = Sha256::digest(format!("{campaign_id}:{user_id}").as_bytes());
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(head) % total
+}
+
+/// Assigns `user_id` to one of the variants with `weights`, or to control; `None` when
+/// every weight is 0.
+pub fn assign(
+    campaign_id: &str,
+    user_id: &str,
+    weights: &[u32],
+    control_weight: u32,
+) -> Option<Assignment> {
+    let total: u64 = weights.iter().map(|w| u64::from(*w)).sum::<u64>() + u64::from(control_weight);
+    if total == 0 {
+        return None;
+    }
+    let mut point = bucket(campaign_id, user_id, total);
+    for (index, weight) in weights.iter().enumerate() {
+        let weight = u64::from(*weight);
+        if point < weight {
+            return Some(Assignment::Variant(index));
+        }
+        point -= weight;
+    }
+    Some(Assignment::Control)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assignment_is_deterministic() {
+        for user in ["u1", "u2", "someone@example.com"] {
+            let first = assign("cmp_1", user, &[1, 1, 1], 1);
+            for _ in 0..5 {
+                assert_eq!(assign("cmp_1", user, &[1, 1, 1], 1), first);
+            }
+        }
+    }
+
+    #[test]
+    fn equal_weights_split_evenly() {
+        let first = (0..10_000)
+            .filter(|i| {
+                assign("cmp_split", &format!("user-{i}"), &[1, 1], 0)
+                    == Some(Assignment::Variant(0))
+            })
+            .count();
+        assert!(
+            (4_500..=5_500).contains(&first),
+            "variant 0 got {first} of 10000"
+        );
+    }
+
+    #[test]
+    fn control_weight_holds_out_its_share() {
+        let mut counts = [0usize; 3];
+        for i in 0..10_000 {
+            match assign("cmp_control", &format!("user-{i}"), &[45, 45], 10) {
+                Some(Assignment::Variant(v)) => counts[v] += 1,
+                Some(Assignment::Control) => counts[2] += 1,
+                None => unreachable!("weights are positive"),
+            }
+        }
+        assert!(
+            (800..=1_200).contains(&counts[2]),
+            "control got {}",
+            counts[2]
+        );
+        assert!(
+            (4_000..=5_000).contains(&counts[0]),
+            "variant 0 got {}",
+            counts[0]
+        );
+    }
+
+    #[test]
+    fn zero_weights_get_nobody() {
+        for i in 0..1_000 {
+            assert_eq!(
+                assign("c", &format!("u{i}"), &[0, 3], 0),
+                Some(Assignment::Variant(1))
+            );
+        }
+        assert_eq!(assign("c", "u", &[0, 0], 0), None);
+        assert_eq!(assign("c", "u", &[], 5), Some(Assignment::Control));
+    }
+
+    #[test]
+    fn different_campaigns_shuffle_users() {
+        let same = (0..1_000)
+            .filter(|i| {
+                let user = format!("user-{i}");
+                assign("cmp_a", &user, &[1, 1], 0) == assign("cmp_b", &user, &[1, 1], 0)
+            })
+            .count();
+        assert!(
+            (350..=650).contains(&same),
+            "{same} of 1000 users landed alike"
+        );
+    }
+}

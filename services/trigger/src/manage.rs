@@ -1,0 +1,296 @@
+//! The campaign lifecycle: create, read, list, update and status changes, per workspace.
+
+use herald_proto::trigger::v1::{Campaign, CampaignStatus};
+use herald_runtime::FieldViolation;
+use sea_orm::DatabaseConnection;
+
+use crate::error::Error;
+use crate::store::{self, Cursor};
+use crate::validate;
+
+/// Default and largest page of ListCampaigns.
+const DEFAULT_PAGE: i32 = 50;
+const MAX_PAGE: i32 = 1000;
+
+fn status_of(campaign: &Campaign) -> CampaignStatus {
+    CampaignStatus::try_from(campaign.status).unwrap_or(CampaignStatus::Unspecified)
+}
+
+fn check(parser: &liquid::Parser, campaign: &Campaign) -> Result<(), Error> {
+    let mut violations = validate::campaign(parser, campaign);
+    if status_of(campaign) == CampaignStatus::Active {
+        violations.extend(validate::completeness(campaign));
+    }
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(violations))
+    }
+}
+
+/// An update time after `previous`, so that every write is a new version.
+fn next_update_ms(previous: i64) -> i64 {
+    herald_storage::now_ms().max(previous + 1)
+}
+
+/// Creates `campaign` in `workspace` with a new id; returns it as stored.
+pub async fn create(
+    db: &DatabaseConnection,
+    parser: &liquid::Parser,
+    workspace: &str,
+    mut campaign: Campaign,
+) -> Result<Campaign, Error> {
+    campaign.status = match CampaignStatus::try_from(campaign.status) {
+        Ok(CampaignStatus::Unspecified | CampaignStatus::Draft) => CampaignStatus::Draft as i32,
+        Ok(CampaignStatus::Active) => CampaignStatus::Active as i32,
+        _ => {
+            return Err(Error::invalid(
+                "campaign.status",
+                "must be unset, DRAFT or ACTIVE on create",
+            ));
+        }
+    };
+    campaign.id = format!("cmp_{}", uuid::Uuid::now_v7().simple());
+    validate::assign_variant_ids(&mut campaign);
+    check(parser, &campaign)?;
+    let now = store::timestamp(herald_storage::now_ms());
+    campaign.create_time = Some(now);
+    campaign.update_time = Some(now);
+    store::insert(db, workspace, &campaign).await?;
+    Ok(campaign)
+}
+
+/// The campaign `id` of `workspace`.
+pub async fn get(db: &DatabaseConnection, workspace: &str, id: &str) -> Result<Campaign, Error> {
+    if id.is_empty() {
+        return Err(Error::invalid("campaign_id", "is required"));
+    }
+    Ok(store::get(db, workspace, id).await?.campaign)
+}
+
+fn encode_token(status: Option<CampaignStatus>, cursor: &Cursor) -> String {
+    let raw = format!(
+        "1:{}:{}:{}",
+        status.map_or(0, |s| s as i32),
+        cursor.create_ms,
+        cursor.id
+    );
+    hex::encode(raw)
+}
+
+fn decode_token(token: &str, status: Option<CampaignStatus>) -> Result<Cursor, Error> {
+    let bad = || Error::invalid("page_token", "is not a token returned by ListCampaigns");
+    let raw = String::from_utf8(hex::decode(token).map_err(|_| bad())?).map_err(|_| bad())?;
+    let mut parts = raw.splitn(4, ':');
+    let (Some("1"), Some(token_status), Some(create_ms), Some(id)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    if token_status != status.map_or(0, |s| s as i32).to_string() {
+        return Err(Error::invalid(
+            "page_token",
+            "was issued for a different status filter",
+        ));
+    }
+    Ok(Cursor {
+        create_ms: create_ms.parse().map_err(|_| bad())?,
+        id: id.to_owned(),
+    })
+}
+
+/// One page of `workspace`'s campaigns, newest first, and the next page's token.
+pub async fn list(
+    db: &DatabaseConnection,
+    workspace: &str,
+    page_size: i32,
+    page_token: &str,
+    status: Option<i32>,
+) -> Result<(Vec<Campaign>, String), Error> {
+    if page_size < 0 {
+        return Err(Error::invalid("page_size", "must not be negative"));
+    }
+    let limit = if page_size == 0 {
+        DEFAULT_PAGE
+    } else {
+        page_size.min(MAX_PAGE)
+    } as usize;
+    let status = match status.map(CampaignStatus::try_from) {
+        None | Some(Ok(CampaignStatus::Unspecified)) => None,
+        Some(Ok(status)) => Some(status),
+        Some(Err(_)) => return Err(Error::invalid("status", "is not a known campaign status")),
+    };
+    let cursor = if page_token.is_empty() {
+        None
+    } else {
+        Some(decode_token(page_token, status)?)
+    };
+    let mut campaigns =
+        store::list(db, workspace, status, cursor.as_ref(), limit as u64 + 1).await?;
+    let mut next = String::new();
+    if campaigns.len() > limit {
+        campaigns.truncate(limit);
+        if let Some(last) = campaigns.last() {
+            let create_ms = last
+                .create_time
+                .as_ref()
+                .map(store::millis)
+                .unwrap_or_default();
+            next = encode_token(
+                status,
+                &Cursor {
+                    create_ms,
+                    id: last.id.clone(),
+                },
+            );
+        }
+    }
+    Ok((campaigns, next))
+}
+
+/// Replaces the fields of the stored campaign named by `paths` with those of `update`.
+pub async fn update(
+    db: &DatabaseConnection,
+    parser: &liquid::Parser,
+    workspace: &str,
+    update: Campaign,
+    paths: &[String],
+) -> Result<Campaign, Error> {
+    if update.id.is_empty() {
+        return Err(Error::invalid("campaign.id", "is required"));
+    }
+    if paths.is_empty() {
+        return Err(Error::invalid(
+            "update_mask",
+            "must name at least one field to update",
+        ));
+    }
+    let stored = store::get(db, workspace, &update.id).await?;
+    let mut campaign = stored.campaign;
+    if status_of(&campaign) == CampaignStatus::Archived {
+        return Err(Error::FailedPrecondition(
+            "an archived campaign cannot be updated".into(),
+            Vec::new(),
+        ));
+    }
+    let mut violations = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
+        let field = format!("update_mask.paths[{i}]");
+        match path.as_str() {
+            "name" => campaign.name.clone_from(&update.name),
+            "description" => campaign.description.clone_from(&update.description),
+            "trigger" => campaign.trigger.clone_from(&update.trigger),
+            "audience" => campaign.audience.clone_from(&update.audience),
+            "variants" => campaign.variants.clone_from(&update.variants),
+            "control_weight" => campaign.control_weight = update.control_weight,
+            "frequency_cap" => campaign.frequency_cap = update.frequency_cap,
+            "priority" => campaign.priority = update.priority,
+            "quiet_hours" => campaign.quiet_hours.clone_from(&update.quiet_hours),
+            "schedule" => campaign.schedule = update.schedule,
+            "conversion_goal" => campaign.conversion_goal.clone_from(&update.conversion_goal),
+            "category" => campaign.category.clone_from(&update.category),
+            "message_ttl" => campaign.message_ttl = update.message_ttl,
+            "status" => violations.push(FieldViolation::new(
+                field,
+                "status changes through SetCampaignStatus",
+            )),
+            "id" | "create_time" | "update_time" => {
+                violations.push(FieldViolation::new(field, format!("{path} is output only")))
+            }
+            _ => violations.push(FieldViolation::new(
+                field,
+                format!("unknown campaign field {path:?}"),
+            )),
+        }
+    }
+    if !violations.is_empty() {
+        return Err(Error::Invalid(violations));
+    }
+    validate::assign_variant_ids(&mut campaign);
+    check(parser, &campaign)?;
+    campaign.update_time = Some(store::timestamp(next_update_ms(stored.update_time_ms)));
+    store::replace(db, workspace, &campaign, stored.update_time_ms).await?;
+    Ok(campaign)
+}
+
+/// Moves campaign `id` to `status`, if the lifecycle allows it.
+pub async fn set_status(
+    db: &DatabaseConnection,
+    parser: &liquid::Parser,
+    workspace: &str,
+    id: &str,
+    status: i32,
+) -> Result<Campaign, Error> {
+    use CampaignStatus::*;
+    if id.is_empty() {
+        return Err(Error::invalid("campaign_id", "is required"));
+    }
+    let target = match CampaignStatus::try_from(status) {
+        Ok(Unspecified) | Err(_) => {
+            return Err(Error::invalid(
+                "status",
+                "must be DRAFT, ACTIVE, PAUSED or ARCHIVED",
+            ));
+        }
+        Ok(target) => target,
+    };
+    let stored = store::get(db, workspace, id).await?;
+    let mut campaign = stored.campaign;
+    let current = status_of(&campaign);
+    if current == target {
+        return Ok(campaign);
+    }
+    let allowed = matches!(
+        (current, target),
+        (Draft, Active) | (Active, Paused) | (Paused, Active) | (Draft | Active | Paused, Archived)
+    );
+    if !allowed {
+        return Err(Error::FailedPrecondition(
+            format!(
+                "a {} campaign cannot become {}",
+                name(current),
+                name(target)
+            ),
+            Vec::new(),
+        ));
+    }
+    if target == Active {
+        let mut violations = validate::campaign(parser, &campaign);
+        violations.extend(validate::completeness(&campaign));
+        if !violations.is_empty() {
+            return Err(Error::FailedPrecondition(
+                "the campaign is not complete".into(),
+                violations,
+            ));
+        }
+    }
+    campaign.status = target as i32;
+    campaign.update_time = Some(store::timestamp(next_update_ms(stored.update_time_ms)));
+    store::replace(db, workspace, &campaign, stored.update_time_ms).await?;
+    Ok(campaign)
+}
+
+fn name(status: CampaignStatus) -> &'static str {
+    status.as_str_name().trim_start_matches("CAMPAIGN_STATUS_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_bind_the_filter() {
+        let cursor = Cursor {
+            create_ms: 1_714_557_600_123,
+            id: "cmp_abc".into(),
+        };
+        let token = encode_token(Some(CampaignStatus::Active), &cursor);
+        assert_eq!(
+            decode_token(&token, Some(CampaignStatus::Active)).expect("decodes"),
+            cursor
+        );
+        assert!(decode_token(&token, None).is_err());
+        assert!(decode_token("zz", None).is_err());
+        assert!(decode_token(&hex::encode("2:0:1:x"), None).is_err());
+    }
+}

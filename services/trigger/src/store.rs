@@ -1,0 +1,293 @@
+//! Campaigns, stored as their encoded protobuf plus the columns that find them (status
+//! and trigger event name, so that matching never scans every campaign), and the ids of
+//! events already handled.
+
+use herald_proto::trigger::v1::{Campaign, CampaignStatus, trigger::Kind as TriggerKind};
+use prost::Message;
+use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+
+use crate::error::Error;
+
+pub mod campaign {
+    //! One campaign of one workspace.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "trigger_campaigns")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// The `CampaignStatus` number.
+        pub status: i16,
+        /// The event name of an event trigger; empty for other kinds.
+        pub trigger_event_name: String,
+        pub create_time_ms: i64,
+        pub update_time_ms: i64,
+        /// The protobuf-encoded `Campaign`, with its id, status and times.
+        pub body: Vec<u8>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod handled_event {
+    //! The message_id of an event trigger has already handled.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "trigger_handled_events")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub message_id: String,
+        pub handled_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A protobuf timestamp of `ms` milliseconds since the epoch.
+pub fn timestamp(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+/// Milliseconds since the epoch of a protobuf timestamp.
+pub fn millis(t: &prost_types::Timestamp) -> i64 {
+    t.seconds
+        .saturating_mul(1000)
+        .saturating_add(i64::from(t.nanos) / 1_000_000)
+}
+
+/// The event name an event trigger matches, or empty.
+pub fn trigger_event_name(campaign: &Campaign) -> String {
+    match campaign.trigger.as_ref().and_then(|t| t.kind.as_ref()) {
+        Some(TriggerKind::Event(e)) => e.event_name.clone(),
+        _ => String::new(),
+    }
+}
+
+/// A stored campaign, decoded.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub campaign: Campaign,
+    pub update_time_ms: i64,
+}
+
+fn decode(row: campaign::Model) -> Result<Stored, Error> {
+    let campaign =
+        Campaign::decode(row.body.as_slice()).map_err(|_| Error::Corrupt(row.id.clone()))?;
+    Ok(Stored {
+        campaign,
+        update_time_ms: row.update_time_ms,
+    })
+}
+
+fn row(workspace: &str, campaign: &Campaign) -> campaign::Model {
+    campaign::Model {
+        workspace_id: workspace.to_owned(),
+        id: campaign.id.clone(),
+        status: campaign.status as i16,
+        trigger_event_name: trigger_event_name(campaign),
+        create_time_ms: campaign
+            .create_time
+            .as_ref()
+            .map(millis)
+            .unwrap_or_default(),
+        update_time_ms: campaign
+            .update_time
+            .as_ref()
+            .map(millis)
+            .unwrap_or_default(),
+        body: campaign.encode_to_vec(),
+    }
+}
+
+/// Inserts a new campaign (its id and times already set).
+pub async fn insert(
+    db: &DatabaseConnection,
+    workspace: &str,
+    campaign: &Campaign,
+) -> Result<(), Error> {
+    campaign::Entity::insert(campaign::ActiveModel::from(row(workspace, campaign)))
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// The campaign `id` of `workspace`, or NOT_FOUND.
+pub async fn get<C: ConnectionTrait>(db: &C, workspace: &str, id: &str) -> Result<Stored, Error> {
+    let row = campaign::Entity::find_by_id((workspace.to_owned(), id.to_owned()))
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("campaign {id:?}")))?;
+    decode(row)
+}
+
+/// Replaces the stored campaign if it is still at version `expected_update_ms`; ABORTED
+/// when a concurrent write got there first.
+pub async fn replace(
+    db: &DatabaseConnection,
+    workspace: &str,
+    campaign: &Campaign,
+    expected_update_ms: i64,
+) -> Result<(), Error> {
+    let new = row(workspace, campaign);
+    let result = campaign::Entity::update_many()
+        .col_expr(campaign::Column::Status, Expr::value(new.status))
+        .col_expr(
+            campaign::Column::TriggerEventName,
+            Expr::value(new.trigger_event_name),
+        )
+        .col_expr(
+            campaign::Column::UpdateTimeMs,
+            Expr::value(new.update_time_ms),
+        )
+        .col_expr(campaign::Column::Body, Expr::value(new.body))
+        .filter(campaign::Column::WorkspaceId.eq(workspace))
+        .filter(campaign::Column::Id.eq(&campaign.id))
+        .filter(campaign::Column::UpdateTimeMs.eq(expected_update_ms))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 1 {
+        Ok(())
+    } else {
+        Err(Error::Aborted(format!(
+            "campaign {:?} was changed concurrently, retry",
+            campaign.id
+        )))
+    }
+}
+
+/// Where a listing continues: after the campaign created at `create_ms` with `id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub create_ms: i64,
+    pub id: String,
+}
+
+/// Up to `limit` campaigns of `workspace`, newest first, after `cursor`, optionally of
+/// one status.
+pub async fn list(
+    db: &DatabaseConnection,
+    workspace: &str,
+    status: Option<CampaignStatus>,
+    cursor: Option<&Cursor>,
+    limit: u64,
+) -> Result<Vec<Campaign>, Error> {
+    let mut query = campaign::Entity::find().filter(campaign::Column::WorkspaceId.eq(workspace));
+    if let Some(status) = status {
+        query = query.filter(campaign::Column::Status.eq(status as i16));
+    }
+    if let Some(cursor) = cursor {
+        query = query.filter(
+            Condition::any()
+                .add(campaign::Column::CreateTimeMs.lt(cursor.create_ms))
+                .add(
+                    Condition::all()
+                        .add(campaign::Column::CreateTimeMs.eq(cursor.create_ms))
+                        .add(campaign::Column::Id.lt(cursor.id.as_str())),
+                ),
+        );
+    }
+    let rows = query
+        .order_by_desc(campaign::Column::CreateTimeMs)
+        .order_by_desc(campaign::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?;
+    rows.into_iter()
+        .map(|r| decode(r).map(|s| s.campaign))
+        .collect()
+}
+
+/// The ACTIVE campaigns of `workspace` with an event trigger on one of `event_names`.
+pub async fn active_for_events<C: ConnectionTrait>(
+    db: &C,
+    workspace: &str,
+    event_names: Vec<String>,
+) -> Result<Vec<Stored>, Error> {
+    if event_names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = campaign::Entity::find()
+        .filter(campaign::Column::WorkspaceId.eq(workspace))
+        .filter(campaign::Column::Status.eq(CampaignStatus::Active as i16))
+        .filter(campaign::Column::TriggerEventName.is_in(event_names))
+        .order_by_desc(campaign::Column::CreateTimeMs)
+        .all(db)
+        .await?;
+    rows.into_iter().map(decode).collect()
+}
+
+/// Which of `message_ids` of `workspace` were handled before.
+pub async fn handled<C: ConnectionTrait>(
+    db: &C,
+    workspace: &str,
+    message_ids: Vec<String>,
+) -> Result<Vec<String>, Error> {
+    let mut out = Vec::new();
+    // Chunked to stay under SQLite's bound-parameter limit.
+    for chunk in message_ids.chunks(500) {
+        out.extend(
+            handled_event::Entity::find()
+                .select_only()
+                .column(handled_event::Column::MessageId)
+                .filter(handled_event::Column::WorkspaceId.eq(workspace))
+                .filter(handled_event::Column::MessageId.is_in(chunk.to_vec()))
+                .into_tuple::<String>()
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(out)
+}
+
+/// Records `message_ids` of `workspace` as handled.
+pub async fn mark_handled<C: ConnectionTrait>(
+    db: &C,
+    workspace: &str,
+    message_ids: &[String],
+    now_ms: i64,
+) -> Result<(), Error> {
+    for chunk in message_ids.chunks(300) {
+        let rows = chunk.iter().map(|id| {
+            handled_event::ActiveModel::from(handled_event::Model {
+                workspace_id: workspace.to_owned(),
+                message_id: id.clone(),
+                handled_at: now_ms,
+            })
+        });
+        handled_event::Entity::insert_many(rows)
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip_through_millis() {
+        for ms in [0, 1, 999, 1_714_557_600_123, -1] {
+            assert_eq!(millis(&timestamp(ms)), ms);
+        }
+    }
+}
