@@ -36,7 +36,11 @@ PY
   rm -rf "$tmp"
 fi
 mkdir -p "$tools/bin"
-for b in just grpcurl kubernetes-validate python; do ln -sf "$tools/venv/bin/$b" "$tools/bin/$b"; done
+for b in just grpcurl kubernetes-validate; do ln -sf "$tools/venv/bin/$b" "$tools/bin/$b"; done
+# A symlink to the venv's python would not find the venv; a wrapper does.
+rm -f "$tools/bin/python"
+printf '#!/bin/sh\nexec "%s/venv/bin/python" "$@"\n' "$tools" > "$tools/bin/python"
+chmod +x "$tools/bin/python"
 ln -sf "$tools/npm/node_modules/.bin/buf" "$tools/bin/buf"
 ln -sf "$tools/kubectl/kubectl" "$tools/bin/kubectl"
 echo "$tools/bin"
