@@ -72,7 +72,7 @@ async fn health_answers_serving_without_a_key() {
         .await
         .unwrap();
     let mut health = HealthClient::new(channel);
-    for service in ["", "herald.ingest.v1.IngestService"] {
+    for service in ["", "herald.ingest.v1.IngestService", "liveness"] {
         let status = health
             .check(HealthCheckRequest {
                 service: service.into(),

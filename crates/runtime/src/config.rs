@@ -308,3 +308,98 @@ impl figment::Provider for EnvPairs {
         Ok(figment::Profile::Default.collect(dict))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let config = Config::load(ServiceKind::Trigger, None, env(&[])).unwrap();
+        assert_eq!(config.listen_addr, "127.0.0.1:50053".parse().unwrap());
+        assert_eq!(
+            config.database_url(ServiceKind::Trigger),
+            "sqlite://data/trigger.db?mode=rwc"
+        );
+    }
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let config = Config::load(
+            ServiceKind::Ingest,
+            None,
+            env(&[
+                ("HERALD_LISTEN_ADDR", "0.0.0.0:9000"),
+                ("HERALD_SEGMENTATION_URL", "http://segmentation:50052"),
+                ("HERALD_API_KEYS", r#"[{workspace="w", scopes=["ingest"], sha256="1df4b07d05b9b3b1115b4b6b22af319a2f99564a2fa2573a34896063c7513c10"}]"#),
+                ("PATH", "/usr/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.listen_addr.port(), 9000);
+        assert_eq!(config.segmentation_url, "http://segmentation:50052");
+        assert_eq!(config.api_keys[0].scopes, [crate::auth::Scope::Ingest]);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let error = Config::load(
+            ServiceKind::Ingest,
+            None,
+            env(&[("HERALD_LISTEN_ADDR", "nowhere")]),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("HERALD_LISTEN_ADDR"), "{error}");
+        let unknown = Config::load(
+            ServiceKind::Ingest,
+            None,
+            env(&[("HERALD_LISTEN_ADRR", "x")]),
+        )
+        .unwrap_err();
+        assert!(unknown.to_string().contains("listen_adrr"), "{unknown}");
+        let url = Config::load(
+            ServiceKind::Ingest,
+            None,
+            env(&[("HERALD_TRIGGER_URL", "trigger")]),
+        )
+        .unwrap_err();
+        assert!(url.to_string().contains("trigger_url"), "{url}");
+    }
+
+    #[test]
+    fn a_file_sits_between_defaults_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("herald.toml");
+        std::fs::write(&file, "log = \"debug\"\nmax_concurrent_requests = 7\n").unwrap();
+        let config = Config::load(
+            ServiceKind::Delivery,
+            Some(&file),
+            env(&[("HERALD_MAX_CONCURRENT_REQUESTS", "9")]),
+        )
+        .unwrap();
+        assert_eq!(config.log, "debug");
+        assert_eq!(config.max_concurrent_requests, 9);
+        std::fs::write(&file, "max_concurrent_requests = \"many\"\n").unwrap();
+        let error = Config::load(ServiceKind::Delivery, Some(&file), env(&[])).unwrap_err();
+        assert!(
+            error.to_string().contains("max_concurrent_requests"),
+            "{error}"
+        );
+        assert!(error.to_string().contains("herald.toml"), "{error}");
+    }
+
+    #[test]
+    fn the_deploy_example_config_loads() {
+        let file =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/overlays/dev/herald.toml");
+        let config = Config::load(ServiceKind::Ingest, Some(&file), env(&[])).unwrap();
+        assert_eq!(config.workspaces[0].id, "demo");
+    }
+}

@@ -37,6 +37,9 @@ pub struct ServiceSpec {
     pub readiness: Option<ReadinessCheck>,
 }
 
+/// Health service name that reports liveness only (not readiness).
+pub const LIVENESS: &str = "liveness";
+
 /// How often readiness is re-checked.
 const READINESS_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -54,6 +57,11 @@ pub async fn serve(
         .chain(spec.service_names.iter().copied())
         .collect();
     set_all(&reporter, &names, ServingStatus::Serving).await;
+    // Liveness: SERVING for as long as the process serves at all, whatever the database
+    // does, so an orchestrator restarts a wedged process but not every pod of an outage.
+    reporter
+        .set_service_status(LIVENESS, ServingStatus::Serving)
+        .await;
 
     // Health and both reflection versions are described too, so `grpcurl list` shows
     // every service the server answers.

@@ -476,6 +476,47 @@ pub fn completeness(campaign: &Campaign) -> Vec<FieldViolation> {
             "the variants' weights plus control_weight must be greater than 0",
         ));
     }
+    out.extend(not_enforced_yet(campaign));
+    out
+}
+
+/// Settings this version stores but does not apply when a campaign fires. An active
+/// campaign must not rely on them: a cap or an exclusion silently ignored would message
+/// people it promised not to. They can be saved on drafts.
+fn not_enforced_yet(campaign: &Campaign) -> Vec<FieldViolation> {
+    let mut out = Vec::new();
+    let why = "is not enforced by this Herald version yet, so an active campaign cannot use it";
+    if let Some(trigger) = &campaign.trigger
+        && !matches!(
+            trigger.kind,
+            Some(herald_proto::trigger::v1::trigger::Kind::Event(_)) | None
+        )
+    {
+        out.push(FieldViolation::new(
+            "campaign.trigger",
+            format!("only event triggers fire; this kind {why}"),
+        ));
+    }
+    if campaign.frequency_cap.is_some() {
+        out.push(FieldViolation::new("campaign.frequency_cap", why));
+    }
+    if campaign.quiet_hours.is_some() {
+        out.push(FieldViolation::new("campaign.quiet_hours", why));
+    }
+    if let Some(audience) = &campaign.audience {
+        if !audience.include_segment_ids.is_empty() {
+            out.push(FieldViolation::new(
+                "campaign.audience.include_segment_ids",
+                why,
+            ));
+        }
+        if !audience.exclude_segment_ids.is_empty() {
+            out.push(FieldViolation::new(
+                "campaign.audience.exclude_segment_ids",
+                why,
+            ));
+        }
+    }
     out
 }
 
@@ -591,6 +632,24 @@ mod tests {
             [
                 "campaign.trigger.event.property_filters[0].operator",
                 "campaign.trigger.event.property_filters[1].value"
+            ]
+        );
+    }
+
+    #[test]
+    fn settings_not_enforced_yet_keep_a_campaign_from_going_active() {
+        let mut c = valid();
+        c.frequency_cap = Some(Default::default());
+        c.audience = Some(herald_proto::trigger::v1::Audience {
+            exclude_segment_ids: vec!["paying".into()],
+            ..Default::default()
+        });
+        let fields: Vec<String> = completeness(&c).into_iter().map(|v| v.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "campaign.frequency_cap",
+                "campaign.audience.exclude_segment_ids"
             ]
         );
     }
