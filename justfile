@@ -41,7 +41,7 @@ deploy-check:
 
 # Measure durable ingest throughput and event-to-stream latency against baselines (prints figures).
 bench *ARGS:
-    cargo run --release -p herald-bench -- {{ARGS}}
+    cargo build --release --bin herald && cargo run --release -p herald-bench -- {{ARGS}}
 
 # Everything CI runs.
 ci:

@@ -45,6 +45,9 @@ impl Suite {
         for (kind, listener) in listeners {
             suite.run(kind, listener);
         }
+        for addr in suite.addrs.values() {
+            herald_testkit::wait_until_serving(*addr).await;
+        }
         suite
     }
 

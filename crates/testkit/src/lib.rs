@@ -122,7 +122,31 @@ where
     let listener = TcpListener::bind(config.listen_addr)
         .await
         .expect("bind test listener");
-    spawn_on(listener, config, serve)
+    let running = spawn_on(listener, config, serve);
+    wait_until_serving(running.addr).await;
+    running
+}
+
+/// Waits until the server at `addr` reports SERVING (its migrations have run and it
+/// accepts calls), failing the test after 30 s.
+pub async fn wait_until_serving(addr: SocketAddr) {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("url");
+    eventually(Duration::from_secs(30), &format!("{addr} to serve"), || {
+        let endpoint = endpoint.clone();
+        async move {
+            let mut client = HealthClient::new(endpoint.connect().await.ok()?);
+            let status = client
+                .check(HealthCheckRequest::default())
+                .await
+                .ok()?
+                .into_inner()
+                .status;
+            (status == ServingStatus::Serving as i32).then_some(())
+        }
+    })
+    .await;
 }
 
 /// Runs `serve` on an already bound listener (to restart a service on the same port).
