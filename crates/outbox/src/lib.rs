@@ -19,6 +19,7 @@
 
 mod migration;
 mod relay;
+mod sink;
 mod store;
 
 use std::collections::HashMap;
@@ -30,6 +31,7 @@ use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
 pub use migration::{OutboxMigration, migration};
+pub use sink::{MAX_BATCH, merge_runs, relay_span};
 
 /// One unit of work for a destination, as the sink receives it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,27 +1,14 @@
 //! The hop out of delivery: interactions (sent, delivered, impression, click, dismissal)
 //! to analytics, relayed through the outbox as batched internal RPCs.
 
-use herald_outbox::{Item, Sink, SinkError};
+use herald_outbox::{Item, MAX_BATCH, Sink, SinkError, merge_runs, relay_span};
 use herald_proto::analytics::v1::RecordInteractionsRequest;
 use herald_proto::analytics::v1::analytics_internal_service_client::AnalyticsInternalServiceClient;
 use herald_runtime::Downstream;
-use prost::Message;
 use tracing::Instrument;
 
 /// Outbox destination of analytics.
 pub const ANALYTICS: &str = "analytics";
-
-/// Analytics accepts at most this many interactions per call.
-const MAX_PER_CALL: usize = 1000;
-
-/// A span for sending `items`, continuing the trace of the first of them.
-fn relay_span(destination: &'static str, items: &[Item]) -> tracing::Span {
-    let span = tracing::info_span!("outbox.relay", destination, count = items.len());
-    if let Some(parent) = items.first().and_then(|i| i.traceparent.as_deref()) {
-        herald_runtime::telemetry::set_parent_from_traceparent(&span, parent);
-    }
-    span
-}
 
 /// Sends to analytics' RecordInteractions, one call per run of items of one workspace,
 /// in order. Each item holds a `RecordInteractionsRequest` with one interaction.
@@ -47,26 +34,20 @@ impl Sink for AnalyticsSink {
 
 /// Decodes `items` and merges consecutive ones of the same workspace into one request.
 fn merge(items: &[Item]) -> Result<Vec<RecordInteractionsRequest>, SinkError> {
-    let mut calls: Vec<RecordInteractionsRequest> = Vec::new();
-    for item in items {
-        let next = RecordInteractionsRequest::decode(item.payload.as_slice())
-            .map_err(|e| SinkError::Rejected(format!("undecodable outbox item: {e}")))?;
-        match calls.last_mut() {
-            Some(last)
-                if last.workspace_id == next.workspace_id
-                    && last.interactions.len() + next.interactions.len() <= MAX_PER_CALL =>
-            {
-                last.interactions.extend(next.interactions)
-            }
-            _ => calls.push(next),
-        }
-    }
-    Ok(calls)
+    merge_runs(
+        items,
+        |last: &RecordInteractionsRequest, next: &RecordInteractionsRequest| {
+            last.workspace_id == next.workspace_id
+                && last.interactions.len() + next.interactions.len() <= MAX_BATCH
+        },
+        |last, next| last.interactions.extend(next.interactions),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use herald_proto::analytics::v1::Interaction;
+    use prost::Message;
 
     use super::*;
 

@@ -1,7 +1,7 @@
 //! The hops out of ingest: events and identities to segmentation, events to analytics,
 //! each relayed through the outbox as batched internal RPCs.
 
-use herald_outbox::{Item, Sink, SinkError};
+use herald_outbox::{Item, MAX_BATCH, Sink, SinkError, merge_runs, relay_span};
 use herald_proto::analytics::v1::RecordEventsRequest;
 use herald_proto::analytics::v1::analytics_internal_service_client::AnalyticsInternalServiceClient;
 use herald_proto::segmentation::v1::segmentation_internal_service_client::SegmentationInternalServiceClient;
@@ -43,15 +43,6 @@ impl SegmentationItem {
             _ => Err(bad("unknown tag".into())),
         }
     }
-}
-
-/// A span for sending `items`, continuing the trace of the first of them.
-pub fn relay_span(destination: &'static str, items: &[Item]) -> tracing::Span {
-    let span = tracing::info_span!("outbox.relay", destination, count = items.len());
-    if let Some(parent) = items.first().and_then(|i| i.traceparent.as_deref()) {
-        herald_runtime::telemetry::set_parent_from_traceparent(&span, parent);
-    }
-    span
 }
 
 /// Sends to segmentation's ApplyEvents / ApplyIdentities, one call per run of items of
@@ -111,17 +102,14 @@ pub struct AnalyticsSink(pub Downstream);
 impl Sink for AnalyticsSink {
     async fn send(&self, items: &[Item]) -> Result<(), SinkError> {
         let mut client = AnalyticsInternalServiceClient::new(self.0.channel());
-        let mut calls: Vec<RecordEventsRequest> = Vec::new();
-        for item in items {
-            let next = RecordEventsRequest::decode(item.payload.as_slice())
-                .map_err(|e| SinkError::Rejected(format!("undecodable outbox item: {e}")))?;
-            match calls.last_mut() {
-                Some(last) if last.workspace_id == next.workspace_id => {
-                    last.events.extend(next.events)
-                }
-                _ => calls.push(next),
-            }
-        }
+        let calls = merge_runs(
+            items,
+            |last: &RecordEventsRequest, next: &RecordEventsRequest| {
+                last.workspace_id == next.workspace_id
+                    && last.events.len() + next.events.len() <= MAX_BATCH
+            },
+            |last, next| last.events.extend(next.events),
+        )?;
         async {
             for call in calls {
                 client.record_events(self.0.request(call, None)).await?;

@@ -1,46 +1,26 @@
 //! The hop out of segmentation: each new event, with its user's state, to trigger's
 //! HandleEvents, relayed through the outbox.
 
-use herald_outbox::{Item, Sink, SinkError};
+use herald_outbox::{Item, MAX_BATCH, Sink, SinkError, merge_runs, relay_span};
 use herald_proto::trigger::v1::HandleEventsRequest;
 use herald_proto::trigger::v1::trigger_internal_service_client::TriggerInternalServiceClient;
 use herald_runtime::Downstream;
-use prost::Message;
 use tracing::Instrument;
 
 /// Outbox destination of trigger.
 pub const TRIGGER: &str = "trigger";
 
-/// Events per HandleEvents call, the contract's limit.
-const MAX_EVENTS_PER_CALL: usize = 1000;
-
-/// A span for sending `items`, continuing the trace of the first of them.
-fn relay_span(items: &[Item]) -> tracing::Span {
-    let span = tracing::info_span!("outbox.relay", destination = TRIGGER, count = items.len());
-    if let Some(parent) = items.first().and_then(|i| i.traceparent.as_deref()) {
-        herald_runtime::telemetry::set_parent_from_traceparent(&span, parent);
-    }
-    span
-}
-
 /// Merges consecutive items of one workspace into as few requests as the contract
 /// allows, keeping their order.
 fn batch(items: &[Item]) -> Result<Vec<HandleEventsRequest>, SinkError> {
-    let mut calls: Vec<HandleEventsRequest> = Vec::new();
-    for item in items {
-        let next = HandleEventsRequest::decode(item.payload.as_slice())
-            .map_err(|e| SinkError::Rejected(format!("undecodable outbox item: {e}")))?;
-        match calls.last_mut() {
-            Some(last)
-                if last.workspace_id == next.workspace_id
-                    && last.events.len() + next.events.len() <= MAX_EVENTS_PER_CALL =>
-            {
-                last.events.extend(next.events)
-            }
-            _ => calls.push(next),
-        }
-    }
-    Ok(calls)
+    merge_runs(
+        items,
+        |last: &HandleEventsRequest, next: &HandleEventsRequest| {
+            last.workspace_id == next.workspace_id
+                && last.events.len() + next.events.len() <= MAX_BATCH
+        },
+        |last, next| last.events.extend(next.events),
+    )
 }
 
 /// Sends to trigger's HandleEvents, one call per run of a workspace, in order.
@@ -57,7 +37,7 @@ impl Sink for TriggerSink {
             }
             Ok(())
         }
-        .instrument(relay_span(items))
+        .instrument(relay_span(TRIGGER, items))
         .await
     }
 }
@@ -66,6 +46,7 @@ impl Sink for TriggerSink {
 mod tests {
     use herald_proto::common::v1::Event;
     use herald_proto::trigger::v1::UserEvent;
+    use prost::Message;
 
     use super::*;
 

@@ -1,46 +1,26 @@
 //! The hop out of trigger: rendered deliveries to delivery, relayed through the outbox
 //! as batched internal RPCs.
 
-use herald_outbox::{Item, Sink, SinkError};
+use herald_outbox::{Item, MAX_BATCH, Sink, SinkError, merge_runs, relay_span};
 use herald_proto::delivery::v1::DeliverRequest;
 use herald_proto::delivery::v1::delivery_internal_service_client::DeliveryInternalServiceClient;
 use herald_runtime::Downstream;
-use prost::Message;
 use tracing::Instrument;
 
 /// Outbox destination of delivery.
 pub const DELIVERY: &str = "delivery";
 
-/// Most deliveries in one Deliver call, as the contract allows.
-const MAX_DELIVERIES: usize = 1000;
-
-/// A span for sending `items`, continuing the trace of the first of them.
-pub fn relay_span(destination: &'static str, items: &[Item]) -> tracing::Span {
-    let span = tracing::info_span!("outbox.relay", destination, count = items.len());
-    if let Some(parent) = items.first().and_then(|i| i.traceparent.as_deref()) {
-        herald_runtime::telemetry::set_parent_from_traceparent(&span, parent);
-    }
-    span
-}
-
 /// Merges the outbox payloads (each a `DeliverRequest` of one delivery) into as few
 /// requests as possible, keeping their order: one per run of the same workspace.
 pub fn merge(items: &[Item]) -> Result<Vec<DeliverRequest>, SinkError> {
-    let mut calls: Vec<DeliverRequest> = Vec::new();
-    for item in items {
-        let next = DeliverRequest::decode(item.payload.as_slice())
-            .map_err(|e| SinkError::Rejected(format!("undecodable outbox item: {e}")))?;
-        match calls.last_mut() {
-            Some(last)
-                if last.workspace_id == next.workspace_id
-                    && last.deliveries.len() + next.deliveries.len() <= MAX_DELIVERIES =>
-            {
-                last.deliveries.extend(next.deliveries)
-            }
-            _ => calls.push(next),
-        }
-    }
-    Ok(calls)
+    merge_runs(
+        items,
+        |last: &DeliverRequest, next: &DeliverRequest| {
+            last.workspace_id == next.workspace_id
+                && last.deliveries.len() + next.deliveries.len() <= MAX_BATCH
+        },
+        |last, next| last.deliveries.extend(next.deliveries),
+    )
 }
 
 /// Sends to delivery's Deliver, one call per run of a workspace, in order.
@@ -66,6 +46,7 @@ impl Sink for DeliverySink {
 mod tests {
     use super::*;
     use herald_proto::delivery::v1::Delivery;
+    use prost::Message;
 
     fn item(id: i64, workspace: &str, key: &str) -> Item {
         let request = DeliverRequest {
