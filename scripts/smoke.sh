@@ -48,7 +48,7 @@ done
 export HERALD_KEY=$(python3 -c "import tomllib;print(tomllib.load(open('$data/dev-credentials.toml','rb'))['server_key'])")
 export HERALD_TOKEN=$("$herald" token --user alice --data-dir "$data")
 
-echo "== credentials and deadlines"
+echo "== credentials and errors"
 expect_code() {
   local code=$1; shift
   out=$(grpcurl "$@" 2>&1 || true)
@@ -60,6 +60,17 @@ expect_code Unauthenticated -plaintext -d "$event" 127.0.0.1:50051 herald.ingest
 expect_code PermissionDenied -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"workspace_id":"demo"}' 127.0.0.1:50052 herald.segmentation.v1.SegmentationInternalService/ApplyEvents
 expect_code InvalidArgument -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"event":{"user_id":"u1","name":"x"}}' 127.0.0.1:50051 herald.ingest.v1.IngestService/Track
 expect_code Unimplemented -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"user_id":"u1"}' 127.0.0.1:50051 herald.ingest.v1.IngestService/ExportUser
+
+echo "== gRPC-Web and CORS (what a browser does)"
+# An empty HealthCheckRequest in one gRPC-Web frame, over HTTP/1.1.
+web=$(printf '\x00\x00\x00\x00\x00' | curl -s --http1.1 -X POST -H 'content-type: application/grpc-web+proto' \
+  -H 'x-grpc-web: 1' --data-binary @- http://127.0.0.1:50054/grpc.health.v1.Health/Check | tr -d '\000' | tr -c '[:print:]' ' ')
+grep -q 'grpc-status:0' <<< "$web" || { echo "no gRPC-Web answer: $web"; exit 1; }
+echo "ok   gRPC-Web call over HTTP/1.1"
+preflight=$(curl -s -i -X OPTIONS -H 'Origin: http://localhost:3000' -H 'Access-Control-Request-Method: POST' \
+  -H 'Access-Control-Request-Headers: authorization,content-type,x-grpc-web' http://127.0.0.1:50054/herald.delivery.v1.DeliveryService/Subscribe)
+grep -qi '^access-control-allow-origin: http://localhost:3000' <<< "$preflight" || { echo "no CORS preflight answer:"; echo "$preflight"; exit 1; }
+echo "ok   CORS preflight"
 
 echo "== README walkthrough"
 bash scripts/walkthrough.sh
