@@ -1,0 +1,138 @@
+//! Command-line settings (hand-parsed: a handful of `--flag value` pairs).
+
+use std::time::Duration;
+
+pub const USAGE: &str = "usage: herald-bench [options]   (or: just bench [options])
+
+  --backend postgres|sqlite   database of the five services (default: postgres when
+                              PostgreSQL answers at 127.0.0.1:5432, else sqlite)
+  --postgres-url URL          admin database used to create and drop the bench database
+                              (default postgres://postgres@127.0.0.1:5432/postgres)
+  --duration-secs N           measured time of each phase (default 10)
+  --warmup-secs N             unmeasured time before each phase (default 2)
+  --concurrency N             concurrent unary Track callers (default 64)
+  --channels N                HTTP/2 connections the unary callers share (default 4)
+  --batch-size N              events per TrackBatch call, 1..=1000 (default 500)
+  --batch-concurrency N       concurrent TrackBatch callers (default 8)
+  --background-rate N         background events/s during the latency phase (default 1000)
+  --subscribers N             users with an open Subscribe stream (default 50)
+  --probe-rate N              matching events/s whose delivery is timed (default 20)
+  --settle-max-secs N         longest wait for the pipeline to drain between phases (default 60)
+  --markdown                  print the final table as Markdown
+  -h, --help                  this text";
+
+/// Which database the services run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `None` until resolved: chosen by probing 127.0.0.1:5432.
+    pub backend: Option<Backend>,
+    pub postgres_url: String,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub concurrency: usize,
+    pub channels: usize,
+    pub batch_size: usize,
+    pub batch_concurrency: usize,
+    pub background_rate: u32,
+    pub subscribers: usize,
+    pub probe_rate: u32,
+    pub settle_max: Duration,
+    pub markdown: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            backend: None,
+            postgres_url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(2),
+            concurrency: 64,
+            channels: 4,
+            batch_size: 500,
+            batch_concurrency: 8,
+            background_rate: 1000,
+            subscribers: 50,
+            probe_rate: 20,
+            settle_max: Duration::from_secs(60),
+            markdown: false,
+        }
+    }
+}
+
+/// What the command line asked for.
+pub enum Parsed {
+    Run(Settings),
+    Help,
+}
+
+pub fn parse(args: &[String]) -> Result<Parsed, String> {
+    let mut s = Settings::default();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let flag = flag.as_str();
+        match flag {
+            "-h" | "--help" => return Ok(Parsed::Help),
+            "--markdown" => {
+                s.markdown = true;
+                continue;
+            }
+            _ => {}
+        }
+        let value = it
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value"))?
+            .as_str();
+        let number = |min: u64, max: u64| -> Result<u64, String> {
+            let n: u64 = value
+                .parse()
+                .map_err(|_| format!("{flag}: {value:?} is not a whole number"))?;
+            if n < min || n > max {
+                return Err(format!("{flag}: must be within {min}..={max}"));
+            }
+            Ok(n)
+        };
+        match flag {
+            "--backend" => {
+                s.backend = Some(match value {
+                    "postgres" | "postgresql" | "pg" => Backend::Postgres,
+                    "sqlite" => Backend::Sqlite,
+                    _ => return Err("--backend: expected postgres or sqlite".into()),
+                })
+            }
+            "--postgres-url" => {
+                if !value.starts_with("postgres://") && !value.starts_with("postgresql://") {
+                    return Err("--postgres-url: expected postgres://…".into());
+                }
+                s.postgres_url = value.to_owned();
+            }
+            "--duration-secs" => s.duration = Duration::from_secs(number(1, 3600)?),
+            "--warmup-secs" => s.warmup = Duration::from_secs(number(0, 600)?),
+            "--concurrency" => s.concurrency = number(1, 4096)? as usize,
+            "--channels" => s.channels = number(1, 64)? as usize,
+            "--batch-size" => s.batch_size = number(1, 1000)? as usize,
+            "--batch-concurrency" => s.batch_concurrency = number(1, 256)? as usize,
+            "--background-rate" => s.background_rate = number(0, 100_000)? as u32,
+            "--subscribers" => s.subscribers = number(1, 10_000)? as usize,
+            "--probe-rate" => s.probe_rate = number(1, 1000)? as u32,
+            "--settle-max-secs" => s.settle_max = Duration::from_secs(number(0, 3600)?),
+            _ => return Err(format!("unknown option {flag}")),
+        }
+    }
+    Ok(Parsed::Run(s))
+}

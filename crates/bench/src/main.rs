@@ -1,0 +1,123 @@
+//! `herald-bench`: durable ingest throughput and event-to-stream latency of the five Herald
+//! services running as separate processes, each figure printed beside a bare-tonic
+//! baseline measured in the same run. Run it with `just bench` (see docs/benchmarks.md).
+//!
+//! It only ever targets 127.0.0.1, every load stops by itself at the end of its window, and
+//! the service processes are killed (and a PostgreSQL bench database dropped) on exit,
+//! Ctrl-C or panic.
+
+#![forbid(unsafe_code)]
+
+mod args;
+mod echo;
+mod fleet;
+mod load;
+mod machine;
+mod phases;
+mod report;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use args::{Backend, Parsed, Settings};
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let settings = match args::parse(&argv) {
+        Ok(Parsed::Run(settings)) => settings,
+        Ok(Parsed::Help) => {
+            println!("{}", args::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("herald-bench: {e}\n\n{}", args::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("herald-bench: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            result = run(settings) => result,
+            // Dropping `run` drops the fleet guard: children killed, database dropped.
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+            _ = terminated() => Err(anyhow::anyhow!("terminated")),
+        }
+    });
+    // Load tasks may still hold channels; do not wait for them.
+    runtime.shutdown_background();
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("herald-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGTERM (e.g. `timeout`), so that is cleaned up like Ctrl-C.
+async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            term.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
+
+async fn run(mut settings: Settings) -> anyhow::Result<()> {
+    // Fail early, before any work, when the service binary is missing.
+    fleet::herald_binary()?;
+    let backend = *settings.backend.get_or_insert_with(|| {
+        if fleet::postgres_answers() {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    });
+
+    println!("Herald benchmark");
+    println!();
+    println!("machine");
+    for (k, v) in machine::describe() {
+        println!("  {k:<8} {v}");
+    }
+    println!();
+    println!("settings");
+    for (k, v) in report::settings_lines(&settings) {
+        println!("  {k:<20} {v}");
+    }
+    println!();
+
+    let started = Instant::now();
+    let fleet = fleet::Fleet::start(backend, &settings.postgres_url).await?;
+    println!(
+        "five services started as separate processes, SERVING after {:.1} s (logs in {})",
+        started.elapsed().as_secs_f64(),
+        fleet.dir().display()
+    );
+    let mut fleet = fleet;
+    let results = phases::run_all(&mut fleet, &settings).await?;
+    fleet.check_alive()?;
+    println!();
+    for (kind, lines) in fleet.log_lines() {
+        if lines > 0 {
+            println!("note: {kind} logged {lines} warning/error lines, first ones:");
+            for line in fleet.log_head(kind, 3) {
+                println!("    {line}");
+            }
+        }
+    }
+    println!();
+    println!("{}", report::table(&settings, backend, &results));
+    Ok(())
+}

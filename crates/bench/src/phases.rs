@@ -1,0 +1,621 @@
+//! The measurements, in the order they run: the baselines, event-to-stream latency under a
+//! background load (on a quiet pipeline), unary Track, batched Track. Between Herald
+//! phases the bench waits for the services to go idle (the outbox relays to have
+//! forwarded everything downstream) so one phase's backlog does not slow the next, and
+//! reports how long that drain took.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use herald_proto::common::v1::{Event, InAppContent, InAppFormat, MessageContent, message_content};
+use herald_proto::delivery::v1::delivery_service_client::DeliveryServiceClient;
+use herald_proto::delivery::v1::{Message, SubscribeRequest, subscribe_response};
+use herald_proto::ingest::v1::ingest_service_client::IngestServiceClient;
+use herald_proto::ingest::v1::{TrackBatchRequest, TrackRequest};
+use herald_proto::trigger::v1::trigger_service_client::TriggerServiceClient;
+use herald_proto::trigger::v1::{
+    Campaign, CampaignStatus, CreateCampaignRequest, EventTrigger, Trigger, Variant, trigger,
+};
+use herald_runtime::ServiceKind;
+use herald_runtime::auth::sign_user_token;
+use tokio::time::MissedTickBehavior;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::args::Settings;
+use crate::echo::{self, EchoServer};
+use crate::fleet::{Backlog, Fleet};
+use crate::load::{self, LoadResult, ProbeResult, Probes, Window, closed_loop, paced};
+use crate::machine::{CpuMeter, CpuUse};
+
+/// The event the bench campaign fires on.
+pub const MATCHING_EVENT: &str = "bench_signed_up";
+/// The event of the throughput and background loads; no campaign matches it.
+pub const PLAIN_EVENT: &str = "bench_page_viewed";
+/// Rendered title of a probe's message: this prefix then the probe's sequence number.
+const TITLE_PREFIX: &str = "Bench #";
+/// Distinct user ids the non-matching loads spread over.
+const USERS: u64 = 10_000;
+/// How long probes still in flight at the end of the latency phase are waited for.
+const PROBE_DRAIN: Duration = Duration::from_secs(10);
+
+/// Everything measured.
+pub struct Results {
+    pub echo_unary: LoadResult,
+    pub echo_stream: Histogram<u64>,
+    pub latency: ProbeResult,
+    pub latency_track: Histogram<u64>,
+    pub background: LoadResult,
+    pub streams_ended: u64,
+    pub unary: LoadResult,
+    pub batch: LoadResult,
+    /// Backlog and drain after each Herald phase.
+    pub drain_after_latency: Drain,
+    pub drain_after_unary: Drain,
+    pub drain_after_batch: Drain,
+    /// Phase length (warm-up + measured) as run, for the end-to-end pipeline rate.
+    pub phase_secs: f64,
+    pub cpu_latency: CpuUse,
+    pub cpu_unary: CpuUse,
+    pub cpu_batch: CpuUse,
+}
+
+fn bearer(secret: &str) -> MetadataValue<tonic::metadata::Ascii> {
+    format!("Bearer {secret}")
+        .parse()
+        .expect("keys and tokens are ascii")
+}
+
+fn authed<T>(message: T, auth: &MetadataValue<tonic::metadata::Ascii>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", auth.clone());
+    request
+}
+
+fn text(s: impl Into<String>) -> prost_types::Value {
+    prost_types::Value {
+        kind: Some(prost_types::value::Kind::StringValue(s.into())),
+    }
+}
+
+fn properties(fields: &[(&str, String)]) -> prost_types::Struct {
+    prost_types::Struct {
+        fields: fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), text(v.clone())))
+            .collect(),
+    }
+}
+
+/// A small non-matching event with a unique message id.
+fn page_view(message_id: String, n: u64) -> Event {
+    Event {
+        message_id,
+        user_id: format!("user-{}", n % USERS),
+        name: PLAIN_EVENT.into(),
+        properties: Some(properties(&[
+            ("path", "/pricing".into()),
+            ("referrer", "https://example.com/".into()),
+        ])),
+        ..Default::default()
+    }
+}
+
+fn bench_campaign() -> Campaign {
+    Campaign {
+        name: "Bench welcome".into(),
+        status: CampaignStatus::Active as i32,
+        trigger: Some(Trigger {
+            kind: Some(trigger::Kind::Event(EventTrigger {
+                event_name: MATCHING_EVENT.into(),
+                ..Default::default()
+            })),
+        }),
+        variants: vec![Variant {
+            id: "a".into(),
+            name: "A".into(),
+            weight: 1,
+            contents: vec![MessageContent {
+                body: Some(message_content::Body::InApp(InAppContent {
+                    format: InAppFormat::Banner as i32,
+                    title: format!("{TITLE_PREFIX}{{{{ event.properties.seq }}}}"),
+                    body: "Your {{ event.properties.plan }} plan is ready.".into(),
+                    ..Default::default()
+                })),
+            }],
+        }],
+        ..Default::default()
+    }
+}
+
+/// The probe sequence number rendered into a message's title.
+fn probe_seq(message: &Message) -> Option<u64> {
+    let content = message.content.as_ref()?;
+    match content.body.as_ref()? {
+        message_content::Body::InApp(in_app) => {
+            in_app.title.strip_prefix(TITLE_PREFIX)?.trim().parse().ok()
+        }
+        _ => None,
+    }
+}
+
+async fn connect(url: String) -> anyhow::Result<Channel> {
+    Endpoint::from_shared(url.clone())?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .with_context(|| format!("connect to {url}"))
+}
+
+async fn channels(url: String, n: usize) -> anyhow::Result<Vec<Channel>> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(connect(url.clone()).await?);
+    }
+    Ok(out)
+}
+
+fn ms(us: u64) -> String {
+    let ms = us as f64 / 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.2} ms")
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
+pub async fn run_all(fleet: &mut Fleet, s: &Settings) -> anyhow::Result<Results> {
+    let auth = bearer(&fleet.key);
+    let backlog = Backlog::connect(fleet).await?;
+
+    let mut trigger = TriggerServiceClient::new(fleet.channel(ServiceKind::Trigger).await?);
+    let campaign = trigger
+        .create_campaign(authed(
+            CreateCampaignRequest {
+                campaign: Some(bench_campaign()),
+            },
+            &auth,
+        ))
+        .await
+        .context("create the bench campaign")?
+        .into_inner()
+        .campaign
+        .context("no campaign in the CreateCampaign response")?;
+    println!(
+        "campaign {} active: every {MATCHING_EVENT} event makes an in-app banner titled \"{TITLE_PREFIX}{{{{ event.properties.seq }}}}\"",
+        campaign.id
+    );
+    println!();
+
+    // d. Baselines: a bare tonic server in this process.
+    let echo = EchoServer::start().await?;
+    println!(
+        "[baseline] bare tonic Health/Check, {} callers over {} connections…",
+        s.concurrency, s.channels
+    );
+    let echo_unary = {
+        let clients: Vec<HealthClient<Channel>> = channels(echo.url(), s.channels)
+            .await?
+            .into_iter()
+            .map(HealthClient::new)
+            .collect();
+        closed_loop(
+            s.concurrency,
+            Window::new(s.warmup, s.duration),
+            move |task, _| {
+                let mut client = clients[task % clients.len()].clone();
+                async move { client.check(HealthCheckRequest::default()).await.map(|_| 1) }
+            },
+        )
+        .await
+    };
+    println!(
+        "  {:.0} calls/s, p50 {}, p99 {}, errors {}",
+        echo_unary.rate(),
+        ms(echo_unary.hist.value_at_quantile(0.50)),
+        ms(echo_unary.hist.value_at_quantile(0.99)),
+        echo_unary.errors
+    );
+    println!(
+        "[baseline] bare tonic stream round trip (Check pushes one item on an open Watch stream), {}/s…",
+        s.probe_rate
+    );
+    let echo_stream = stream_round_trip(&echo, s).await?;
+    println!(
+        "  p50 {}, p99 {}, max {} ({} samples)",
+        ms(echo_stream.value_at_quantile(0.50)),
+        ms(echo_stream.value_at_quantile(0.99)),
+        ms(echo_stream.max()),
+        echo_stream.len()
+    );
+    drop(echo);
+    println!();
+
+    let ingest_url = fleet.url(ServiceKind::Ingest);
+    let ingest: Vec<IngestServiceClient<Channel>> = channels(ingest_url, s.channels)
+        .await?
+        .into_iter()
+        .map(IngestServiceClient::new)
+        .collect();
+    let phase_secs = (s.warmup + s.duration).as_secs_f64();
+
+    // c. Event-to-stream latency under background load, on a quiet pipeline.
+    println!(
+        "[herald] event-to-stream latency: {} open Subscribe streams, {} matching events/s, {} background events/s…",
+        s.subscribers, s.probe_rate, s.background_rate
+    );
+    let meter = CpuMeter::start(&fleet.pids());
+    let (latency, latency_track, background, streams_ended) =
+        event_to_stream(fleet, s, &ingest, &auth).await?;
+    let cpu_latency = meter.stop();
+    println!(
+        "  p50 {}, p95 {}, p99 {}, max {} ({} probes, {} lost); background {:.0} events/s, {} errors{}",
+        ms(latency.hist.value_at_quantile(0.50)),
+        ms(latency.hist.value_at_quantile(0.95)),
+        ms(latency.hist.value_at_quantile(0.99)),
+        ms(latency.hist.max()),
+        latency.sent,
+        latency.lost,
+        background.rate(),
+        background.errors,
+        first_error(&background),
+    );
+    println!(
+        "  the probes' own Track calls: p50 {}, p99 {}",
+        ms(latency_track.value_at_quantile(0.50)),
+        ms(latency_track.value_at_quantile(0.99)),
+    );
+    println!("  cpu: {}", cpu_latency.summary());
+    let drain_after_latency = settle(fleet, &backlog, s).await?;
+
+    // a. Durable Track, unary.
+    println!(
+        "[herald] durable Track, unary: {} callers over {} connections…",
+        s.concurrency, s.channels
+    );
+    let meter = CpuMeter::start(&fleet.pids());
+    let unary = {
+        let ingest = ingest.clone();
+        let auth = auth.clone();
+        closed_loop(
+            s.concurrency,
+            Window::new(s.warmup, s.duration),
+            move |task, i| {
+                let mut client = ingest[task % ingest.len()].clone();
+                let n = task as u64 * 7919 + i;
+                let request = authed(
+                    TrackRequest {
+                        event: Some(page_view(format!("unary-{task}-{i}"), n)),
+                    },
+                    &auth,
+                );
+                async move { client.track(request).await.map(|_| 1) }
+            },
+        )
+        .await
+    };
+    let cpu_unary = meter.stop();
+    println!(
+        "  {:.0} events/s, p50 {}, p99 {}, errors {}{}",
+        unary.rate(),
+        ms(unary.hist.value_at_quantile(0.50)),
+        ms(unary.hist.value_at_quantile(0.99)),
+        unary.errors,
+        first_error(&unary),
+    );
+    println!("  cpu: {}", cpu_unary.summary());
+    let drain_after_unary = settle(fleet, &backlog, s).await?;
+
+    // b. Durable TrackBatch.
+    println!(
+        "[herald] durable TrackBatch: {} events per call, {} callers…",
+        s.batch_size, s.batch_concurrency
+    );
+    let meter = CpuMeter::start(&fleet.pids());
+    let batch = {
+        let ingest = ingest.clone();
+        let auth = auth.clone();
+        let size = s.batch_size as u64;
+        closed_loop(
+            s.batch_concurrency,
+            Window::new(s.warmup, s.duration),
+            move |task, i| {
+                let mut client = ingest[task % ingest.len()].clone();
+                let events = (0..size)
+                    .map(|j| {
+                        page_view(
+                            format!("batch-{task}-{i}-{j}"),
+                            (task as u64) * 1_000_003 + i * size + j,
+                        )
+                    })
+                    .collect();
+                let request = authed(TrackBatchRequest { events }, &auth);
+                async move {
+                    client
+                        .track_batch(request)
+                        .await
+                        .map(|r| u64::from(r.into_inner().accepted))
+                }
+            },
+        )
+        .await
+    };
+    let cpu_batch = meter.stop();
+    println!(
+        "  {:.0} events/s ({} calls, call p50 {}, p99 {}), errors {}{}",
+        batch.rate(),
+        batch.calls(),
+        ms(batch.hist.value_at_quantile(0.50)),
+        ms(batch.hist.value_at_quantile(0.99)),
+        batch.errors,
+        first_error(&batch),
+    );
+    println!("  cpu: {}", cpu_batch.summary());
+    let drain_after_batch = settle(fleet, &backlog, s).await?;
+
+    backlog.close().await;
+    Ok(Results {
+        echo_unary,
+        echo_stream,
+        latency,
+        latency_track,
+        background,
+        streams_ended,
+        unary,
+        batch,
+        drain_after_latency,
+        drain_after_unary,
+        drain_after_batch,
+        phase_secs,
+        cpu_latency,
+        cpu_unary,
+        cpu_batch,
+    })
+}
+
+fn first_error(result: &LoadResult) -> String {
+    match &result.first_error {
+        Some(e) => format!(" (first: {e})"),
+        None => String::new(),
+    }
+}
+
+/// Baseline of the stream round trip: a unary `Check(PUSH)` makes the echo server push one
+/// item on an already open `Watch` stream; time from before the call to the item.
+async fn stream_round_trip(echo: &EchoServer, s: &Settings) -> anyhow::Result<Histogram<u64>> {
+    let mut unary = HealthClient::new(connect(echo.url()).await?);
+    let mut watcher = HealthClient::new(connect(echo.url()).await?);
+    let mut stream = watcher
+        .watch(HealthCheckRequest::default())
+        .await?
+        .into_inner();
+    let window = Window::new(s.warmup, s.duration);
+    let mut hist = load::histogram();
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(s.probe_rate)));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    loop {
+        ticker.tick().await;
+        let start = Instant::now();
+        if start >= window.until {
+            break;
+        }
+        unary
+            .check(HealthCheckRequest {
+                service: echo::PUSH.into(),
+            })
+            .await?;
+        tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .context("the echo stream item did not arrive within 5 s")?
+            .context("the echo stream ended")??;
+        let end = Instant::now();
+        if start >= window.measure_from {
+            hist.saturating_record(load::micros(end - start).max(1));
+        }
+    }
+    Ok(hist)
+}
+
+/// c. Opens the subscribers' streams, runs the background load and the probes together,
+/// then waits for the probes still in flight.
+async fn event_to_stream(
+    fleet: &Fleet,
+    s: &Settings,
+    ingest: &[IngestServiceClient<Channel>],
+    auth: &MetadataValue<tonic::metadata::Ascii>,
+) -> anyhow::Result<(ProbeResult, Histogram<u64>, LoadResult, u64)> {
+    let probes = Arc::new(Probes::default());
+    let streams_ended = Arc::new(AtomicU64::new(0));
+    let delivery = DeliveryServiceClient::new(fleet.channel(ServiceKind::Delivery).await?);
+    let mut readers = Vec::new();
+    for u in 0..s.subscribers {
+        let user = format!("probe-user-{u}");
+        let token = sign_user_token(&fleet.workspace, &user, Duration::from_secs(3600))
+            .context("sign a user token")?;
+        let mut stream = delivery
+            .clone()
+            .subscribe(authed(
+                SubscribeRequest {
+                    session_id: "bench".into(),
+                    ..Default::default()
+                },
+                &bearer(&token),
+            ))
+            .await
+            .with_context(|| format!("subscribe as {user}"))?
+            .into_inner();
+        let probes = probes.clone();
+        let ended = streams_ended.clone();
+        readers.push(tokio::spawn(async move {
+            while let Some(Ok(item)) = stream.next().await {
+                if let Some(subscribe_response::Kind::Message(message)) = item.kind
+                    && let Some(seq) = probe_seq(&message)
+                {
+                    probes.arrived(seq);
+                }
+            }
+            ended.fetch_add(1, Ordering::Relaxed);
+        }));
+    }
+
+    let window = Window::new(s.warmup, s.duration);
+    let background_tasks = ((s.background_rate / 50) as usize).clamp(4, 64);
+    let background = {
+        let ingest = ingest.to_vec();
+        let auth = auth.clone();
+        paced(
+            s.background_rate,
+            background_tasks,
+            window,
+            move |task, i| {
+                let mut client = ingest[task % ingest.len()].clone();
+                let n = task as u64 * 7919 + i;
+                let request = authed(
+                    TrackRequest {
+                        event: Some(page_view(format!("bg-{task}-{i}"), n)),
+                    },
+                    &auth,
+                );
+                async move { client.track(request).await.map(|_| 1) }
+            },
+        )
+    };
+
+    let track_hist = Arc::new(std::sync::Mutex::new(load::histogram()));
+    let probing = {
+        let probes = probes.clone();
+        let track_hist = track_hist.clone();
+        let client = ingest[0].clone();
+        let auth = auth.clone();
+        let users = s.subscribers as u64;
+        let rate = s.probe_rate;
+        async move {
+            let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
+            ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+            let mut seq = 0u64;
+            let mut calls = Vec::new();
+            loop {
+                ticker.tick().await;
+                let now = Instant::now();
+                if now >= window.until {
+                    break;
+                }
+                seq += 1;
+                let user = format!("probe-user-{}", rand::random_range(0..users));
+                let event = Event {
+                    message_id: format!("probe-{seq}"),
+                    user_id: user,
+                    name: MATCHING_EVENT.into(),
+                    properties: Some(properties(&[
+                        ("seq", seq.to_string()),
+                        ("plan", "pro".into()),
+                    ])),
+                    ..Default::default()
+                };
+                let request = authed(TrackRequest { event: Some(event) }, &auth);
+                let mut client = client.clone();
+                let probes = probes.clone();
+                let track_hist = track_hist.clone();
+                let counts = now >= window.measure_from;
+                calls.push(tokio::spawn(async move {
+                    probes.sending(seq, counts);
+                    let start = Instant::now();
+                    let outcome = client.track(request).await;
+                    if counts && outcome.is_ok() {
+                        track_hist
+                            .lock()
+                            .expect("track histogram lock")
+                            .saturating_record(load::micros(start.elapsed()).max(1));
+                    }
+                    outcome.map(|_| ())
+                }));
+            }
+            let mut failed = 0u64;
+            let mut first = None;
+            for call in calls {
+                if let Ok(Err(status)) = call.await {
+                    failed += 1;
+                    first.get_or_insert(status);
+                }
+            }
+            (failed, first)
+        }
+    };
+
+    let (background, (failed, first)) = tokio::join!(background, probing);
+    if let Some(status) = first {
+        println!("  warning: {failed} probe Track calls failed, first: {status}");
+    }
+    let deadline = Instant::now() + PROBE_DRAIN;
+    while probes.outstanding() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for reader in &readers {
+        reader.abort();
+    }
+    let track = track_hist.lock().expect("track histogram lock").clone();
+    Ok((
+        probes.result(),
+        track,
+        background,
+        streams_ended.load(Ordering::Relaxed),
+    ))
+}
+
+/// Waits until every outbox is empty, i.e. segmentation, trigger, delivery and analytics
+/// have caught up with what ingest accepted; returns the backlog left at the end of the
+/// phase and how long it took to drain (`None`: not within `settle_max`).
+async fn settle(fleet: &mut Fleet, backlog: &Backlog, s: &Settings) -> anyhow::Result<Drain> {
+    let start = Instant::now();
+    let rows = backlog.pending().await?;
+    let mut pending = rows;
+    loop {
+        fleet.check_alive()?;
+        if pending == 0 {
+            let took = start.elapsed();
+            println!(
+                "  backlog at the end of the phase: {rows} outbox rows; drained after {:.1} s",
+                took.as_secs_f64()
+            );
+            return Ok(Drain {
+                rows,
+                took: Some(took),
+                left: 0,
+                waited: took,
+            });
+        }
+        if start.elapsed() >= s.settle_max {
+            println!(
+                "  backlog at the end of the phase: {rows} outbox rows; {pending} still queued after {} s, going on",
+                s.settle_max.as_secs()
+            );
+            return Ok(Drain {
+                rows,
+                took: None,
+                left: pending,
+                waited: start.elapsed(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        pending = backlog.pending().await?;
+    }
+}
+
+/// The outbox backlog a phase left and how long it took to drain.
+#[derive(Debug, Clone, Copy)]
+pub struct Drain {
+    /// Outbox rows queued when the phase ended.
+    pub rows: u64,
+    /// Time until every outbox was empty, if it happened within settle-max.
+    pub took: Option<Duration>,
+    /// Rows still queued when the bench stopped waiting.
+    pub left: u64,
+    /// How long the bench waited.
+    pub waited: Duration,
+}

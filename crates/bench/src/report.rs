@@ -1,0 +1,253 @@
+//! The settings block and the final table (plain or Markdown).
+
+use hdrhistogram::Histogram;
+
+use crate::args::{Backend, Settings};
+use crate::phases::{Drain, Results};
+
+pub fn settings_lines(s: &Settings) -> Vec<(&'static str, String)> {
+    let backend = match s.backend {
+        Some(Backend::Postgres) => {
+            format!("postgres (one shared database, admin {})", s.postgres_url)
+        }
+        Some(Backend::Sqlite) => "sqlite (one file per service, temp dir)".into(),
+        None => "auto".into(),
+    };
+    vec![
+        ("backend", backend),
+        (
+            "duration",
+            format!(
+                "{} s measured after {} s warm-up, per phase",
+                s.duration.as_secs(),
+                s.warmup.as_secs()
+            ),
+        ),
+        (
+            "unary concurrency",
+            format!("{} callers over {} connections", s.concurrency, s.channels),
+        ),
+        (
+            "batch",
+            format!(
+                "{} events per TrackBatch, {} callers",
+                s.batch_size, s.batch_concurrency
+            ),
+        ),
+        (
+            "background rate",
+            format!("{} events/s (unary Track, paced)", s.background_rate),
+        ),
+        (
+            "latency probes",
+            format!(
+                "{} matching events/s over {} subscribed users",
+                s.probe_rate, s.subscribers
+            ),
+        ),
+        ("settle max", format!("{} s", s.settle_max.as_secs())),
+    ]
+}
+
+fn ms(us: u64) -> String {
+    let ms = us as f64 / 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.2}")
+    } else {
+        format!("{ms:.1}")
+    }
+}
+
+/// 12345.6 → "12,346".
+fn thousands(x: f64) -> String {
+    let n = x.round() as u64;
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn quantiles(h: &Histogram<u64>, qs: &[f64]) -> String {
+    qs.iter()
+        .map(|q| ms(h.value_at_quantile(*q)))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+fn drain(d: Drain, s: &Settings) -> String {
+    match d.took {
+        Some(t) => format!(
+            "{} rows left, drained in {:.1} s",
+            thousands(d.rows as f64),
+            t.as_secs_f64()
+        ),
+        None => format!(
+            "{} rows left, {} still queued after {} s (drained ~{} rows/s)",
+            thousands(d.rows as f64),
+            thousands(d.left as f64),
+            s.settle_max.as_secs(),
+            thousands(d.rows.saturating_sub(d.left) as f64 / d.waited.as_secs_f64().max(1e-3))
+        ),
+    }
+}
+
+pub fn table(s: &Settings, backend: Backend, r: &Results) -> String {
+    let header = [
+        "measurement".to_owned(),
+        format!("Herald ({})", backend.name()),
+        "baseline (bare tonic, in-process)".to_owned(),
+        "target".to_owned(),
+    ];
+    let mut rows: Vec<[String; 4]> = Vec::new();
+    rows.push([
+        format!("durable Track, unary ({} callers): events/s", s.concurrency),
+        thousands(r.unary.rate()),
+        format!("{} calls/s (Health/Check)", thousands(r.echo_unary.rate())),
+        "-".into(),
+    ]);
+    rows.push([
+        "  Track latency p50 / p99 (ms)".into(),
+        quantiles(&r.unary.hist, &[0.5, 0.99]),
+        quantiles(&r.echo_unary.hist, &[0.5, 0.99]),
+        "-".into(),
+    ]);
+    rows.push([
+        format!(
+            "durable TrackBatch ({} events x {} callers): events/s",
+            s.batch_size, s.batch_concurrency
+        ),
+        thousands(r.batch.rate()),
+        "-".into(),
+        ">= 20,000".into(),
+    ]);
+    rows.push([
+        "  TrackBatch call latency p50 / p99 (ms)".into(),
+        quantiles(&r.batch.hist, &[0.5, 0.99]),
+        "-".into(),
+        "-".into(),
+    ]);
+    rows.push([
+        format!(
+            "event-to-stream p50 / p95 / p99 / max (ms), {} probes, {} lost",
+            r.latency.sent, r.latency.lost
+        ),
+        format!(
+            "{} / {}",
+            quantiles(&r.latency.hist, &[0.5, 0.95, 0.99]),
+            ms(r.latency.hist.max())
+        ),
+        format!(
+            "{} / {} (stream round trip p50 / p95 / p99 / max)",
+            quantiles(&r.echo_stream, &[0.5, 0.95, 0.99]),
+            ms(r.echo_stream.max())
+        ),
+        "p99 <= 25".into(),
+    ]);
+    rows.push([
+        "  the probe's Track call p50 / p99 (ms)".into(),
+        quantiles(&r.latency_track, &[0.5, 0.99]),
+        "-".into(),
+        "-".into(),
+    ]);
+    rows.push([
+        "  background load achieved: events/s".into(),
+        format!(
+            "{} of {} ({} errors)",
+            thousands(r.background.rate()),
+            thousands(f64::from(s.background_rate)),
+            r.background.errors
+        ),
+        "-".into(),
+        "1,000".into(),
+    ]);
+    rows.push([
+        "  outbox backlog after the latency phase".into(),
+        drain(r.drain_after_latency, s),
+        "-".into(),
+        "-".into(),
+    ]);
+    let pipeline = |events: u64, d: Drain| match d.took {
+        Some(t) => format!(
+            "{}; ~{} events/s through the whole pipeline",
+            drain(d, s),
+            thousands(events as f64 / (r.phase_secs + t.as_secs_f64()))
+        ),
+        None => drain(d, s),
+    };
+    rows.push([
+        "outbox backlog after the unary phase".into(),
+        pipeline(r.unary.total_events, r.drain_after_unary),
+        "-".into(),
+        "-".into(),
+    ]);
+    rows.push([
+        "outbox backlog after the batch phase".into(),
+        pipeline(r.batch.total_events, r.drain_after_batch),
+        "-".into(),
+        "-".into(),
+    ]);
+    rows.push([
+        "CPU cores used (services / bench / machine): unary, batch, latency".into(),
+        format!(
+            "{}; {}; {}",
+            cores(&r.cpu_unary),
+            cores(&r.cpu_batch),
+            cores(&r.cpu_latency)
+        ),
+        "-".into(),
+        "-".into(),
+    ]);
+    if r.streams_ended > 0 {
+        rows.push([
+            "  Subscribe streams that ended during the phase".into(),
+            r.streams_ended.to_string(),
+            "-".into(),
+            "0".into(),
+        ]);
+    }
+    render(&header, &rows, s.markdown)
+}
+
+fn cores(c: &crate::machine::CpuUse) -> String {
+    let services: f64 = c.services.iter().map(|(_, x)| x).sum();
+    format!("{services:.2} / {:.2} / {:.2}", c.bench, c.machine)
+}
+
+fn render(header: &[String; 4], rows: &[[String; 4]], markdown: bool) -> String {
+    let mut out = String::new();
+    if markdown {
+        let line = |cells: &[String; 4]| format!("| {} |\n", cells.join(" | "));
+        out.push_str(&line(header));
+        out.push_str("|---|---:|---:|---|\n");
+        for row in rows {
+            out.push_str(&line(row));
+        }
+        return out;
+    }
+    let mut widths = [0usize; 4];
+    for row in std::iter::once(header).chain(rows) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String; 4]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        format!("{}\n", padded.join("  ").trim_end())
+    };
+    out.push_str(&line(header));
+    let rule: [String; 4] = widths.map(|w| "-".repeat(w));
+    out.push_str(&line(&rule));
+    for row in rows {
+        out.push_str(&line(row));
+    }
+    out
+}
