@@ -182,6 +182,27 @@ async fn run_suite(dir: &Path) -> anyhow::Result<()> {
     failure.map_or(Ok(()), Err)
 }
 
+/// The README walkthrough, ready to paste (after the two `export` lines).
+const WALKTHROUGH: &str = r#"Walkthrough (README.md explains each step):
+
+# 1. an active campaign that welcomes users when they sign up
+grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"campaign": {"name": "Welcome", "status": "CAMPAIGN_STATUS_ACTIVE", "trigger": {"event": {"event_name": "signed_up"}}, "variants": [{"id": "a", "name": "A", "weight": 1, "contents": [{"in_app": {"format": "IN_APP_FORMAT_MODAL", "title": "Welcome, {{ user.first_name }}!", "body": "Your {{ event.properties.plan }} plan is ready.", "actions": [{"id": "tour", "label": "Take the tour", "kind": "ACTION_KIND_URL", "url": "https://example.com/tour"}]}}]}]}}' 127.0.0.1:50053 herald.trigger.v1.TriggerService/CreateCampaign
+
+# 2. in a second terminal (export HERALD_TOKEN there too): alice's live stream
+grpcurl -plaintext -H "authorization: Bearer $HERALD_TOKEN" -d '{}' 127.0.0.1:50054 herald.delivery.v1.DeliveryService/Subscribe
+
+# 3. who alice is, and that she just signed up: the message appears on the stream
+grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"identity": {"message_id": "walkthrough-identify-1", "user_id": "alice", "traits": {"first_name": "Alice", "plan": "pro"}}}' 127.0.0.1:50051 herald.ingest.v1.IngestService/Identify
+grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"event": {"message_id": "walkthrough-signup-1", "user_id": "alice", "name": "signed_up", "properties": {"plan": "pro"}}}' 127.0.0.1:50051 herald.ingest.v1.IngestService/Track
+
+# 4. alice clicks it (MSG_ID from the stream)
+grpcurl -plaintext -H "authorization: Bearer $HERALD_TOKEN" -d '{"message_id": "MSG_ID", "state": "MESSAGE_STATE_DISPLAYED"}' 127.0.0.1:50054 herald.delivery.v1.DeliveryService/UpdateMessageState
+grpcurl -plaintext -H "authorization: Bearer $HERALD_TOKEN" -d '{"message_id": "MSG_ID", "state": "MESSAGE_STATE_CLICKED", "action_id": "tour"}' 127.0.0.1:50054 herald.delivery.v1.DeliveryService/UpdateMessageState
+
+# 5. the campaign's numbers (CMP_ID from step 1)
+grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"campaign_id": "CMP_ID"}' 127.0.0.1:50055 herald.analytics.v1.AnalyticsService/GetCampaignStats
+"#;
+
 fn print_banner(credentials: &DevCredentials, dir: &Path) -> anyhow::Result<()> {
     let token = sign_user_token(
         &credentials.workspace(),
@@ -204,10 +225,11 @@ Server API key (scopes ingest, admin) and an end-user token for user "alice" (24
   export HERALD_KEY={key}
   export HERALD_TOKEN={token}
 
-Mint a token for another user:  herald token --user bob   (or: cargo run --release --bin herald -- token --user bob)
-The walkthrough (README.md, "Walkthrough") creates a campaign, subscribes as alice, tracks
-an event, clicks the message and reads the stats. Stop with Ctrl-C; state is kept.
+Mint a token for another user:  cargo run --release --bin herald -- token --user bob --data-dir {dir}
+{walkthrough}
+Stop with Ctrl-C; state is kept under {dir}.
 "#,
+        walkthrough = WALKTHROUGH,
         ws = credentials.workspace,
         dir = dir.display(),
         i = port(ServiceKind::Ingest),
