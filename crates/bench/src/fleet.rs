@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use herald_runtime::Secret;
 use herald_runtime::ServiceKind;
 use herald_runtime::auth::{Scope, WorkspaceConfig, generate_api_key, random_token};
+use herald_storage::testing::ScratchPostgres;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
@@ -49,65 +50,6 @@ pub fn postgres_answers() -> bool {
     .is_ok()
 }
 
-/// A PostgreSQL database made for this run; dropped with this value.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl PgDatabase {
-    async fn create(admin_url: &str) -> anyhow::Result<Self> {
-        let name = format!("herald_bench_{}", uuid::Uuid::new_v4().simple());
-        let admin = Database::connect(admin_url)
-            .await
-            .with_context(|| format!("cannot reach PostgreSQL at {admin_url}"))?;
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .with_context(|| format!("cannot create database {name}"))?;
-        let _ = admin.close().await;
-        Ok(PgDatabase {
-            admin_url: admin_url.to_owned(),
-            name,
-        })
-    }
-
-    fn url(&self) -> String {
-        let base = self
-            .admin_url
-            .rsplit_once('/')
-            .map(|(b, _)| b)
-            .unwrap_or(&self.admin_url);
-        format!("{base}/{}", self.name)
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        // Drop may run inside the runtime: do the async cleanup on a thread of its own.
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async move {
-                let admin = Database::connect(&admin_url).await?;
-                admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await?;
-                let _ = admin.close().await;
-                Ok::<_, anyhow::Error>(())
-            })
-        });
-        match cleanup.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("could not drop database {}: {e:#}", self.name),
-            Err(_) => eprintln!("could not drop database {}", self.name),
-        }
-    }
-}
-
 /// Five running service processes and the credentials to call them.
 pub struct Fleet {
     children: Vec<(ServiceKind, Child)>,
@@ -121,7 +63,7 @@ pub struct Fleet {
     /// The shared PostgreSQL database, when on PostgreSQL.
     database_url: Option<String>,
     // Dropped after the children are killed (see `Drop`), in this order.
-    _db: Option<PgDatabase>,
+    _db: Option<ScratchPostgres>,
     _tempdir: tempfile::TempDir,
 }
 
@@ -141,7 +83,7 @@ impl Fleet {
             .context("create a temporary directory")?;
         let dir = tempdir.path().to_path_buf();
         let db = match backend {
-            Backend::Postgres => Some(PgDatabase::create(postgres_url).await?),
+            Backend::Postgres => Some(ScratchPostgres::create(postgres_url, "herald_bench").await?),
             Backend::Sqlite => None,
         };
 
@@ -175,7 +117,7 @@ impl Fleet {
             r#"[{{id="{WORKSPACE}", user_token_secret="{}"}}]"#,
             workspace.user_token_secret.expose()
         );
-        let database_url = fleet._db.as_ref().map(PgDatabase::url);
+        let database_url = fleet._db.as_ref().map(ScratchPostgres::url);
         fleet.database_url = database_url.clone();
         for kind in ServiceKind::ALL {
             let log = std::fs::File::create(dir.join(format!("{kind}.log")))?;

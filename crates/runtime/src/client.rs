@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
 
+use crate::config::{Config, ServiceKind};
 use crate::deadline::{Deadline, outgoing_timeout};
 use crate::secret::Secret;
 
@@ -50,6 +51,22 @@ impl Downstream {
             key,
             default_timeout,
         })
+    }
+
+    /// The connection an outbox relay uses to reach `target`: its URL from `config`, the
+    /// internal key, and a deadline of the configured default but at most 10 s, so a call
+    /// always ends well within the relay's lease on the items it carries.
+    pub fn for_relay(
+        config: &Config,
+        target: ServiceKind,
+    ) -> Result<Self, tonic::transport::Error> {
+        let deadline = config.default_deadline().min(Duration::from_secs(10));
+        Self::connect_lazy(
+            target.name(),
+            config.url_of(target),
+            config.internal_key.clone(),
+            deadline,
+        )
     }
 
     /// The service this connects to, for logs.

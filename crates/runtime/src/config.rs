@@ -182,19 +182,17 @@ impl Config {
         if self.max_request_bytes < 1024 {
             return bad("max_request_bytes", "must be at least 1024");
         }
-        for (key, url) in [
-            ("ingest_url", &self.ingest_url),
-            ("segmentation_url", &self.segmentation_url),
-            ("trigger_url", &self.trigger_url),
-            ("delivery_url", &self.delivery_url),
-            ("analytics_url", &self.analytics_url),
-        ] {
+        for service in ServiceKind::ALL {
+            let url = self.url_of(service);
             if url
                 .parse::<http::Uri>()
                 .map(|u| u.scheme().is_none())
                 .unwrap_or(true)
             {
-                return bad(key, "must be an absolute URL such as http://host:port");
+                return bad(
+                    &format!("{service}_url"),
+                    "must be an absolute URL such as http://host:port",
+                );
             }
         }
         if let Some(url) = &self.database_url
@@ -243,6 +241,17 @@ impl Config {
                 .unwrap_or_else(|_| "localhost".into());
             format!("{host}-{}", std::process::id())
         })
+    }
+
+    /// The configured base URL of `service`.
+    pub fn url_of(&self, service: ServiceKind) -> &str {
+        match service {
+            ServiceKind::Ingest => &self.ingest_url,
+            ServiceKind::Segmentation => &self.segmentation_url,
+            ServiceKind::Trigger => &self.trigger_url,
+            ServiceKind::Delivery => &self.delivery_url,
+            ServiceKind::Analytics => &self.analytics_url,
+        }
     }
 
     /// Deadline for incoming calls that bring none.

@@ -1,4 +1,5 @@
-//! A fresh, empty database per test, on the backend named by `HERALD_TEST_DATABASE`:
+//! Scratch databases. A fresh, empty database per test, on the backend named by
+//! `HERALD_TEST_DATABASE`:
 //! `sqlite` (the default: a temporary file) or `postgres` (a new database on the server
 //! at `HERALD_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`,
 //! dropped when the test ends).
@@ -27,38 +28,29 @@ impl Backend {
 pub struct TestDatabase {
     backend: Backend,
     dir: Option<tempfile::TempDir>,
-    admin_url: String,
-    name: String,
+    postgres: Option<ScratchPostgres>,
 }
 
 impl TestDatabase {
     /// Creates a fresh database on the backend chosen by the environment.
     pub async fn new() -> TestDatabase {
         let backend = Backend::from_env();
-        let name = format!("herald_test_{}", uuid::Uuid::new_v4().simple());
         match backend {
             Backend::Sqlite => TestDatabase {
                 backend,
                 dir: Some(tempfile::tempdir().expect("temporary directory")),
-                admin_url: String::new(),
-                name,
+                postgres: None,
             },
             Backend::Postgres => {
                 let admin_url = std::env::var("HERALD_TEST_POSTGRES_URL")
                     .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-                let admin = Database::connect(&admin_url)
+                let postgres = ScratchPostgres::create(&admin_url, "herald_test")
                     .await
-                    .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin_url}: {e}"));
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                    .await
-                    .expect("create test database");
-                let _ = admin.close().await;
+                    .unwrap_or_else(|e| panic!("{e:#}"));
                 TestDatabase {
                     backend,
                     dir: None,
-                    admin_url,
-                    name,
+                    postgres: Some(postgres),
                 }
             }
         }
@@ -72,34 +64,60 @@ impl TestDatabase {
     /// The URL of the database for `service`: on SQLite a file per service (as the
     /// embedded default does), on PostgreSQL one shared database (as production may).
     pub fn url(&self, service: &str) -> String {
-        match self.backend {
-            Backend::Sqlite => {
-                let dir = self
-                    .dir
-                    .as_ref()
-                    .expect("sqlite test database has a directory");
-                format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join(format!("{service}.db")).display()
-                )
-            }
-            Backend::Postgres => {
-                let base = self
-                    .admin_url
-                    .rsplit_once('/')
-                    .map(|(b, _)| b)
-                    .unwrap_or(&self.admin_url);
-                format!("{base}/{}", self.name)
+        match (&self.dir, &self.postgres) {
+            (_, Some(postgres)) => postgres.url(),
+            (Some(dir), None) => format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join(format!("{service}.db")).display()
+            ),
+            (None, None) => {
+                unreachable!("a test database has a directory or a PostgreSQL database")
             }
         }
     }
 }
 
-impl Drop for TestDatabase {
+/// A PostgreSQL database created on the server of `admin_url` for the life of this value
+/// (a test, a benchmark run) and dropped, connections and all, with it.
+pub struct ScratchPostgres {
+    admin_url: String,
+    name: String,
+}
+
+impl ScratchPostgres {
+    /// Creates `<prefix>_<random>` through the admin database at `admin_url`.
+    pub async fn create(admin_url: &str, prefix: &str) -> anyhow::Result<ScratchPostgres> {
+        let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(admin_url).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot reach PostgreSQL at {}: {e}",
+                crate::redact(admin_url)
+            )
+        })?;
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot create database {name}: {e}"))?;
+        let _ = admin.close().await;
+        Ok(ScratchPostgres {
+            admin_url: admin_url.to_owned(),
+            name,
+        })
+    }
+
+    /// The URL of the scratch database.
+    pub fn url(&self) -> String {
+        let base = self
+            .admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or(&self.admin_url);
+        format!("{base}/{}", self.name)
+    }
+}
+
+impl Drop for ScratchPostgres {
     fn drop(&mut self) {
-        if self.backend != Backend::Postgres {
-            return;
-        }
         let admin_url = self.admin_url.clone();
         let name = self.name.clone();
         // Drop may run inside a runtime; do the async cleanup on a thread of its own.
@@ -116,8 +134,10 @@ impl Drop for TestDatabase {
                 Ok::<_, anyhow::Error>(())
             })
         });
-        if let Ok(Err(error)) = cleanup.join() {
-            eprintln!("could not drop test database {}: {error}", self.name);
+        match cleanup.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => eprintln!("could not drop database {}: {error:#}", self.name),
+            Err(_) => eprintln!("could not drop database {}", self.name),
         }
     }
 }

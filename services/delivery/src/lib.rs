@@ -36,15 +36,7 @@ pub async fn serve(
     let kind = ServiceKind::Delivery;
     let db = herald_storage::connect_and_migrate::<migration::Migrator>(&config.database_url(kind))
         .await?;
-    let deadline = config
-        .default_deadline()
-        .min(std::time::Duration::from_secs(10));
-    let analytics = Downstream::connect_lazy(
-        "analytics",
-        &config.analytics_url,
-        config.internal_key.clone(),
-        deadline,
-    )?;
+    let analytics = Downstream::for_relay(&config, ServiceKind::Analytics)?;
     let outbox = Outbox::builder(db.clone(), migration::OUTBOX_TABLE, config.instance_id())
         .destination(
             downstream::ANALYTICS,

@@ -39,15 +39,7 @@ pub async fn serve(
     let kind = ServiceKind::Segmentation;
     let db = herald_storage::connect_and_migrate::<migration::Migrator>(&config.database_url(kind))
         .await?;
-    let deadline = config
-        .default_deadline()
-        .min(std::time::Duration::from_secs(10));
-    let trigger = Downstream::connect_lazy(
-        "trigger",
-        &config.trigger_url,
-        config.internal_key.clone(),
-        deadline,
-    )?;
+    let trigger = Downstream::for_relay(&config, ServiceKind::Trigger)?;
     let outbox = Outbox::builder(db.clone(), migration::OUTBOX_TABLE, config.instance_id())
         .destination(
             downstream::TRIGGER,

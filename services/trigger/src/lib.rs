@@ -37,15 +37,7 @@ pub async fn serve(
     let kind = ServiceKind::Trigger;
     let db = herald_storage::connect_and_migrate::<migration::Migrator>(&config.database_url(kind))
         .await?;
-    let deadline = config
-        .default_deadline()
-        .min(std::time::Duration::from_secs(10));
-    let delivery = Downstream::connect_lazy(
-        "delivery",
-        &config.delivery_url,
-        config.internal_key.clone(),
-        deadline,
-    )?;
+    let delivery = Downstream::for_relay(&config, ServiceKind::Delivery)?;
     let outbox = Outbox::builder(db.clone(), migration::OUTBOX_TABLE, config.instance_id())
         .destination(
             downstream::DELIVERY,
