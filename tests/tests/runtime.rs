@@ -226,6 +226,21 @@ async fn calls_beyond_the_concurrency_limit_are_shed() {
     let mut client = ingest.client().await;
     let shed = client.track(track("m2", &ingest.key())).await.unwrap_err();
     assert_eq!(shed.code(), Code::ResourceExhausted);
+    // Health checks are never shed: an overloaded server must not look dead.
+    let channel = tonic::transport::Endpoint::from_shared(ingest.running.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let health = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: "liveness".into(),
+        })
+        .await;
+    assert_eq!(
+        health.unwrap().into_inner().status,
+        ServingStatus::Serving as i32
+    );
     drop(tx);
     assert!(held.await.unwrap().is_ok());
     assert!(

@@ -12,6 +12,7 @@ pub mod errors;
 mod main_helper;
 pub mod secret;
 pub mod server;
+pub mod shed;
 pub mod shutdown;
 pub mod telemetry;
 

@@ -16,6 +16,7 @@ use tower::ServiceBuilder;
 use crate::auth::{AccessPolicy, AuthLayer, Authenticator};
 use crate::config::{Config, ServiceKind};
 use crate::deadline::DeadlineLayer;
+use crate::shed::ShedLayer;
 use crate::telemetry::TraceLayer;
 
 /// Answers whether the service's dependencies (its database) are reachable.
@@ -105,9 +106,8 @@ pub async fn serve(
         // One span per call, parented to the caller's W3C trace context.
         .layer(TraceLayer)
         // Shed calls beyond the concurrency limit at once (RESOURCE_EXHAUSTED) rather
-        // than queueing them past their deadlines.
-        .load_shed()
-        .concurrency_limit(config.max_concurrent_requests)
+        // than queueing them past their deadlines; health checks are never shed.
+        .layer(ShedLayer::new(config.max_concurrent_requests))
         // Every call gets a deadline: the caller's grpc-timeout or the default.
         .layer(DeadlineLayer::new(config.default_deadline()))
         // Credentials last, so handlers always find a `Caller`.
