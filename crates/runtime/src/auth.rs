@@ -114,8 +114,12 @@ pub enum Caller {
     },
     /// Another Herald service (the internal key); the workspace travels in the request.
     Internal,
-    /// An end user of `workspace`, from a signed user token.
-    User { workspace: String, user_id: String },
+    /// An end user of `workspace`, from a signed user token valid until `expires_at`.
+    User {
+        workspace: String,
+        user_id: String,
+        expires_at: std::time::SystemTime,
+    },
 }
 
 impl Caller {
@@ -329,6 +333,7 @@ impl Authenticator {
         Ok(Caller::User {
             workspace: claims.ws,
             user_id: claims.sub,
+            expires_at: std::time::UNIX_EPOCH + std::time::Duration::from_secs(claims.exp),
         })
     }
 }
@@ -478,13 +483,22 @@ mod tests {
         };
         let auth = Authenticator::new(&[], None, &[ws.clone(), other]);
         let token = sign_user_token(&ws, "u1", std::time::Duration::from_secs(60)).unwrap();
-        assert_eq!(
-            auth.authenticate(&headers(&token), Access::UserToken)
-                .unwrap(),
-            Caller::User {
-                workspace: "acme".into(),
-                user_id: "u1".into()
-            }
+        let Caller::User {
+            workspace,
+            user_id,
+            expires_at,
+        } = auth
+            .authenticate(&headers(&token), Access::UserToken)
+            .unwrap()
+        else {
+            panic!("a user token gives a user caller");
+        };
+        assert_eq!((workspace.as_str(), user_id.as_str()), ("acme", "u1"));
+        let left = expires_at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap();
+        assert!(
+            left <= std::time::Duration::from_secs(60) && left > std::time::Duration::from_secs(50)
         );
         // Signed with another workspace's secret but claiming acme: rejected.
         let forged_ws = WorkspaceConfig {

@@ -1,9 +1,8 @@
 //! The gRPC adapters of delivery: the public API for end users' app sessions and the
 //! internal API for trigger.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use base64::Engine;
 use herald_outbox::Outbox;
 use herald_proto::common::v1::MessageState;
 use herald_proto::delivery::v1::delivery_internal_service_server::DeliveryInternalService;
@@ -32,10 +31,14 @@ pub struct Api {
     pub shutdown: CancellationToken,
 }
 
-/// The token's workspace and user.
-fn user<T>(request: &Request<T>) -> Result<(String, String), Status> {
+/// The token's workspace, user, and when the token expires.
+fn user<T>(request: &Request<T>) -> Result<(String, String, SystemTime), Status> {
     match Caller::of(request)? {
-        Caller::User { workspace, user_id } => Ok((workspace.clone(), user_id.clone())),
+        Caller::User {
+            workspace,
+            user_id,
+            expires_at,
+        } => Ok((workspace.clone(), user_id.clone(), *expires_at)),
         _ => Err(Status::permission_denied(
             "delivery's public API needs a user token",
         )),
@@ -53,21 +56,6 @@ fn same_user(token_user: &str, requested: &str) -> Result<(), Error> {
     }
 }
 
-/// When the request's user token expires. The auth layer has already verified the
-/// token, so only its payload is read here.
-fn token_expiry<T>(request: &Request<T>) -> Option<SystemTime> {
-    let value = request.metadata().get("authorization")?.to_str().ok()?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))?
-        .trim();
-    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token.split('.').nth(1)?)
-        .ok()?;
-    let claims: herald_runtime::auth::UserClaims = serde_json::from_slice(&payload).ok()?;
-    Some(UNIX_EPOCH + Duration::from_secs(claims.exp))
-}
-
 #[tonic::async_trait]
 impl DeliveryService for Api {
     type SubscribeStream = subscribe::Stream;
@@ -76,10 +64,14 @@ impl DeliveryService for Api {
         &self,
         request: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let (workspace, user_id) = user(&request)?;
-        let expires = token_expiry(&request).map(|at| {
-            tokio::time::Instant::now() + at.duration_since(SystemTime::now()).unwrap_or_default()
-        });
+        let (workspace, user_id, expires_at) = user(&request)?;
+        // The stream closes when the token it was opened with expires.
+        let expires = Some(
+            tokio::time::Instant::now()
+                + expires_at
+                    .duration_since(SystemTime::now())
+                    .unwrap_or_default(),
+        );
         let request = request.into_inner();
         same_user(&user_id, &request.user_id)?;
         if request.session_id.chars().count() > 128 {
@@ -101,7 +93,7 @@ impl DeliveryService for Api {
         &self,
         request: Request<ListInboxRequest>,
     ) -> Result<Response<ListInboxResponse>, Status> {
-        let (workspace, user_id) = user(&request)?;
+        let (workspace, user_id, _) = user(&request)?;
         let request = request.into_inner();
         same_user(&user_id, &request.user_id)?;
         let limit = match request.page_size {
@@ -153,7 +145,7 @@ impl DeliveryService for Api {
         &self,
         request: Request<UpdateMessageStateRequest>,
     ) -> Result<Response<UpdateMessageStateResponse>, Status> {
-        let (workspace, user_id) = user(&request)?;
+        let (workspace, user_id, _) = user(&request)?;
         let request = request.into_inner();
         if request.message_id.is_empty() {
             return Err(Error::invalid("message_id", "is required").into());
@@ -198,7 +190,7 @@ impl DeliveryService for Api {
         &self,
         request: Request<GetPreferencesRequest>,
     ) -> Result<Response<GetPreferencesResponse>, Status> {
-        let (workspace, user_id) = user(&request)?;
+        let (workspace, user_id, _) = user(&request)?;
         let preferences = store::preferences(&self.db, &workspace, &user_id)
             .await?
             .unwrap_or_default();
@@ -211,7 +203,7 @@ impl DeliveryService for Api {
         &self,
         request: Request<UpdatePreferencesRequest>,
     ) -> Result<Response<UpdatePreferencesResponse>, Status> {
-        let (workspace, user_id) = user(&request)?;
+        let (workspace, user_id, _) = user(&request)?;
         let request = request.into_inner();
         let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
         let mut fields: Vec<&str> = Vec::new();
