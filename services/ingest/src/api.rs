@@ -40,19 +40,10 @@ impl IngestService for Ingest {
         let workspace = workspace(&request)?;
         let mut event = required(request.into_inner().event, "event")?;
         let violations = validate::event("event", &mut event, validate::now());
-        if !violations.is_empty() {
-            return Err(Error::Invalid(violations).into());
-        }
-        let outcome = store::record(
-            &self.db,
-            &self.outbox,
-            &workspace,
-            &[Incoming::Event(event)],
-        )
-        .await?;
-        Ok(Response::new(TrackResponse {
-            duplicate: outcome.duplicates() == 1,
-        }))
+        let duplicate = self
+            .record_one(&workspace, violations, Incoming::Event(event))
+            .await?;
+        Ok(Response::new(TrackResponse { duplicate }))
     }
 
     async fn track_batch(
@@ -141,19 +132,10 @@ impl IngestService for Ingest {
         let workspace = workspace(&request)?;
         let mut identity = required(request.into_inner().identity, "identity")?;
         let violations = validate::identity("identity", &mut identity, validate::now());
-        if !violations.is_empty() {
-            return Err(Error::Invalid(violations).into());
-        }
-        let outcome = store::record(
-            &self.db,
-            &self.outbox,
-            &workspace,
-            &[Incoming::Identity(identity)],
-        )
-        .await?;
-        Ok(Response::new(IdentifyResponse {
-            duplicate: outcome.duplicates() == 1,
-        }))
+        let duplicate = self
+            .record_one(&workspace, violations, Incoming::Identity(identity))
+            .await?;
+        Ok(Response::new(IdentifyResponse { duplicate }))
     }
 
     async fn delete_user(
@@ -176,6 +158,21 @@ impl IngestService for Ingest {
 }
 
 impl Ingest {
+    /// Stores one validated record (refusing it when `violations` is not empty); true
+    /// when its message_id was seen before.
+    async fn record_one(
+        &self,
+        workspace: &str,
+        violations: Vec<FieldViolation>,
+        incoming: Incoming,
+    ) -> Result<bool, Status> {
+        if !violations.is_empty() {
+            return Err(Error::Invalid(violations).into());
+        }
+        let outcome = store::record(&self.db, &self.outbox, workspace, &[incoming]).await?;
+        Ok(outcome.duplicates() == 1)
+    }
+
     async fn commit_chunk(
         &self,
         workspace: &str,
