@@ -17,8 +17,16 @@ cleanup() { [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true; rm -rf "$wor
 trap cleanup EXIT
 
 start() {
-  "$herald" dev --data-dir "$data" > "$work/herald.log" 2>&1 &
-  pid=$!
+  # The default ports sit in Linux's ephemeral range, so a passing outgoing connection
+  # can hold one for a moment: retry a start that found its port taken.
+  for attempt in 1 2 3 4 5; do
+    "$herald" dev --data-dir "$data" > "$work/herald.log" 2>&1 &
+    pid=$!
+    sleep 1
+    if kill -0 "$pid" 2>/dev/null || ! grep -q "Address already in use" "$work/herald.log"; then break; fi
+    echo "a default port was taken (attempt $attempt), retrying"
+    sleep 2
+  done
   for port in 50051 50052 50053 50054 50055; do
     for _ in $(seq 150); do
       grpcurl -plaintext 127.0.0.1:$port grpc.health.v1.Health/Check 2>/dev/null | grep -q SERVING && continue 2
