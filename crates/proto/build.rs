@@ -1,6 +1,7 @@
 //! Compiles `proto/` without a system `protoc`: protox parses the files into a descriptor
 //! set, tonic-prost-build generates messages, clients and servers from it, and one
-//! encoded descriptor set per package is written for server reflection.
+//! encoded descriptor set per package is written for server reflection. Clients and
+//! servers are generated only with the `grpc` feature.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,9 +45,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::write(out_dir.join(format!("{package}.bin")), set.encode_to_vec())?;
     }
 
+    // Clients and servers only with the `grpc` feature: without it the generated files hold
+    // plain prost messages and nothing refers to tonic.
+    let grpc = std::env::var_os("CARGO_FEATURE_GRPC").is_some();
     tonic_prost_build::configure()
-        .build_client(true)
-        .build_server(true)
+        .build_client(grpc)
+        .build_server(grpc)
         .compile_fds(fds)?;
     Ok(())
 }

@@ -436,8 +436,13 @@ async fn event_to_stream(
     let mut readers = Vec::new();
     for u in 0..s.subscribers {
         let user = format!("probe-user-{u}");
-        let token = sign_user_token(&fleet.workspace, &user, Duration::from_secs(3600))
-            .context("sign a user token")?;
+        let token = sign_user_token(
+            &fleet.workspace,
+            &user,
+            Duration::from_secs(3600),
+            herald_runtime::Clock::system().now(),
+        )
+        .context("sign a user token")?;
         let mut stream = delivery
             .clone()
             .subscribe(authed(

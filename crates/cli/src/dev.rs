@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use herald_runtime::auth::{Scope, WorkspaceConfig, random_token, sign_user_token};
-use herald_runtime::{Config, Secret, ServiceKind};
+use herald_runtime::{Clock, Config, Secret, ServiceKind};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
@@ -208,6 +208,7 @@ fn print_banner(credentials: &DevCredentials, dir: &Path) -> anyhow::Result<()> 
         &credentials.workspace(),
         "alice",
         Duration::from_secs(24 * 3600),
+        Clock::system().now(),
     )?;
     let port = |k: ServiceKind| k.default_port();
     println!(
@@ -266,6 +267,14 @@ pub fn token(args: &[String]) -> ExitCode {
         eprintln!("herald token: --user ID is required");
         return ExitCode::from(2);
     };
+    // The dev suite runs with the default max_user_token_lifetime_secs.
+    let max_hours = Config::defaults(ServiceKind::Delivery).max_user_token_lifetime_secs / 3600;
+    if ttl_hours == 0 || ttl_hours > max_hours {
+        eprintln!(
+            "herald token: --ttl-hours must be 1..={max_hours} (max_user_token_lifetime_secs)"
+        );
+        return ExitCode::from(2);
+    }
     let dir = match data_dir(&rest) {
         Ok(dir) => dir,
         Err(e) => {
@@ -285,7 +294,8 @@ pub fn token(args: &[String]) -> ExitCode {
         Ok(sign_user_token(
             &c.workspace(),
             &user,
-            Duration::from_secs(ttl_hours * 3600),
+            Duration::from_secs(ttl_hours.saturating_mul(3600)),
+            Clock::system().now(),
         )?)
     });
     match result {

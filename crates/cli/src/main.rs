@@ -5,10 +5,12 @@
 //! - `herald serve <service>` runs one service (what the container runs).
 //! - `herald token --user <id>` mints an end-user token for the dev workspace.
 //! - `herald keygen --workspace <id> --scopes ingest,admin` makes a server API key.
+//! - `herald outbox list|replay --service <service>` shows and resends parked outbox items.
 
 #![forbid(unsafe_code)]
 
 mod dev;
+mod outbox;
 
 use std::process::ExitCode;
 
@@ -20,7 +22,9 @@ const USAGE: &str = "usage:
   herald token --user ID [--ttl-hours N] [--data-dir DIR]
                                               mint an end-user token for the dev workspace
   herald keygen --workspace ID --scopes ingest,admin,internal
-                                              print a new server API key and its config entry";
+                                              print a new server API key and its config entry
+  herald outbox list|replay --service SERVICE [--config FILE] [--all | --id ID ...]
+                                              show or resend outbox items parked after failing";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,6 +32,7 @@ fn main() -> ExitCode {
         Some("dev") => dev::run(&args[1..]),
         Some("token") => dev::token(&args[1..]),
         Some("keygen") => herald_runtime::keygen(&args[1..]),
+        Some("outbox") => outbox::run(&args[1..]),
         Some("serve") => match args.get(1).and_then(|s| ServiceKind::parse(s)) {
             Some(kind) => serve(kind, &args[2..]),
             None => {

@@ -4,19 +4,30 @@
 //! A service writes its state and the outgoing items in one transaction ([`Outbox::add`]),
 //! commits, and hands the committed items to the relay in memory ([`Outbox::publish`]),
 //! so a healthy hop costs one commit plus one RPC. The relay sends batches to the
-//! destination's [`Sink`], deletes them once acknowledged, and retries failures with
-//! exponential backoff and jitter, forever: delivery is at least once and receivers are
-//! idempotent on the ids inside the payloads.
+//! destination's [`Sink`] (usually a [`GrpcSink`]), deletes them once acknowledged, and
+//! retries failures with exponential backoff and jitter. Delivery is at least once and
+//! receivers are idempotent on the ids inside the payloads.
+//!
+//! Retries are bounded ([`Settings::max_attempts`], [`Settings::max_age`]): an item that
+//! keeps failing is *parked* with its last error, and so, at once, is an item the
+//! receiver can never accept (undecodable, refused as invalid, or failing INTERNAL on
+//! corrupt data); the items behind it go on. Parked items are listed and replayed with
+//! `herald outbox list|replay` ([`admin`]), and every recovery scan logs how many there
+//! are.
 //!
 //! The table is read only to recover: at start (work a crashed or stopped process left
-//! behind), when the in-memory queue overflowed, and periodically for rows whose lease
-//! expired because the replica that wrote them died. Each row is leased to one replica
-//! at a time, so several replicas never send the same item concurrently. Items leave in
-//! id order per destination, and a failed batch blocks the ones behind it, so the order
-//! of one user's items is kept across the hop.
+//! behind), when the in-memory queue (bounded in bytes) overflowed, and periodically for
+//! rows whose lease expired because the replica that wrote them died. Rows are leased to
+//! one replica at a time ([`herald_leases`]), so several replicas never send the same
+//! item concurrently. Items leave in id order per destination, and a failing batch
+//! blocks the ones behind it while it is retried, so one replica keeps the order of one
+//! user's items across the hop. Items of one user written by *different* replicas of the
+//! sender may arrive in either order; receivers are written so that the result does not
+//! depend on it (segmentation merges traits last-writer-wins by the identity's time).
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 mod migration;
 mod relay;
 mod sink;
@@ -26,12 +37,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use herald_core::Clock;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
-use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
 pub use migration::{OutboxMigration, migration};
-pub use sink::{MAX_BATCH, merge_runs, relay_span};
+pub use sink::{Call, CallLimits, GrpcSink, relay_span};
 
 /// One unit of work for a destination, as the sink receives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +55,10 @@ pub struct Item {
     pub payload: Vec<u8>,
     /// W3C `traceparent` of the operation that produced the item, if traced.
     pub traceparent: Option<String>,
+    /// When the item was committed (milliseconds), for the age bound of retries.
+    pub created_ms: i64,
+    /// Attempts made so far.
+    pub attempts: u32,
 }
 
 /// An item to add: where it goes, its ordering key, its payload.
@@ -58,22 +73,29 @@ pub struct NewItem {
 /// Why a batch was not accepted downstream.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    /// Worth retrying: unavailable, timed out, overloaded.
+    /// Worth retrying: unavailable, timed out, overloaded, a conflict.
     #[error("retryable: {0}")]
     Retryable(String),
-    /// The downstream rejects the content itself; retrying cannot help. The relay
-    /// isolates the offending item and parks it as failed.
+    /// The downstream can never accept the content; retrying cannot help. The relay
+    /// isolates the offending item and parks it.
     #[error("rejected: {0}")]
     Rejected(String),
 }
 
 impl From<tonic::Status> for SinkError {
-    /// Content errors are final; everything else (unavailable, deadline, overload, even
-    /// auth misconfiguration that an operator will fix) is worth retrying.
+    /// Content the receiver refuses (INVALID_ARGUMENT, OUT_OF_RANGE), cannot process
+    /// (INTERNAL, DATA_LOSS: corrupt data) or does not implement (UNIMPLEMENTED) is
+    /// final; everything else (unavailable, deadline, overload, aborted, even auth
+    /// misconfiguration that an operator will fix) is worth retrying, within the bounds.
     fn from(status: tonic::Status) -> Self {
+        use tonic::Code;
         let reason = format!("{:?}: {}", status.code(), status.message());
         match status.code() {
-            tonic::Code::InvalidArgument | tonic::Code::OutOfRange => SinkError::Rejected(reason),
+            Code::InvalidArgument
+            | Code::OutOfRange
+            | Code::Internal
+            | Code::DataLoss
+            | Code::Unimplemented => SinkError::Rejected(reason),
             _ => SinkError::Retryable(reason),
         }
     }
@@ -91,24 +113,42 @@ pub trait Sink: Send + Sync + 'static {
 pub struct Settings {
     /// Items per batch sent downstream.
     pub batch_size: usize,
-    /// Items held in memory per destination before spilling to table-only mode.
-    pub memory_capacity: usize,
+    /// Bytes of payload held in memory per destination before the relay reads new work
+    /// from the table instead.
+    pub memory_bytes: usize,
     /// How long a replica owns the rows it is sending; must exceed the sink's deadline.
     pub lease: Duration,
     /// First retry delay.
     pub min_backoff: Duration,
     /// Largest retry delay.
     pub max_backoff: Duration,
+    /// Attempts after which a failing item is parked.
+    pub max_attempts: u32,
+    /// Age after which a failing item is parked.
+    pub max_age: Duration,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             batch_size: 256,
-            memory_capacity: 10_000,
+            memory_bytes: 64 * 1024 * 1024,
             lease: Duration::from_secs(30),
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(10),
+            max_attempts: 10_000,
+            max_age: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl Settings {
+    /// The defaults, with the retry bounds of `config`.
+    pub fn from_config(config: &herald_runtime::Config) -> Settings {
+        Settings {
+            max_attempts: config.outbox_max_attempts,
+            max_age: Duration::from_secs(config.outbox_max_age_secs),
+            ..Settings::default()
         }
     }
 }
@@ -139,22 +179,26 @@ pub struct Builder {
     db: DatabaseConnection,
     table: String,
     owner: String,
+    clock: Clock,
     settings: Settings,
     sinks: Vec<(&'static str, Arc<dyn Sink>)>,
 }
 
 impl Outbox {
     /// An outbox stored in `table` (created by [`migration`]), relayed by this replica
-    /// under the name `owner` (stable across restarts where possible, e.g. the pod name).
+    /// under the name `owner` (stable across restarts where possible, e.g. the pod name),
+    /// timing leases and retry ages on `clock`.
     pub fn builder(
         db: DatabaseConnection,
         table: impl Into<String>,
         owner: impl Into<String>,
+        clock: Clock,
     ) -> Builder {
         Builder {
             db,
             table: table.into(),
             owner: owner.into(),
+            clock,
             settings: Settings::default(),
             sinks: Vec::new(),
         }
@@ -175,7 +219,7 @@ impl Outbox {
                 )));
             }
         }
-        let ids = self.store.insert(txn, &items).await?;
+        let (ids, created_ms) = self.store.insert(txn, &items).await?;
         Ok(Staged {
             items: items
                 .into_iter()
@@ -188,6 +232,8 @@ impl Outbox {
                             key: n.key,
                             payload: n.payload,
                             traceparent: n.traceparent,
+                            created_ms,
+                            attempts: 0,
                         },
                     )
                 })
@@ -209,9 +255,9 @@ impl Outbox {
         self.store.count(destination).await
     }
 
-    /// Rows parked as failed for `destination` after the downstream rejected them.
-    pub async fn failed(&self, destination: &str) -> Result<u64, DbErr> {
-        self.store.count_failed(destination).await
+    /// Rows parked for `destination`.
+    pub async fn parked(&self, destination: &str) -> Result<u64, DbErr> {
+        self.store.count_parked(destination).await
     }
 }
 
@@ -236,15 +282,11 @@ impl Builder {
             self.table,
             self.owner,
             self.settings.lease,
+            self.clock,
         ));
         let mut queues = HashMap::new();
         for (name, sink) in self.sinks {
-            let (tx, rx) = mpsc::channel(self.settings.memory_capacity.max(1));
-            // Start in recovery mode: the table may hold work from a previous run.
-            let queue = Arc::new(relay::Queue {
-                tx,
-                spilled: Mutex::new(true),
-            });
+            let (queue, rx) = relay::Queue::new(self.settings.memory_bytes);
             queues.insert(name, queue.clone());
             let relay =
                 relay::Relay::new(name, store.clone(), sink, queue, rx, self.settings.clone());

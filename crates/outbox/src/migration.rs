@@ -1,7 +1,6 @@
 //! The outbox table, created by a migration the owning service adds to its own history.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::DbBackend;
 
 /// Creates the outbox table `table` (e.g. `ingest_outbox`).
 pub fn migration(table: &'static str) -> OutboxMigration {
@@ -22,71 +21,30 @@ impl MigrationName for OutboxMigration {
 #[async_trait::async_trait]
 impl MigrationTrait for OutboxMigration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let table = Alias::new(self.table);
-        let mut id = ColumnDef::new(Alias::new("id"));
-        // SQLite only auto-increments an INTEGER PRIMARY KEY.
-        match manager.get_database_backend() {
-            DbBackend::Sqlite => id.integer(),
-            _ => id.big_integer(),
-        };
-        id.not_null().auto_increment().primary_key();
+        let col = |name: &str| ColumnDef::new(Alias::new(name));
+        let mut table = Table::create();
+        table
+            .table(Alias::new(self.table))
+            .if_not_exists()
+            .col(herald_leases::id_column(manager.get_database_backend()))
+            .col(col("destination").string_len(64).not_null())
+            .col(col("partition_key").text().not_null())
+            .col(col("payload").blob().not_null())
+            .col(col("traceparent").text().null());
+        for column in herald_leases::lease_columns() {
+            table.col(column);
+        }
+        manager.create_table(table.to_owned()).await?;
         manager
-            .create_table(
-                Table::create()
-                    .table(table.clone())
-                    .if_not_exists()
-                    .col(&mut id)
-                    .col(
-                        ColumnDef::new(Alias::new("destination"))
-                            .string_len(64)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Alias::new("partition_key"))
-                            .text()
-                            .not_null(),
-                    )
-                    .col(ColumnDef::new(Alias::new("payload")).blob().not_null())
-                    .col(ColumnDef::new(Alias::new("traceparent")).text().null())
-                    .col(
-                        ColumnDef::new(Alias::new("created_at"))
-                            .big_integer()
-                            .not_null(),
-                    )
-                    .col(ColumnDef::new(Alias::new("lease_owner")).text().null())
-                    .col(
-                        ColumnDef::new(Alias::new("lease_until"))
-                            .big_integer()
-                            .not_null()
-                            .default(0),
-                    )
-                    .col(
-                        ColumnDef::new(Alias::new("attempts"))
-                            .integer()
-                            .not_null()
-                            .default(0),
-                    )
-                    .col(ColumnDef::new(Alias::new("failed_at")).big_integer().null())
-                    .col(ColumnDef::new(Alias::new("last_error")).text().null())
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name(format!("{}_destination_id", self.table))
-                    .table(table)
-                    .col(Alias::new("destination"))
-                    .col(Alias::new("id"))
-                    .if_not_exists()
-                    .to_owned(),
-            )
+            .create_index(herald_storage::schema::index(
+                self.table,
+                &format!("{}_destination_id", self.table),
+                &["destination", "id"],
+            ))
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(Alias::new(self.table)).to_owned())
-            .await
+        herald_storage::schema::drop_tables(manager, &[self.table]).await
     }
 }

@@ -1,45 +1,83 @@
 //! One relay per destination: sends items from memory on the healthy path, recovers them
-//! from the table after a restart, an overflow or another replica's death.
+//! from the table after a restart, an overflow or another replica's death, and parks
+//! what cannot be sent.
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use backon::BackoffBuilder;
+use herald_core::time::add;
 use tokio::sync::{Mutex, mpsc};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::Store;
 use crate::{Item, Settings, Sink, SinkError};
 
+/// What an item costs in memory beyond its payload and key (ids, times, allocation).
+const ITEM_OVERHEAD: usize = 96;
+
+fn size(item: &Item) -> usize {
+    item.payload.len() + item.key.len() + ITEM_OVERHEAD
+}
+
 /// The in-memory side of one destination.
 pub(crate) struct Queue {
-    pub(crate) tx: mpsc::Sender<Queued>,
+    tx: mpsc::UnboundedSender<Queued>,
+    /// Bytes of the items queued and not yet taken by the relay.
+    bytes: AtomicUsize,
+    capacity: usize,
     /// True while items may exist only in the table: after start, after the queue
     /// overflowed, or when a periodic recovery scan is due. While set, new items are
     /// not queued in memory (they would overtake older ones in the table).
-    pub(crate) spilled: Mutex<bool>,
+    spilled: Mutex<bool>,
 }
 
 pub(crate) struct Queued {
     item: Item,
-    leased_at: Instant,
+    /// When it was leased (milliseconds on the relay's clock).
+    leased_at: i64,
 }
 
 impl Queue {
+    /// A queue of at most `capacity` bytes, in recovery mode: the table may hold work
+    /// from a previous run.
+    pub(crate) fn new(capacity: usize) -> (Arc<Queue>, mpsc::UnboundedReceiver<Queued>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queue = Queue {
+            tx,
+            bytes: AtomicUsize::new(0),
+            capacity: capacity.max(1),
+            spilled: Mutex::new(true),
+        };
+        (Arc::new(queue), rx)
+    }
+
     pub(crate) async fn publish(&self, item: Item) {
         let mut spilled = self.spilled.lock().await;
         if *spilled {
             return;
         }
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(Queued {
-            item,
-            leased_at: Instant::now(),
-        }) {
-            tracing::warn!("outbox queue full, relaying from the table until it drains");
+        let size = size(&item);
+        if self.bytes.load(Ordering::Acquire) + size > self.capacity {
+            tracing::warn!(
+                capacity_bytes = self.capacity,
+                "outbox queue full, relaying from the table until it drains"
+            );
             *spilled = true;
+            return;
         }
+        self.bytes.fetch_add(size, Ordering::AcqRel);
+        let leased_at = item.created_ms;
+        if self.tx.send(Queued { item, leased_at }).is_err() {
+            // The relay stopped (shutdown): the item waits in the table.
+            self.bytes.fetch_sub(size, Ordering::AcqRel);
+        }
+    }
+
+    fn taken(&self, queued: &Queued) {
+        self.bytes.fetch_sub(size(&queued.item), Ordering::AcqRel);
     }
 }
 
@@ -52,7 +90,7 @@ pub(crate) struct Relay {
     store: Arc<Store>,
     sink: Arc<dyn Sink>,
     queue: Arc<Queue>,
-    rx: mpsc::Receiver<Queued>,
+    rx: mpsc::UnboundedReceiver<Queued>,
     settings: Settings,
     recent_from_table: HashSet<i64>,
 }
@@ -68,7 +106,7 @@ impl Relay {
         store: Arc<Store>,
         sink: Arc<dyn Sink>,
         queue: Arc<Queue>,
-        rx: mpsc::Receiver<Queued>,
+        rx: mpsc::UnboundedReceiver<Queued>,
         settings: Settings,
     ) -> Self {
         Relay {
@@ -82,10 +120,19 @@ impl Relay {
         }
     }
 
+    fn now_ms(&self) -> i64 {
+        self.store.rows.now_ms()
+    }
+
+    fn lease_ms(&self) -> i64 {
+        i64::try_from(self.settings.lease.as_millis()).unwrap_or(i64::MAX)
+    }
+
     pub(crate) async fn run(mut self, shutdown: CancellationToken) {
-        // Rows of replicas that died are picked up once their lease runs out.
-        let mut recovery = tokio::time::interval(self.settings.lease);
-        recovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let clock = self.store.rows.clock().clone();
+        // Rows of replicas that died are picked up once their lease runs out, so the
+        // table is scanned once a lease on the clock.
+        let mut next_scan = add(clock.now(), self.settings.lease);
         loop {
             if shutdown.is_cancelled() {
                 return;
@@ -107,6 +154,7 @@ impl Relay {
                 _ = shutdown.cancelled() => return,
                 queued = self.rx.recv() => match queued {
                     Some(queued) => {
+                        self.queue.taken(&queued);
                         let mut batch = vec![queued];
                         batch.extend(self.take_from_memory());
                         if let Outcome::Stopped = self.send_from_memory(batch, &shutdown).await {
@@ -115,7 +163,27 @@ impl Relay {
                     }
                     None => return,
                 },
-                _ = recovery.tick() => *self.queue.spilled.lock().await = true,
+                _ = clock.sleep_until(next_scan) => {
+                    next_scan = add(clock.now(), self.settings.lease);
+                    self.report_parked().await;
+                    *self.queue.spilled.lock().await = true;
+                }
+            }
+        }
+    }
+
+    /// Logs how many items of this destination are parked, so an operator sees them.
+    async fn report_parked(&self) {
+        match self.store.count_parked(self.destination).await {
+            Ok(0) => {}
+            Ok(parked) => tracing::warn!(
+                destination = self.destination,
+                table = self.store.rows.table(),
+                parked,
+                "outbox items are parked; inspect with `herald outbox list`, resend with `herald outbox replay`"
+            ),
+            Err(error) => {
+                tracing::debug!(destination = self.destination, %error, "cannot count parked outbox items")
             }
         }
     }
@@ -124,7 +192,10 @@ impl Relay {
         let mut batch = Vec::new();
         while batch.len() < self.settings.batch_size {
             match self.rx.try_recv() {
-                Ok(queued) => batch.push(queued),
+                Ok(queued) => {
+                    self.queue.taken(&queued);
+                    batch.push(queued);
+                }
                 Err(_) => break,
             }
         }
@@ -144,7 +215,7 @@ impl Relay {
             .collect();
         // Items that waited in memory longer than half a lease may have been taken over
         // by another replica; keep only those still ours.
-        if oldest.is_some_and(|t| t.elapsed() > self.settings.lease / 2) {
+        if oldest.is_some_and(|t| self.now_ms().saturating_sub(t) > self.lease_ms() / 2) {
             match self.renew(&items, shutdown).await {
                 Some(held) => items.retain(|i| held.contains(&i.id)),
                 None => return Outcome::Stopped,
@@ -192,17 +263,28 @@ impl Relay {
         self.send(items, shutdown).await
     }
 
+    /// Whether `item` has used up its retries.
+    fn exhausted(&self, item: &Item, now_ms: i64) -> bool {
+        let max_age = i64::try_from(self.settings.max_age.as_millis()).unwrap_or(i64::MAX);
+        item.attempts >= self.settings.max_attempts
+            || now_ms.saturating_sub(item.created_ms) >= max_age
+    }
+
     /// Sends `items` until the sink accepts them, then deletes them. A rejected batch is
-    /// split so that only the offending item is parked.
-    async fn send(&mut self, items: Vec<Item>, shutdown: &CancellationToken) -> Outcome {
-        if items.is_empty() {
-            return Outcome::Sent;
-        }
+    /// split so that only the offending item is parked; items whose retries run out are
+    /// parked with the last error and the rest go on.
+    async fn send(&mut self, mut items: Vec<Item>, shutdown: &CancellationToken) -> Outcome {
         let mut backoff = self.backoff();
-        let mut last_renewal = Instant::now();
+        let mut last_renewal = self.now_ms();
         loop {
+            if items.is_empty() {
+                return Outcome::Sent;
+            }
             if shutdown.is_cancelled() {
                 return Outcome::Stopped;
+            }
+            for item in &mut items {
+                item.attempts = item.attempts.saturating_add(1);
             }
             match self.sink.send(&items).await {
                 Ok(()) => return self.delete(&items, shutdown).await,
@@ -216,14 +298,29 @@ impl Relay {
                     return Outcome::Sent;
                 }
                 Err(SinkError::Rejected(reason)) => {
-                    let id = items[0].id;
-                    tracing::error!(destination = self.destination, id, %reason, "outbox item rejected downstream, parked as failed");
-                    if let Err(error) = self.store.fail(id, &reason).await {
-                        tracing::warn!(destination = self.destination, id, %error, "could not park failed outbox item");
-                    }
+                    tracing::error!(destination = self.destination, id = items[0].id, %reason, "outbox item can never be accepted downstream, parked");
+                    self.park(&items, &reason).await;
                     return Outcome::Sent;
                 }
                 Err(SinkError::Retryable(reason)) => {
+                    let now = self.now_ms();
+                    let (exhausted, rest): (Vec<Item>, Vec<Item>) =
+                        items.into_iter().partition(|i| self.exhausted(i, now));
+                    if !exhausted.is_empty() {
+                        tracing::error!(
+                            destination = self.destination,
+                            count = exhausted.len(),
+                            max_attempts = self.settings.max_attempts,
+                            max_age_secs = self.settings.max_age.as_secs(),
+                            %reason,
+                            "outbox items ran out of retries, parked"
+                        );
+                        self.park(&exhausted, &reason).await;
+                    }
+                    items = rest;
+                    if items.is_empty() {
+                        return Outcome::Sent;
+                    }
                     let delay = backoff.next();
                     tracing::warn!(
                         destination = self.destination,
@@ -235,20 +332,24 @@ impl Relay {
                     if !sleep_or_stop(delay, shutdown).await {
                         return Outcome::Stopped;
                     }
-                    if last_renewal.elapsed() > self.settings.lease / 3 {
+                    if self.now_ms().saturating_sub(last_renewal) > self.lease_ms() / 3 {
                         let Some(held) = self.renew(&items, shutdown).await else {
                             return Outcome::Stopped;
                         };
-                        last_renewal = Instant::now();
-                        if held.len() != items.len() {
-                            // Another replica took some over; it will send them.
-                            let items: Vec<Item> =
-                                items.into_iter().filter(|i| held.contains(&i.id)).collect();
-                            return Box::pin(self.send(items, shutdown)).await;
-                        }
+                        last_renewal = self.now_ms();
+                        // Another replica took over what is no longer ours; it sends them.
+                        items.retain(|i| held.contains(&i.id));
                     }
                 }
             }
+        }
+    }
+
+    async fn park(&self, items: &[Item], reason: &str) {
+        let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+        if let Err(error) = self.store.rows.park(&ids, reason).await {
+            // Not parked: the rows' lease runs out and a recovery scan retries them.
+            tracing::warn!(destination = self.destination, ?ids, %error, "could not park outbox items");
         }
     }
 
@@ -256,7 +357,7 @@ impl Relay {
         let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
         let mut backoff = self.backoff();
         loop {
-            match self.store.renew(&ids).await {
+            match self.store.rows.renew(&ids).await {
                 Ok(held) => return Some(held.into_iter().collect()),
                 Err(error) => {
                     tracing::warn!(destination = self.destination, %error, "outbox lease renewal failed");
@@ -272,7 +373,7 @@ impl Relay {
         let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
         let mut backoff = self.backoff();
         loop {
-            match self.store.delete(&ids).await {
+            match self.store.rows.complete(&ids).await {
                 Ok(()) => return Outcome::Sent,
                 Err(error) => {
                     // Not deleting only means a resend after recovery; receivers dedupe.
@@ -296,7 +397,7 @@ impl Relay {
 }
 
 /// Sleeps `delay` (the backoff never runs out; `None` only as a fallback); false if
-/// shutdown came first.
+/// shutdown came first. Backoff is pacing, not domain time: it sleeps on tokio's timer.
 async fn sleep_or_stop(delay: Option<Duration>, shutdown: &CancellationToken) -> bool {
     let delay = delay.unwrap_or(Duration::from_secs(1));
     tokio::select! {

@@ -1,9 +1,157 @@
-//! Helpers for the sinks that carry outbox items to another service as batched gRPC calls.
+//! The one sink every hop uses: outbox items carried to another service as batched gRPC
+//! calls, merged in order while they fit the receiver's limits.
 
-use crate::{Item, SinkError};
+use std::future::Future;
 
-/// The most entries one internal batch RPC accepts (the contracts' limit).
-pub const MAX_BATCH: usize = 1000;
+use futures::future::BoxFuture;
+use herald_proto::WorkspaceBatch;
+use herald_runtime::Downstream;
+use tracing::Instrument;
+
+use crate::{Item, Sink, SinkError};
+
+/// The request an outbox item's payload holds, and how consecutive ones merge into one
+/// call. Every [`WorkspaceBatch`] request is one; a hop whose items hold several kinds of
+/// request (an enum) implements it itself.
+pub trait Call: Sized + Send + 'static {
+    /// Decodes an item's payload.
+    fn decode(payload: &[u8]) -> Result<Self, String>;
+    /// How many entries the call carries.
+    fn entries(&self) -> usize;
+    /// Its encoded size in bytes.
+    fn encoded_len(&self) -> usize;
+    /// Appends `next` when both can go in one call (same RPC, same workspace); gives
+    /// `next` back otherwise.
+    fn absorb(&mut self, next: Self) -> Option<Self>;
+}
+
+impl<R> Call for R
+where
+    R: WorkspaceBatch + prost::Message + Default + Send + 'static,
+{
+    fn decode(payload: &[u8]) -> Result<Self, String> {
+        R::decode(payload).map_err(|e| e.to_string())
+    }
+
+    fn entries(&self) -> usize {
+        self.len()
+    }
+
+    fn encoded_len(&self) -> usize {
+        prost::Message::encoded_len(self)
+    }
+
+    fn absorb(&mut self, next: Self) -> Option<Self> {
+        if self.workspace_id() == next.workspace_id() {
+            self.append(next);
+            None
+        } else {
+            Some(next)
+        }
+    }
+}
+
+/// How big one merged call may be: the receiver's batch limit and message size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallLimits {
+    /// Entries per call (the contracts allow 1000).
+    pub max_entries: usize,
+    /// Encoded bytes per call.
+    pub max_bytes: usize,
+}
+
+/// Room left under the receiver's message limit for the framing a merge may add.
+const HEADROOM: usize = 16 * 1024;
+
+impl CallLimits {
+    /// The limits of a receiver running with `config` (services share one config).
+    pub fn from_config(config: &herald_runtime::Config) -> CallLimits {
+        CallLimits {
+            max_entries: herald_core::limits::MAX_BATCH,
+            max_bytes: config.max_request_bytes.saturating_sub(HEADROOM).max(1024),
+        }
+    }
+}
+
+/// Decodes `items` and merges consecutive ones that `Call::absorb` allows into as few
+/// calls as `limits` let through, keeping their order. An undecodable payload rejects
+/// the batch (the relay then isolates and parks that item).
+pub fn merge<C: Call>(items: &[Item], limits: CallLimits) -> Result<Vec<C>, SinkError> {
+    // Each call with its entries and bytes so far, so merging stays linear.
+    let mut calls: Vec<(C, usize, usize)> = Vec::new();
+    for item in items {
+        let next = C::decode(&item.payload).map_err(|e| {
+            SinkError::Rejected(format!("undecodable outbox item {}: {e}", item.id))
+        })?;
+        let (entries, bytes) = (next.entries(), next.encoded_len());
+        let next = match calls.last_mut() {
+            Some((last, n, size))
+                if *n + entries <= limits.max_entries && *size + bytes <= limits.max_bytes =>
+            {
+                match last.absorb(next) {
+                    None => {
+                        *n += entries;
+                        *size += bytes;
+                        continue;
+                    }
+                    Some(next) => next,
+                }
+            }
+            _ => next,
+        };
+        calls.push((next, entries, bytes));
+    }
+    Ok(calls.into_iter().map(|(call, _, _)| call).collect())
+}
+
+type SendCall<C> =
+    dyn Fn(Downstream, C) -> BoxFuture<'static, Result<(), tonic::Status>> + Send + Sync;
+
+/// Sends a destination's items as merged calls, one after another in order, through
+/// `send` (which makes the RPC with `Downstream::request`, so every call carries a
+/// deadline, the internal key and the trace context).
+pub struct GrpcSink<C: Call> {
+    destination: &'static str,
+    downstream: Downstream,
+    limits: CallLimits,
+    send: Box<SendCall<C>>,
+}
+
+impl<C: Call> GrpcSink<C> {
+    /// A sink for `destination` reaching `downstream`.
+    pub fn new<F, Fut>(
+        destination: &'static str,
+        downstream: Downstream,
+        limits: CallLimits,
+        send: F,
+    ) -> GrpcSink<C>
+    where
+        F: Fn(Downstream, C) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), tonic::Status>> + Send + 'static,
+    {
+        GrpcSink {
+            destination,
+            downstream,
+            limits,
+            send: Box::new(move |downstream, call| Box::pin(send(downstream, call))),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<C: Call> Sink for GrpcSink<C> {
+    async fn send(&self, items: &[Item]) -> Result<(), SinkError> {
+        let calls = merge::<C>(items, self.limits)?;
+        async {
+            for call in calls {
+                (self.send)(self.downstream.clone(), call).await?;
+            }
+            Ok(())
+        }
+        .instrument(relay_span(self.destination, items))
+        .await
+    }
+}
 
 /// A span for relaying `items` to `destination`, continuing the trace of the operation that
 /// produced the first of them.
@@ -15,106 +163,86 @@ pub fn relay_span(destination: &'static str, items: &[Item]) -> tracing::Span {
     span
 }
 
-/// Decodes each item's payload as a request `M` and merges consecutive requests that
-/// `same_run(previous, next)` allows (typically: same workspace, still within
-/// [`MAX_BATCH`]) with `absorb`, keeping the items' order. An undecodable payload is
-/// rejected, never retried.
-pub fn merge_runs<M: prost::Message + Default>(
-    items: &[Item],
-    same_run: impl Fn(&M, &M) -> bool,
-    absorb: impl Fn(&mut M, M),
-) -> Result<Vec<M>, SinkError> {
-    let mut calls: Vec<M> = Vec::new();
-    for item in items {
-        let next = M::decode(item.payload.as_slice()).map_err(|e| {
-            SinkError::Rejected(format!("undecodable outbox item {}: {e}", item.id))
-        })?;
-        match calls.last_mut() {
-            Some(last) if same_run(last, &next) => absorb(last, next),
-            _ => calls.push(next),
-        }
-    }
-    Ok(calls)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use herald_proto::trigger::v1::{HandleEventsRequest, UserEvent};
+    use prost::Message;
 
-    /// A stand-in request: `name` is the workspace, `tags` the entries.
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct Batch {
-        #[prost(string, tag = "1")]
-        workspace: String,
-        #[prost(string, repeated, tag = "2")]
-        entries: Vec<String>,
-    }
-
-    fn item(id: i64, workspace: &str, entry: &str) -> Item {
-        let payload = prost::Message::encode_to_vec(&Batch {
-            workspace: workspace.into(),
-            entries: vec![entry.into()],
-        });
+    fn item(id: i64, workspace: &str, events: usize) -> Item {
+        let request = HandleEventsRequest {
+            workspace_id: workspace.into(),
+            events: vec![UserEvent::default(); events],
+        };
         Item {
             id,
             key: "u".into(),
-            payload,
+            payload: request.encode_to_vec(),
             traceparent: None,
+            created_ms: 0,
+            attempts: 0,
         }
     }
 
-    fn merge(items: &[Item], max: usize) -> Result<Vec<Batch>, SinkError> {
-        merge_runs(
-            items,
-            |a: &Batch, b: &Batch| {
-                a.workspace == b.workspace && a.entries.len() + b.entries.len() <= max
-            },
-            |a, b| a.entries.extend(b.entries),
-        )
+    const WIDE: CallLimits = CallLimits {
+        max_entries: 1000,
+        max_bytes: 1 << 20,
+    };
+
+    fn shape(calls: &[HandleEventsRequest]) -> Vec<(&str, usize)> {
+        calls
+            .iter()
+            .map(|c| (c.workspace_id.as_str(), c.events.len()))
+            .collect()
     }
 
     #[test]
-    fn consecutive_items_of_one_run_merge_in_order() {
+    fn consecutive_items_of_one_workspace_merge_in_order() {
         let items = [
-            item(1, "a", "1"),
-            item(2, "a", "2"),
-            item(3, "b", "3"),
-            item(4, "a", "4"),
-            item(5, "a", "5"),
+            item(1, "a", 1),
+            item(2, "a", 2),
+            item(3, "b", 1),
+            item(4, "a", 1),
         ];
-        let calls = merge(&items, 1000).unwrap();
-        let shape: Vec<(&str, Vec<&str>)> = calls
-            .iter()
-            .map(|c| {
-                (
-                    c.workspace.as_str(),
-                    c.entries.iter().map(String::as_str).collect(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            shape,
-            [
-                ("a", vec!["1", "2"]),
-                ("b", vec!["3"]),
-                ("a", vec!["4", "5"])
-            ]
-        );
-        assert_eq!(
-            merge(&items[..2], 1).unwrap().len(),
-            2,
-            "the size bound splits runs"
-        );
+        let calls: Vec<HandleEventsRequest> = merge(&items, WIDE).unwrap();
+        assert_eq!(shape(&calls), [("a", 3), ("b", 1), ("a", 1)]);
+    }
+
+    #[test]
+    fn merged_calls_stay_under_both_limits() {
+        let items: Vec<Item> = (0..10).map(|i| item(i, "a", 3)).collect();
+        let by_entries: Vec<HandleEventsRequest> = merge(
+            &items,
+            CallLimits {
+                max_entries: 7,
+                max_bytes: 1 << 20,
+            },
+        )
+        .unwrap();
+        assert!(by_entries.iter().all(|c| c.events.len() <= 7));
+        assert_eq!(by_entries.iter().map(|c| c.events.len()).sum::<usize>(), 30);
+        let one = items[0].payload.len();
+        let by_bytes: Vec<HandleEventsRequest> = merge(
+            &items,
+            CallLimits {
+                max_entries: 1000,
+                max_bytes: 2 * one,
+            },
+        )
+        .unwrap();
+        assert_eq!(by_bytes.len(), 5);
+        assert!(by_bytes.iter().all(|c| Message::encoded_len(c) <= 2 * one));
     }
 
     #[test]
     fn an_undecodable_item_is_rejected() {
         let bad = Item {
-            id: 9,
-            key: "u".into(),
             payload: vec![0xff, 0xff],
-            traceparent: None,
+            ..item(9, "a", 1)
         };
-        assert!(matches!(merge(&[bad], 10), Err(SinkError::Rejected(_))));
+        assert!(matches!(
+            merge::<HandleEventsRequest>(&[bad], WIDE),
+            Err(SinkError::Rejected(_))
+        ));
     }
 }

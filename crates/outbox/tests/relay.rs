@@ -1,35 +1,32 @@
 //! The outbox against a real database (SQLite by default, PostgreSQL with
 //! `HERALD_TEST_DATABASE=postgres`): nothing committed is lost when the downstream fails
-//! or times out, a relay killed mid-batch resumes, and two replicas never send one item
-//! at the same time.
+//! or times out, a relay killed mid-batch resumes, a dead replica's items are taken over
+//! once its lease has passed on the clock, two replicas never send one item at the same
+//! time, an item that can never be accepted is parked at once without holding up the
+//! rest, and retries are bounded.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use herald_core::Clock;
 use herald_outbox::{Item, NewItem, Outbox, Settings, Sink, SinkError};
 use herald_storage::sea_orm::{DatabaseConnection, TransactionTrait};
-use herald_storage::sea_orm_migration::prelude::*;
 use herald_storage::testing::TestDatabase;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-struct Migrator;
+herald_storage::migrator!(
+    Migrator,
+    "test_migrations",
+    [herald_outbox::migration("test_outbox")]
+);
 
-#[async_trait::async_trait]
-impl MigratorTrait for Migrator {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(herald_outbox::migration("test_outbox"))]
-    }
-
-    fn migration_table_name() -> DynIden {
-        Alias::new("test_migrations").into_iden()
-    }
-}
+const TABLE: &str = "test_outbox";
 
 /// A downstream that records what it acknowledged, and can be told to fail, to hang past
-/// its deadline, or to hang forever (a process about to be killed).
+/// its deadline, to hang forever (a process about to be killed), or to refuse poison.
 #[derive(Default)]
 struct Downstream {
     received: Mutex<Vec<Item>>,
@@ -37,9 +34,12 @@ struct Downstream {
     overlaps: AtomicUsize,
     calls: AtomicUsize,
     fail_first: usize,
+    fail_always: bool,
     time_out_calls: Vec<usize>,
     hang_forever: bool,
     work: Duration,
+    /// Payloads containing "poison" are refused for good while this is set.
+    refuse_poison: AtomicBool,
 }
 
 const DEADLINE: Duration = Duration::from_millis(100);
@@ -60,8 +60,13 @@ impl Sink for Downstream {
             if self.hang_forever {
                 std::future::pending::<()>().await;
             }
-            if call < self.fail_first {
+            if self.fail_always || call < self.fail_first {
                 return Err(SinkError::Retryable("unavailable".into()));
+            }
+            if self.refuse_poison.load(Ordering::SeqCst)
+                && items.iter().any(|i| i.payload.starts_with(b"poison"))
+            {
+                return Err(SinkError::from(tonic::Status::internal("corrupt row")));
             }
             let work = if self.time_out_calls.contains(&call) {
                 DEADLINE * 3
@@ -87,10 +92,12 @@ impl Sink for Downstream {
 fn settings(lease: Duration) -> Settings {
     Settings {
         batch_size: 50,
-        memory_capacity: 64,
+        // A few items' worth, so the overflow path (relaying from the table) runs too.
+        memory_bytes: 2_000,
         lease,
         min_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(50),
+        ..Settings::default()
     }
 }
 
@@ -102,49 +109,85 @@ async fn database() -> (TestDatabase, DatabaseConnection) {
     (test_db, db)
 }
 
-/// Commits `count` items spread over `users` keys, `per_txn` per transaction; returns the
-/// payloads in commit order.
-async fn commit_items(
+fn start(
+    db: &DatabaseConnection,
+    owner: &str,
+    clock: &Clock,
+    settings: Settings,
+    sink: Arc<Downstream>,
+    shutdown: &CancellationToken,
+) -> Outbox {
+    Outbox::builder(db.clone(), TABLE, owner, clock.clone())
+        .settings(settings)
+        .destination("down", sink)
+        .start(shutdown.clone())
+}
+
+/// Commits the payloads `payloads` over `users` keys, `per_txn` per transaction.
+async fn commit(
     db: &DatabaseConnection,
     outbox: &Outbox,
-    start: usize,
-    count: usize,
+    payloads: &[String],
     users: usize,
     per_txn: usize,
 ) {
-    let mut n = start;
-    while n < start + count {
+    for (t, chunk) in payloads.chunks(per_txn).enumerate() {
         let txn = db.begin().await.unwrap();
-        let items = (n..(n + per_txn).min(start + count))
-            .map(|i| NewItem {
+        let items = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, p)| NewItem {
                 destination: "down",
-                key: format!("user-{}", i % users),
-                payload: i.to_string().into_bytes(),
+                key: format!("user-{}", (t * per_txn + i) % users),
+                payload: p.clone().into_bytes(),
                 traceparent: None,
             })
-            .collect::<Vec<_>>();
-        n += items.len();
+            .collect();
         let staged = outbox.add(&txn, items).await.unwrap();
         txn.commit().await.unwrap();
         outbox.publish(staged).await;
     }
 }
 
-async fn wait_for(downstream: &Downstream, payloads: usize) -> Vec<Item> {
+fn numbers(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|n| n.to_string()).collect()
+}
+
+/// Polls `check` every 20 ms for at most 30 s.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let received = downstream.received.lock().await.clone();
-        let distinct: HashSet<&Vec<u8>> = received.iter().map(|i| &i.payload).collect();
-        if distinct.len() >= payloads {
-            return received;
-        }
+    while !check().await {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "only {} of {payloads} items arrived",
-            distinct.len()
+            "timed out waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+async fn wait_for(downstream: &Downstream, payloads: usize) -> Vec<Item> {
+    eventually(&format!("{payloads} distinct items downstream"), || async {
+        let received = downstream.received.lock().await;
+        received
+            .iter()
+            .map(|i| &i.payload)
+            .collect::<HashSet<_>>()
+            .len()
+            >= payloads
+    })
+    .await;
+    downstream.received.lock().await.clone()
+}
+
+async fn wait_until_empty(outbox: &Outbox) {
+    eventually("the outbox to be empty", || async {
+        outbox.pending("down").await.unwrap() == 0
+    })
+    .await;
 }
 
 fn assert_complete_and_ordered(received: &[Item], count: usize) {
@@ -174,7 +217,7 @@ fn assert_complete_and_ordered(received: &[Item], count: usize) {
             continue;
         }
         if let Some(prev) = last.insert(item.key.clone(), n) {
-            assert!(prev < n, "{} arrived after {} for {}", n, prev, item.key);
+            assert!(prev < n, "{n} arrived after {prev} for {}", item.key);
         }
     }
 }
@@ -188,45 +231,50 @@ async fn a_failing_or_slow_downstream_loses_nothing() {
         ..Default::default()
     });
     let shutdown = CancellationToken::new();
-    let outbox = Outbox::builder(db.clone(), "test_outbox", "replica-a")
-        .settings(settings(Duration::from_secs(5)))
-        .destination("down", downstream.clone())
-        .start(shutdown.clone());
-
-    // More than the in-memory capacity, so the overflow path is exercised too.
-    commit_items(&db, &outbox, 0, 400, 7, 9).await;
+    let outbox = start(
+        &db,
+        "replica-a",
+        &Clock::system(),
+        settings(Duration::from_secs(5)),
+        downstream.clone(),
+        &shutdown,
+    );
+    // Far more than the in-memory budget, so the overflow path is exercised too.
+    commit(&db, &outbox, &numbers(0..400), 7, 9).await;
     let received = wait_for(&downstream, 400).await;
     assert_complete_and_ordered(&received, 400);
     assert!(
         downstream.calls.load(Ordering::SeqCst) > 8,
         "the failures really happened"
     );
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(
-        outbox.pending("down").await.unwrap(),
-        0,
-        "acknowledged items are removed"
-    );
+    wait_until_empty(&outbox).await;
+    assert_eq!(outbox.parked("down").await.unwrap(), 0);
     shutdown.cancel();
 }
 
 #[tokio::test]
 async fn a_relay_killed_mid_batch_resumes_after_restart() {
     let (_guard, db) = database().await;
+    let clock = Clock::system();
     let first_life = CancellationToken::new();
     let stuck = Arc::new(Downstream {
         hang_forever: true,
         ..Default::default()
     });
-    let outbox = Outbox::builder(db.clone(), "test_outbox", "replica-a")
-        .settings(settings(Duration::from_secs(30)))
-        .destination("down", stuck.clone())
-        .start(first_life.clone());
-    commit_items(&db, &outbox, 0, 120, 5, 10).await;
+    let outbox = start(
+        &db,
+        "replica-a",
+        &clock,
+        settings(Duration::from_secs(30)),
+        stuck.clone(),
+        &first_life,
+    );
+    commit(&db, &outbox, &numbers(0..120), 5, 10).await;
     // Wait until a batch is in flight, then kill the relay.
-    while stuck.calls.load(Ordering::SeqCst) == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    eventually("a batch in flight", || async {
+        stuck.calls.load(Ordering::SeqCst) > 0
+    })
+    .await;
     first_life.cancel();
     drop(outbox);
     assert_eq!(stuck.received.lock().await.len(), 0);
@@ -234,38 +282,56 @@ async fn a_relay_killed_mid_batch_resumes_after_restart() {
     // The same replica comes back (same name): it resumes at once, lease or not.
     let downstream = Arc::new(Downstream::default());
     let second_life = CancellationToken::new();
-    let outbox = Outbox::builder(db.clone(), "test_outbox", "replica-a")
-        .settings(settings(Duration::from_secs(30)))
-        .destination("down", downstream.clone())
-        .start(second_life.clone());
+    let outbox = start(
+        &db,
+        "replica-a",
+        &clock,
+        settings(Duration::from_secs(30)),
+        downstream.clone(),
+        &second_life,
+    );
     let received = wait_for(&downstream, 120).await;
     assert_complete_and_ordered(&received, 120);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(outbox.pending("down").await.unwrap(), 0);
+    wait_until_empty(&outbox).await;
     second_life.cancel();
 }
 
 #[tokio::test]
-async fn a_dead_replicas_items_are_taken_over_after_its_lease() {
+async fn a_dead_replicas_items_are_taken_over_once_its_lease_has_passed() {
     let (_guard, db) = database().await;
+    let clock = Clock::manual("2026-06-01T00:00:00Z".parse().unwrap());
+    let lease = Duration::from_secs(30);
     let dead = CancellationToken::new();
     let stuck = Arc::new(Downstream {
         hang_forever: true,
         ..Default::default()
     });
-    let outbox = Outbox::builder(db.clone(), "test_outbox", "replica-a")
-        .settings(settings(Duration::from_millis(500)))
-        .destination("down", stuck.clone())
-        .start(dead.clone());
-    commit_items(&db, &outbox, 0, 60, 3, 6).await;
+    let outbox = start(
+        &db,
+        "replica-a",
+        &clock,
+        settings(lease),
+        stuck.clone(),
+        &dead,
+    );
+    commit(&db, &outbox, &numbers(0..60), 3, 6).await;
     dead.cancel();
 
     let downstream = Arc::new(Downstream::default());
     let alive = CancellationToken::new();
-    let _survivor = Outbox::builder(db.clone(), "test_outbox", "replica-b")
-        .settings(settings(Duration::from_millis(500)))
-        .destination("down", downstream.clone())
-        .start(alive.clone());
+    let survivor = start(
+        &db,
+        "replica-b",
+        &clock,
+        settings(lease),
+        downstream.clone(),
+        &alive,
+    );
+    // Replica A's lease still holds: B leaves its rows alone, however long it looks.
+    assert_eq!(survivor.pending("down").await.unwrap(), 60);
+    assert!(downstream.received.lock().await.is_empty());
+    // Once the lease has passed on the clock, B's next scan takes them over.
+    clock.advance(lease + Duration::from_millis(1));
     let received = wait_for(&downstream, 60).await;
     assert_complete_and_ordered(&received, 60);
     alive.cancel();
@@ -274,6 +340,7 @@ async fn a_dead_replicas_items_are_taken_over_after_its_lease() {
 #[tokio::test]
 async fn two_replicas_never_send_an_item_concurrently() {
     let (_guard, db) = database().await;
+    let clock = Clock::system();
     let downstream = Arc::new(Downstream {
         work: Duration::from_millis(20),
         fail_first: 3,
@@ -281,17 +348,26 @@ async fn two_replicas_never_send_an_item_concurrently() {
     });
     let shutdown = CancellationToken::new();
     // A short lease forces frequent recovery scans on both replicas while they work.
-    let a = Outbox::builder(db.clone(), "test_outbox", "replica-a")
-        .settings(settings(Duration::from_millis(400)))
-        .destination("down", downstream.clone())
-        .start(shutdown.clone());
-    let b = Outbox::builder(db.clone(), "test_outbox", "replica-b")
-        .settings(settings(Duration::from_millis(400)))
-        .destination("down", downstream.clone())
-        .start(shutdown.clone());
+    let a = start(
+        &db,
+        "replica-a",
+        &clock,
+        settings(Duration::from_millis(400)),
+        downstream.clone(),
+        &shutdown,
+    );
+    let b = start(
+        &db,
+        "replica-b",
+        &clock,
+        settings(Duration::from_millis(400)),
+        downstream.clone(),
+        &shutdown,
+    );
+    let (first, second) = (numbers(0..150), numbers(150..300));
     tokio::join!(
-        commit_items(&db, &a, 0, 150, 4, 5),
-        commit_items(&db, &b, 150, 150, 4, 5)
+        commit(&db, &a, &first, 4, 5),
+        commit(&db, &b, &second, 4, 5)
     );
     let received = wait_for(&downstream, 300).await;
     let payloads: HashSet<&Vec<u8>> = received.iter().map(|i| &i.payload).collect();
@@ -301,5 +377,122 @@ async fn two_replicas_never_send_an_item_concurrently() {
         0,
         "an item was in flight twice at once"
     );
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn an_item_that_can_never_be_accepted_is_parked_at_once_and_replayed_on_demand() {
+    let (_guard, db) = database().await;
+    let clock = Clock::manual("2026-06-01T00:00:00Z".parse().unwrap());
+    let downstream = Arc::new(Downstream::default());
+    downstream.refuse_poison.store(true, Ordering::SeqCst);
+    let shutdown = CancellationToken::new();
+    let outbox = start(
+        &db,
+        "replica-a",
+        &clock,
+        settings(Duration::from_secs(30)),
+        downstream.clone(),
+        &shutdown,
+    );
+    let mut payloads = numbers(0..40);
+    payloads[10] = "poison".into();
+    commit(&db, &outbox, &payloads, 1, 5).await;
+    // Everything behind the poison arrives; the poison is parked, not retried forever.
+    let received = wait_for(&downstream, 39).await;
+    assert!(received.iter().all(|i| i.payload != b"poison"));
+    eventually("the poison to be parked", || async {
+        outbox.parked("down").await.unwrap() == 1 && outbox.pending("down").await.unwrap() == 0
+    })
+    .await;
+    let parked = herald_outbox::admin::list_parked(&db, TABLE, 10, clock.clone())
+        .await
+        .unwrap();
+    assert_eq!(parked.len(), 1);
+    assert!(parked[0].last_error.contains("Internal"), "{:?}", parked[0]);
+
+    // The receiver is fixed; an operator replays the item and it goes through.
+    downstream.refuse_poison.store(false, Ordering::SeqCst);
+    let replayed = herald_outbox::admin::replay(&db, TABLE, None, clock.clone())
+        .await
+        .unwrap();
+    assert_eq!(replayed, 1);
+    // The relay takes replayed items at its next scan, once a lease.
+    clock.advance(Duration::from_secs(30));
+    let received = wait_for(&downstream, 40).await;
+    assert!(received.iter().any(|i| i.payload == b"poison"));
+    wait_until_empty(&outbox).await;
+    assert_eq!(outbox.parked("down").await.unwrap(), 0);
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn retries_are_bounded_by_attempts() {
+    let (_guard, db) = database().await;
+    let downstream = Arc::new(Downstream {
+        fail_always: true,
+        ..Default::default()
+    });
+    let shutdown = CancellationToken::new();
+    let outbox = start(
+        &db,
+        "replica-a",
+        &Clock::system(),
+        Settings {
+            max_attempts: 3,
+            ..settings(Duration::from_secs(30))
+        },
+        downstream.clone(),
+        &shutdown,
+    );
+    commit(&db, &outbox, &numbers(0..5), 2, 5).await;
+    eventually("the items to run out of attempts", || async {
+        outbox.parked("down").await.unwrap() == 5
+    })
+    .await;
+    assert_eq!(outbox.pending("down").await.unwrap(), 0);
+    assert_eq!(
+        downstream.calls.load(Ordering::SeqCst),
+        3,
+        "three attempts, then parked"
+    );
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn retries_are_bounded_by_age_on_the_clock() {
+    let (_guard, db) = database().await;
+    let clock = Clock::manual("2026-06-01T00:00:00Z".parse().unwrap());
+    let downstream = Arc::new(Downstream {
+        fail_always: true,
+        ..Default::default()
+    });
+    let shutdown = CancellationToken::new();
+    let outbox = start(
+        &db,
+        "replica-a",
+        &clock,
+        Settings {
+            max_age: Duration::from_secs(3600),
+            ..settings(Duration::from_secs(30))
+        },
+        downstream.clone(),
+        &shutdown,
+    );
+    commit(&db, &outbox, &numbers(0..3), 1, 3).await;
+    eventually("a few retries", || async {
+        downstream.calls.load(Ordering::SeqCst) >= 3
+    })
+    .await;
+    assert_eq!(
+        outbox.parked("down").await.unwrap(),
+        0,
+        "young items keep being retried"
+    );
+    clock.advance(Duration::from_secs(3600));
+    eventually("the items to age out", || async {
+        outbox.parked("down").await.unwrap() == 3
+    })
+    .await;
     shutdown.cancel();
 }

@@ -11,12 +11,14 @@ use std::task::{Context, Poll};
 
 use base64::Engine;
 use futures::future::BoxFuture;
+use herald_core::{Clock, Timestamp};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::Status;
 
+use crate::error::Error;
 use crate::secret::Secret;
 
 /// What a server API key may do.
@@ -118,17 +120,17 @@ pub enum Caller {
     User {
         workspace: String,
         user_id: String,
-        expires_at: std::time::SystemTime,
+        expires_at: Timestamp,
     },
 }
 
 impl Caller {
     /// The caller of `request`, as put there by [`AuthLayer`].
-    pub fn of<T>(request: &tonic::Request<T>) -> Result<&Caller, Status> {
+    pub fn of<T>(request: &tonic::Request<T>) -> Result<&Caller, Error> {
         request
             .extensions()
             .get::<Caller>()
-            .ok_or_else(|| Status::unauthenticated("no credentials"))
+            .ok_or_else(|| Error::internal("the call reached a handler without a caller"))
     }
 
     /// The workspace of a key or user caller.
@@ -138,6 +140,37 @@ impl Caller {
             Caller::Internal => None,
         }
     }
+
+    /// The workspace of a server API key, for RPCs that act on the key's own workspace.
+    pub fn key_workspace(&self) -> Result<&str, Error> {
+        match self {
+            Caller::Key { workspace, .. } => Ok(workspace),
+            _ => Err(Error::PermissionDenied(
+                "this RPC needs a workspace's server API key".into(),
+            )),
+        }
+    }
+
+    /// Checks that the caller may act on `workspace_id`, the workspace a request names:
+    /// Herald's internal key may act on any, a workspace's key only on its own, an end
+    /// user on none. Every handler of an internal RPC calls this before anything else.
+    pub fn require_workspace(&self, workspace_id: &str) -> Result<(), Error> {
+        match self {
+            Caller::Internal => Ok(()),
+            Caller::Key { workspace, .. } if workspace == workspace_id => Ok(()),
+            Caller::Key { .. } => Err(Error::PermissionDenied(
+                "this API key cannot act on another workspace".into(),
+            )),
+            Caller::User { .. } => Err(Error::PermissionDenied(
+                "a user token cannot call internal RPCs".into(),
+            )),
+        }
+    }
+}
+
+/// [`Caller::require_workspace`] for the caller of `request`.
+pub fn require_workspace<T>(request: &tonic::Request<T>, workspace_id: &str) -> Result<(), Error> {
+    Caller::of(request)?.require_workspace(workspace_id)
 }
 
 /// The credential an RPC path requires.
@@ -151,36 +184,34 @@ pub enum Access {
     UserToken,
 }
 
-/// Maps RPC paths to the access they need, by gRPC service prefix
-/// (e.g. `/herald.ingest.v1.IngestService/`).
+/// Maps RPC paths to the access they need, by gRPC service. A path no rule covers is
+/// refused: nothing is public by omission.
 #[derive(Debug, Clone, Default)]
 pub struct AccessPolicy {
+    /// `/package.Service/` prefixes and their access.
     rules: Vec<(String, Access)>,
 }
 
 impl AccessPolicy {
-    /// Requires `access` for every method of the gRPC service `service`
-    /// (a full name such as `herald.ingest.v1.IngestService`).
+    /// Requires `access` for every method of the generated gRPC service `S`.
+    pub fn serve<S: tonic::server::NamedService>(self, access: Access) -> Self {
+        self.service(S::NAME, access)
+    }
+
+    /// Requires `access` for every method of the gRPC service named `service` (a full
+    /// name such as `grpc.health.v1.Health`), for services built outside this workspace.
     pub fn service(mut self, service: &str, access: Access) -> Self {
         self.rules.push((format!("/{service}/"), access));
         self
     }
 
-    /// Requires `access` for one method path, e.g. `/herald.x.v1.XService/Method`;
-    /// exact paths take precedence over services.
-    pub fn method(mut self, path: &str, access: Access) -> Self {
-        self.rules.insert(0, (path.to_owned(), access));
-        self
-    }
-
-    fn access(&self, path: &str) -> Access {
-        for (prefix, access) in &self.rules {
-            if path == prefix || (prefix.ends_with('/') && path.starts_with(prefix.as_str())) {
-                return *access;
-            }
-        }
-        // Health, reflection and unknown paths (which tonic answers UNIMPLEMENTED).
-        Access::Public
+    /// The access `path` (`/package.Service/Method`) requires; `None` when no rule covers
+    /// it, which the auth layer refuses.
+    pub fn access(&self, path: &str) -> Option<Access> {
+        self.rules
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix.as_str()) && path.len() > prefix.len())
+            .map(|(_, access)| *access)
     }
 }
 
@@ -195,17 +226,16 @@ pub struct UserClaims {
     pub exp: u64,
 }
 
-/// Signs an end-user token for `user_id`, valid for `ttl`.
+/// Signs an end-user token for `user_id`, valid for `ttl` from `now`.
 pub fn sign_user_token(
     workspace: &WorkspaceConfig,
     user_id: &str,
     ttl: std::time::Duration,
+    now: Timestamp,
 ) -> Result<String, jsonwebtoken::errors::Error> {
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
-        + ttl.as_secs();
+    let exp = u64::try_from(now.as_second())
+        .unwrap_or(0)
+        .saturating_add(ttl.as_secs());
     let claims = UserClaims {
         sub: user_id.to_owned(),
         ws: workspace.id.clone(),
@@ -218,20 +248,28 @@ pub fn sign_user_token(
     )
 }
 
+/// Seconds of clock skew allowed between a token's signer and this server.
+const LEEWAY_SECS: u64 = 5;
+
 /// Checks credentials against the configured keys and workspaces.
 #[derive(Clone)]
 pub struct Authenticator {
     keys: Arc<Vec<([u8; 32], ApiKeyConfig)>>,
     internal: Option<[u8; 32]>,
     workspaces: Arc<HashMap<String, DecodingKey>>,
+    clock: Clock,
+    max_token_lifetime: std::time::Duration,
 }
 
 impl Authenticator {
-    /// Builds the authenticator from validated configuration.
+    /// Builds the authenticator from validated configuration; user tokens are checked
+    /// against `clock` and may not be valid for longer than `max_token_lifetime`.
     pub fn new(
         api_keys: &[ApiKeyConfig],
         internal_key: Option<&Secret>,
         workspaces: &[WorkspaceConfig],
+        clock: Clock,
+        max_token_lifetime: std::time::Duration,
     ) -> Self {
         let keys = api_keys
             .iter()
@@ -254,6 +292,8 @@ impl Authenticator {
                     })
                     .collect(),
             ),
+            clock,
+            max_token_lifetime,
         }
     }
 
@@ -308,7 +348,7 @@ impl Authenticator {
 
     fn user(&self, token: &str) -> Result<Caller, Status> {
         let invalid = || Status::unauthenticated("invalid user token");
-        // Read the workspace first to pick the secret, then verify signature and expiry.
+        // Read the workspace first to pick the secret, then verify the signature.
         let payload = token.split('.').nth(1).ok_or_else(invalid)?;
         let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(payload)
@@ -316,24 +356,37 @@ impl Authenticator {
         let unverified: UserClaims = serde_json::from_slice(&payload).map_err(|_| invalid())?;
         let key = self.workspaces.get(&unverified.ws).ok_or_else(invalid)?;
         let mut validation = Validation::new(Algorithm::HS256);
-        // A little leeway for clock skew between the signer and this server.
-        validation.leeway = 5;
+        // Expiry is checked below against the injected clock, not the library's.
+        validation.validate_exp = false;
         validation.set_required_spec_claims(&["exp", "sub"]);
         let claims = jsonwebtoken::decode::<UserClaims>(token, key, &validation)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                    Status::unauthenticated("user token expired")
-                }
-                _ => invalid(),
-            })?
+            .map_err(|_| invalid())?
             .claims;
         if claims.sub.is_empty() {
             return Err(invalid());
         }
+        // Whole seconds, compared without overflow however large `exp` is.
+        let now = u64::try_from(self.clock.now().as_second()).unwrap_or(0);
+        if claims.exp.saturating_add(LEEWAY_SECS) <= now {
+            return Err(Status::unauthenticated("user token expired"));
+        }
+        let latest = now
+            .saturating_add(self.max_token_lifetime.as_secs())
+            .saturating_add(LEEWAY_SECS);
+        if claims.exp > latest {
+            return Err(Status::unauthenticated(format!(
+                "user token valid for longer than the maximum of {} s; sign it with a nearer exp",
+                self.max_token_lifetime.as_secs()
+            )));
+        }
+        let expires_at = i64::try_from(claims.exp)
+            .ok()
+            .and_then(|exp| Timestamp::from_second(exp).ok())
+            .ok_or_else(invalid)?;
         Ok(Caller::User {
             workspace: claims.ws,
             user_id: claims.sub,
-            expires_at: std::time::UNIX_EPOCH + std::time::Duration::from_secs(claims.exp),
+            expires_at,
         })
     }
 }
@@ -407,18 +460,29 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let access = self.layer.policy.access(request.uri().path());
-        if access != Access::Public {
-            match self
+        let path = request.uri().path();
+        let refused = match self.layer.policy.access(path) {
+            None => Some(Status::permission_denied(format!(
+                "no such RPC, or no access rule for {path}"
+            ))),
+            Some(Access::Public) => None,
+            Some(access) => match self
                 .layer
                 .authenticator
                 .authenticate(request.headers(), access)
             {
                 Ok(caller) => {
+                    if let Some(workspace) = caller.workspace() {
+                        tracing::Span::current().record("workspace", workspace);
+                    }
                     request.extensions_mut().insert(caller);
+                    None
                 }
-                Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
-            }
+                Err(status) => Some(status),
+            },
+        };
+        if let Some(status) = refused {
+            return Box::pin(async move { Ok(status.into_http()) });
         }
         // Take the service that was driven to readiness, leave a fresh clone behind.
         let clone = self.inner.clone();
@@ -430,6 +494,9 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    const DAY: Duration = Duration::from_secs(24 * 3600);
 
     fn headers(token: &str) -> http::HeaderMap {
         let mut h = http::HeaderMap::new();
@@ -440,10 +507,27 @@ mod tests {
         h
     }
 
+    fn clock() -> Clock {
+        Clock::manual("2026-06-01T12:00:00Z".parse().unwrap())
+    }
+
+    fn workspace(id: &str, secret: char) -> WorkspaceConfig {
+        WorkspaceConfig {
+            id: id.into(),
+            user_token_secret: Secret::new(secret.to_string().repeat(32)),
+        }
+    }
+
     #[test]
     fn keys_are_checked_by_hash_and_scope() {
         let (key, entry) = generate_api_key("acme", &[Scope::Ingest]);
-        let auth = Authenticator::new(&[entry], Some(&Secret::new("internal-secret")), &[]);
+        let auth = Authenticator::new(
+            &[entry],
+            Some(&Secret::new("internal-secret")),
+            &[],
+            clock(),
+            DAY,
+        );
         let caller = auth
             .authenticate(&headers(key.expose()), Access::Scope(Scope::Ingest))
             .unwrap();
@@ -473,18 +557,18 @@ mod tests {
 
     #[test]
     fn user_tokens_bind_workspace_and_user() {
-        let ws = WorkspaceConfig {
-            id: "acme".into(),
-            user_token_secret: Secret::new("s".repeat(32)),
-        };
-        let other = WorkspaceConfig {
-            id: "other".into(),
-            user_token_secret: Secret::new("t".repeat(32)),
-        };
-        let auth = Authenticator::new(&[], None, &[ws.clone(), other]);
-        let token = sign_user_token(&ws, "u1", std::time::Duration::from_secs(60)).unwrap();
+        let ws = workspace("acme", 's');
+        let clock = clock();
+        let auth = Authenticator::new(
+            &[],
+            None,
+            &[ws.clone(), workspace("other", 't')],
+            clock.clone(),
+            DAY,
+        );
+        let token = sign_user_token(&ws, "u1", Duration::from_secs(60), clock.now()).unwrap();
         let Caller::User {
-            workspace,
+            workspace: ws_id,
             user_id,
             expires_at,
         } = auth
@@ -493,19 +577,19 @@ mod tests {
         else {
             panic!("a user token gives a user caller");
         };
-        assert_eq!((workspace.as_str(), user_id.as_str()), ("acme", "u1"));
-        let left = expires_at
-            .duration_since(std::time::SystemTime::now())
-            .unwrap();
-        assert!(
-            left <= std::time::Duration::from_secs(60) && left > std::time::Duration::from_secs(50)
+        assert_eq!((ws_id.as_str(), user_id.as_str()), ("acme", "u1"));
+        assert_eq!(
+            expires_at,
+            "2026-06-01T12:01:00Z".parse::<Timestamp>().unwrap()
         );
         // Signed with another workspace's secret but claiming acme: rejected.
-        let forged_ws = WorkspaceConfig {
-            id: "acme".into(),
-            user_token_secret: Secret::new("t".repeat(32)),
-        };
-        let forged = sign_user_token(&forged_ws, "u1", std::time::Duration::from_secs(60)).unwrap();
+        let forged = sign_user_token(
+            &workspace("acme", 't'),
+            "u1",
+            Duration::from_secs(60),
+            clock.now(),
+        )
+        .unwrap();
         assert_eq!(
             auth.authenticate(&headers(&forged), Access::UserToken)
                 .unwrap_err()
@@ -515,21 +599,90 @@ mod tests {
     }
 
     #[test]
-    fn policy_prefers_exact_methods() {
+    fn user_tokens_expire_on_the_injected_clock() {
+        let ws = workspace("acme", 's');
+        let clock = clock();
+        let auth = Authenticator::new(&[], None, std::slice::from_ref(&ws), clock.clone(), DAY);
+        let token = sign_user_token(&ws, "u1", Duration::from_secs(60), clock.now()).unwrap();
+        clock.advance(Duration::from_secs(60 + LEEWAY_SECS - 1));
+        assert!(
+            auth.authenticate(&headers(&token), Access::UserToken)
+                .is_ok()
+        );
+        clock.advance(Duration::from_secs(1));
+        let expired = auth
+            .authenticate(&headers(&token), Access::UserToken)
+            .unwrap_err();
+        assert_eq!(expired.code(), tonic::Code::Unauthenticated);
+        assert!(expired.message().contains("expired"), "{expired:?}");
+    }
+
+    #[test]
+    fn a_token_valid_beyond_the_maximum_lifetime_is_refused_not_a_panic() {
+        let ws = workspace("acme", 's');
+        let clock = clock();
+        let auth = Authenticator::new(&[], None, std::slice::from_ref(&ws), clock.clone(), DAY);
+        for exp in [
+            u64::MAX,
+            i64::MAX as u64,
+            253_402_300_800,
+            clock.now().as_second() as u64 + 2 * 86_400,
+        ] {
+            let claims = UserClaims {
+                sub: "u1".into(),
+                ws: "acme".into(),
+                exp,
+            };
+            let token = jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(ws.user_token_secret.expose().as_bytes()),
+            )
+            .unwrap();
+            let refused = auth
+                .authenticate(&headers(&token), Access::UserToken)
+                .unwrap_err();
+            assert_eq!(refused.code(), tonic::Code::Unauthenticated, "exp {exp}");
+        }
+        let ok = sign_user_token(&ws, "u1", DAY, clock.now()).unwrap();
+        assert!(auth.authenticate(&headers(&ok), Access::UserToken).is_ok());
+    }
+
+    #[test]
+    fn the_policy_refuses_what_it_has_no_rule_for() {
         let policy = AccessPolicy::default()
             .service("herald.x.v1.XService", Access::Scope(Scope::Admin))
-            .method("/herald.x.v1.XService/Open", Access::UserToken);
+            .service("grpc.health.v1.Health", Access::Public);
         assert_eq!(
             policy.access("/herald.x.v1.XService/Open"),
-            Access::UserToken
-        );
-        assert_eq!(
-            policy.access("/herald.x.v1.XService/Other"),
-            Access::Scope(Scope::Admin)
+            Some(Access::Scope(Scope::Admin))
         );
         assert_eq!(
             policy.access("/grpc.health.v1.Health/Check"),
-            Access::Public
+            Some(Access::Public)
         );
+        assert_eq!(policy.access("/herald.x.v1.XServiceOther/Open"), None);
+        assert_eq!(policy.access("/herald.x.v1.XService/"), None);
+        assert_eq!(policy.access("/unknown.Service/Method"), None);
+    }
+
+    #[test]
+    fn callers_act_on_their_own_workspace_only() {
+        let key = Caller::Key {
+            workspace: "b".into(),
+            scopes: vec![Scope::Internal, Scope::Admin, Scope::Ingest],
+        };
+        assert!(key.require_workspace("b").is_ok());
+        assert!(matches!(
+            key.require_workspace("a"),
+            Err(Error::PermissionDenied(_))
+        ));
+        assert!(Caller::Internal.require_workspace("a").is_ok());
+        let user = Caller::User {
+            workspace: "a".into(),
+            user_id: "u".into(),
+            expires_at: Timestamp::MAX,
+        };
+        assert!(user.require_workspace("a").is_err());
     }
 }

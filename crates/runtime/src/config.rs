@@ -109,6 +109,17 @@ pub struct Config {
     pub api_keys: Vec<ApiKeyConfig>,
     /// Workspaces and the secrets their end-user tokens are signed with.
     pub workspaces: Vec<WorkspaceConfig>,
+    /// The longest an end-user token may be valid for, in seconds: a token whose `exp`
+    /// lies further ahead is refused.
+    pub max_user_token_lifetime_secs: u64,
+    /// Attempts after which an outbox item that keeps failing is parked (kept with its
+    /// last error, for `herald outbox replay`) instead of retried.
+    pub outbox_max_attempts: u32,
+    /// Age in seconds after which an outbox item that keeps failing is parked.
+    pub outbox_max_age_secs: u64,
+    /// How long the dedupe ledgers (the ids a service has already processed) keep an
+    /// entry, in seconds; at least `outbox_max_age_secs`, the longest an item is retried.
+    pub ledger_retention_secs: u64,
 }
 
 impl Config {
@@ -134,6 +145,10 @@ impl Config {
             internal_key: None,
             api_keys: Vec::new(),
             workspaces: Vec::new(),
+            max_user_token_lifetime_secs: 30 * 24 * 3600,
+            outbox_max_attempts: 10_000,
+            outbox_max_age_secs: 24 * 3600,
+            ledger_retention_secs: 7 * 24 * 3600,
         }
     }
 
@@ -181,6 +196,21 @@ impl Config {
         }
         if self.max_request_bytes < 1024 {
             return bad("max_request_bytes", "must be at least 1024");
+        }
+        if self.max_user_token_lifetime_secs == 0 {
+            return bad("max_user_token_lifetime_secs", "must be greater than 0");
+        }
+        if self.outbox_max_attempts == 0 {
+            return bad("outbox_max_attempts", "must be greater than 0");
+        }
+        if self.outbox_max_age_secs == 0 {
+            return bad("outbox_max_age_secs", "must be greater than 0");
+        }
+        if self.ledger_retention_secs < self.outbox_max_age_secs {
+            return bad(
+                "ledger_retention_secs",
+                "must be at least outbox_max_age_secs: a retried item must still be recognised as a duplicate",
+            );
         }
         for service in ServiceKind::ALL {
             let url = self.url_of(service);
@@ -262,6 +292,16 @@ impl Config {
     /// Bound on the shutdown drain.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// The longest an end-user token may be valid for.
+    pub fn max_user_token_lifetime(&self) -> Duration {
+        Duration::from_secs(self.max_user_token_lifetime_secs)
+    }
+
+    /// How long dedupe ledgers keep their entries.
+    pub fn ledger_retention(&self) -> Duration {
+        Duration::from_secs(self.ledger_retention_secs)
     }
 }
 
@@ -402,6 +442,23 @@ mod tests {
             "{error}"
         );
         assert!(error.to_string().contains("herald.toml"), "{error}");
+    }
+
+    #[test]
+    fn ledgers_outlive_retries() {
+        let error = Config::load(
+            ServiceKind::Trigger,
+            None,
+            env(&[
+                ("HERALD_OUTBOX_MAX_AGE_SECS", "7200"),
+                ("HERALD_LEDGER_RETENTION_SECS", "3600"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("ledger_retention_secs"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -111,7 +111,11 @@ where
             },
             None => self.default,
         };
-        let deadline = Instant::now() + timeout;
+        // A grpc-timeout of up to 99999999 hours is valid; cap what cannot be represented.
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
         request.extensions_mut().insert(Deadline(deadline));
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -151,6 +155,10 @@ mod tests {
         assert_eq!(parse_grpc_timeout("S"), None);
         assert_eq!(parse_grpc_timeout("123456789S"), None);
         assert_eq!(parse_grpc_timeout("5x"), None);
+        assert_eq!(
+            parse_grpc_timeout("99999999H"),
+            Some(Duration::from_secs(99_999_999 * 3600))
+        );
     }
 
     #[tokio::test]

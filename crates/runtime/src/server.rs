@@ -5,38 +5,96 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use herald_core::Clock;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
 use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::ServiceBuilder;
 
-use crate::auth::{AccessPolicy, AuthLayer, Authenticator};
+use crate::auth::{Access, AccessPolicy, AuthLayer, Authenticator};
 use crate::config::{Config, ServiceKind};
 use crate::deadline::DeadlineLayer;
+use crate::panic::CatchPanicLayer;
 use crate::shed::ShedLayer;
 use crate::telemetry::TraceLayer;
 
 /// Answers whether the service's dependencies (its database) are reachable.
 pub type ReadinessCheck = Arc<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>;
 
-/// What a service brings to the shared server.
+/// What a service brings to the shared server: its gRPC services, each added together
+/// with the access it requires, so a served RPC can never lack a rule.
 pub struct ServiceSpec {
-    /// Which service this is.
-    pub kind: ServiceKind,
-    /// Its gRPC services (public and internal).
-    pub routes: Routes,
-    /// Full names of those gRPC services, for per-service health status.
-    pub service_names: Vec<&'static str>,
-    /// Encoded descriptor sets to serve over reflection.
-    pub descriptor_sets: Vec<&'static [u8]>,
-    /// Which credential each RPC requires.
-    pub access: AccessPolicy,
-    /// Readiness follows this check (polled every few seconds) when set.
-    pub readiness: Option<ReadinessCheck>,
+    kind: ServiceKind,
+    routes: Routes,
+    service_names: Vec<&'static str>,
+    descriptor_sets: Vec<&'static [u8]>,
+    access: AccessPolicy,
+    readiness: Option<ReadinessCheck>,
 }
+
+impl ServiceSpec {
+    /// An empty spec for `kind`, described over reflection by `descriptor_set`.
+    pub fn new(kind: ServiceKind, descriptor_set: &'static [u8]) -> ServiceSpec {
+        ServiceSpec {
+            kind,
+            routes: Routes::default(),
+            service_names: Vec::new(),
+            descriptor_sets: vec![descriptor_set],
+            access: AccessPolicy::default(),
+            readiness: None,
+        }
+    }
+
+    /// Serves the generated gRPC service `service`, every method of it requiring `access`.
+    pub fn serve<S>(mut self, service: S, access: Access) -> ServiceSpec
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = std::convert::Infallible,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.routes = self.routes.add_service(service);
+        self.service_names.push(S::NAME);
+        self.access = self.access.serve::<S>(access);
+        self
+    }
+
+    /// Readiness follows `check` (polled every few seconds).
+    pub fn readiness(mut self, check: ReadinessCheck) -> ServiceSpec {
+        self.readiness = Some(check);
+        self
+    }
+
+    /// The access rules of the served services (health and reflection, which every
+    /// server adds, are public).
+    pub fn access_policy(&self) -> AccessPolicy {
+        BUILTIN.iter().fold(self.access.clone(), |policy, name| {
+            policy.service(name, Access::Public)
+        })
+    }
+
+    /// The full names of the served gRPC services.
+    pub fn service_names(&self) -> &[&'static str] {
+        &self.service_names
+    }
+}
+
+/// The services every server adds, answered without credentials.
+const BUILTIN: [&str; 3] = [
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
 
 /// Health service name that reports liveness only (not readiness).
 pub const LIVENESS: &str = "liveness";
@@ -46,13 +104,16 @@ const READINESS_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Serves `spec` on `listener` until `shutdown` is cancelled, then reports NOT_SERVING,
 /// stops accepting, and waits for in-flight calls for at most the configured grace.
-/// Long-lived streams must end themselves on `shutdown` too.
+/// Long-lived streams must end themselves on `shutdown` too. User tokens are checked
+/// against `clock`.
 pub async fn serve(
     config: &Config,
+    clock: &Clock,
     spec: ServiceSpec,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let access = spec.access_policy();
     let (reporter, health) = tonic_health::server::health_reporter();
     let names: Vec<&'static str> = std::iter::once("")
         .chain(spec.service_names.iter().copied())
@@ -97,6 +158,8 @@ pub async fn serve(
         &config.api_keys,
         config.internal_key.as_ref(),
         &config.workspaces,
+        clock.clone(),
+        config.max_user_token_lifetime(),
     );
     let stack = ServiceBuilder::new()
         // Browsers send CORS preflights before gRPC-Web calls; answer them first.
@@ -110,21 +173,27 @@ pub async fn serve(
         .layer(ShedLayer::new(config.max_concurrent_requests))
         // Every call gets a deadline: the caller's grpc-timeout or the default.
         .layer(DeadlineLayer::new(config.default_deadline()))
-        // Credentials last, so handlers always find a `Caller`.
-        .layer(AuthLayer::new(authenticator, spec.access));
+        // Credentials, refusing paths without a rule, so handlers always find a `Caller`.
+        .layer(AuthLayer::new(authenticator, access))
+        // Innermost: a panicking handler answers INTERNAL instead of taking the
+        // connection, and every other call on it, down.
+        .layer(CatchPanicLayer);
 
     let local = listener.local_addr()?;
     tracing::info!(service = %spec.kind, addr = %local, "serving");
     let drain_started = shutdown.clone();
     let reporter_for_stop = reporter.clone();
     let stop_names = names.clone();
+    // serve_with_incoming ignores the builder's TCP options; set them on the listener.
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(60)));
     let server = tonic::transport::Server::builder()
         .accept_http1(true)
-        .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .layer(stack)
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(incoming, async move {
             drain_started.cancelled().await;
             set_all(&reporter_for_stop, &stop_names, ServingStatus::NotServing).await;
         });

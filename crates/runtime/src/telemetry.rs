@@ -157,7 +157,14 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let path = request.uri().path().to_owned();
-        let span = tracing::info_span!("grpc", otel.name = %path, rpc.system = "grpc");
+        // `workspace` is filled in by the auth layer once the caller is known, so every
+        // log line of the call, errors included, names the RPC and the workspace.
+        let span = tracing::info_span!(
+            "grpc",
+            otel.name = %path,
+            rpc.system = "grpc",
+            workspace = tracing::field::Empty
+        );
         let parent = TraceContextPropagator::new().extract(&HeaderExtractor(request.headers()));
         let _ = span.set_parent(parent);
         let clone = self.inner.clone();

@@ -1,10 +1,16 @@
 //! Storage shared by every Herald service: connecting to SQLite (the embedded default,
-//! in WAL mode) or PostgreSQL (production), running a service's own migrations, and a
-//! fresh database per test on either backend.
+//! in WAL mode) or PostgreSQL (production), running a service's own migrations, the one
+//! dedupe primitive, ledger retention, and a fresh database per test on either backend.
 
 #![forbid(unsafe_code)]
 
+pub mod dedupe;
+pub mod retention;
+pub mod schema;
+pub mod sql;
 pub mod testing;
+
+pub use dedupe::insert_fresh;
 
 use std::time::Duration;
 
@@ -77,14 +83,6 @@ pub fn readiness(
         let db = db.clone();
         Box::pin(async move { is_reachable(&db).await })
     })
-}
-
-/// Milliseconds since the Unix epoch: how Herald stores instants, the same on both backends.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as i64
 }
 
 /// The URL with any password replaced, for messages.

@@ -11,11 +11,14 @@ use std::time::Duration;
 use herald_runtime::auth::{
     Scope, WorkspaceConfig, generate_api_key, random_token, sign_user_token,
 };
-use herald_runtime::{CancellationToken, Config, Secret, ServiceKind};
+use herald_runtime::{CancellationToken, Clock, Config, Secret, ServiceKind};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use herald_storage::testing::{Backend, TestDatabase};
+pub use proxy::Proxy;
+
+mod proxy;
 
 /// The workspace every test uses.
 pub const WORKSPACE: &str = "acme";
@@ -51,10 +54,14 @@ impl Credentials {
         }
     }
 
-    /// A user token for `user_id`, valid for an hour.
+    /// A user token for `user_id`, valid for an hour from now on the system clock.
     pub fn user_token(&self, user_id: &str) -> String {
-        sign_user_token(&self.workspace, user_id, Duration::from_secs(3600))
-            .expect("sign user token")
+        self.user_token_at(user_id, &Clock::system(), Duration::from_secs(3600))
+    }
+
+    /// A user token for `user_id`, valid for `ttl` from now on `clock`.
+    pub fn user_token_at(&self, user_id: &str, clock: &Clock, ttl: Duration) -> String {
+        sign_user_token(&self.workspace, user_id, ttl, clock.now()).expect("sign user token")
     }
 
     /// Puts these credentials into `config`.

@@ -4,28 +4,18 @@
 use herald_proto::analytics::v1::analytics_internal_service_server::AnalyticsInternalService;
 use herald_proto::analytics::v1::analytics_service_server::AnalyticsService;
 use herald_proto::analytics::v1::*;
-use herald_runtime::{Caller, not_yet_implemented};
+use herald_runtime::{Caller, Clock, Error, not_yet_implemented, require_workspace};
+use herald_stats::{self as stats, Counts, Rates};
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
-use crate::error::Error;
-use crate::stats::{self, Counts, Rates};
 use crate::{store, validate};
 
 /// Both gRPC services share the database.
+#[derive(Clone)]
 pub struct Analytics {
     pub db: DatabaseConnection,
-}
-
-/// Internal callers name the workspace in the request; a workspace-scoped key may only
-/// name its own.
-fn check_workspace<T>(request: &Request<T>, workspace_id: &str) -> Result<(), Status> {
-    match Caller::of(request)?.workspace() {
-        Some(own) if own != workspace_id => Err(Status::permission_denied(
-            "this API key cannot act on another workspace",
-        )),
-        _ => Ok(()),
-    }
+    pub clock: Clock,
 }
 
 fn variant_stats(variant_id: String, control: bool, counts: &Counts, rates: Rates) -> VariantStats {
@@ -53,13 +43,16 @@ impl AnalyticsInternalService for Analytics {
         &self,
         request: Request<RecordInteractionsRequest>,
     ) -> Result<Response<RecordInteractionsResponse>, Status> {
-        let workspace_id = request.get_ref().workspace_id.clone();
-        let now = herald_storage::now_ms();
+        require_workspace(&request, &request.get_ref().workspace_id)?;
+        let RecordInteractionsRequest {
+            workspace_id,
+            interactions,
+        } = request.into_inner();
+        let now = self.clock.now_ms();
         let interactions =
-            validate::interactions(&workspace_id, request.get_ref().interactions.clone(), now)
-                .map_err(Error::Invalid)?;
-        check_workspace(&request, &workspace_id)?;
-        let recorded = store::record_interactions(&self.db, &workspace_id, interactions).await?;
+            validate::interactions(&workspace_id, interactions, now).map_err(Error::from)?;
+        let recorded =
+            store::record_interactions(&self.db, now, &workspace_id, interactions).await?;
         Ok(Response::new(RecordInteractionsResponse {
             recorded: recorded.recorded,
             duplicates: recorded.duplicates,
@@ -70,21 +63,16 @@ impl AnalyticsInternalService for Analytics {
         &self,
         request: Request<RecordEventsRequest>,
     ) -> Result<Response<RecordEventsResponse>, Status> {
-        let now = herald_storage::now_ms();
-        let times = validate::events(
-            &request.get_ref().workspace_id,
-            &request.get_ref().events,
-            now,
-        )
-        .map_err(Error::Invalid)?;
-        check_workspace(&request, &request.get_ref().workspace_id)?;
+        require_workspace(&request, &request.get_ref().workspace_id)?;
         let RecordEventsRequest {
             workspace_id,
             events,
         } = request.into_inner();
-        let recorded = store::record_events(&self.db, &workspace_id, &events, &times).await?;
-        // Conversions are attributed when statistics are read, in whichever order events
-        // and interactions arrived; none are counted here.
+        let now = self.clock.now_ms();
+        let times = validate::events(&workspace_id, &events, now).map_err(Error::from)?;
+        let recorded = store::record_events(&self.db, now, &workspace_id, &events, &times).await?;
+        // Reserved (see the field's comment): conversions are attributed when statistics
+        // are read, in whichever order events and interactions arrived.
         Ok(Response::new(RecordEventsResponse {
             recorded: recorded.recorded,
             duplicates: recorded.duplicates,
@@ -94,8 +82,9 @@ impl AnalyticsInternalService for Analytics {
 
     async fn forget_user(
         &self,
-        _: Request<ForgetUserRequest>,
+        request: Request<ForgetUserRequest>,
     ) -> Result<Response<ForgetUserResponse>, Status> {
+        require_workspace(&request, &request.get_ref().workspace_id)?;
         Err(not_yet_implemented("AnalyticsInternalService.ForgetUser"))
     }
 }
@@ -106,12 +95,9 @@ impl AnalyticsService for Analytics {
         &self,
         request: Request<GetCampaignStatsRequest>,
     ) -> Result<Response<GetCampaignStatsResponse>, Status> {
-        let workspace = Caller::of(&request)?
-            .workspace()
-            .map(str::to_owned)
-            .ok_or_else(|| Status::permission_denied("statistics need a workspace API key"))?;
-        let (start, end) = validate::stats_range(request.get_ref(), herald_storage::now_ms())
-            .map_err(Error::Invalid)?;
+        let workspace = Caller::of(&request)?.key_workspace()?.to_owned();
+        let (start, end) =
+            validate::stats_range(request.get_ref(), self.clock.now_ms()).map_err(Error::from)?;
         let campaign_id = request.into_inner().campaign_id;
         let counts = store::campaign_counts(&self.db, &workspace, &campaign_id, start, end).await?;
         let control = counts.control.as_ref();

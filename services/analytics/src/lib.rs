@@ -1,51 +1,50 @@
 //! Herald analytics: records campaign interactions (from trigger and delivery) and user
 //! events (from ingest), each once per id, and answers per-campaign, per-variant counts,
-//! rates, conversions, and uplift against control with its significance.
+//! rates, conversions, and uplift against control with its significance (the arithmetic
+//! lives in `herald-stats`).
 
 #![forbid(unsafe_code)]
 
 mod api;
-mod error;
 pub mod migration;
-mod stats;
 mod store;
 mod validate;
 
 use herald_proto::analytics::v1::analytics_internal_service_server::AnalyticsInternalServiceServer;
 use herald_proto::analytics::v1::analytics_service_server::AnalyticsServiceServer;
-use herald_runtime::{
-    Access, AccessPolicy, CancellationToken, Config, Scope, ServiceKind, ServiceSpec,
-};
+use herald_runtime::{Access, CancellationToken, Clock, Config, Scope, ServiceKind, ServiceSpec};
 use tokio::net::TcpListener;
 
-/// The public gRPC service (statistics), for admins.
-const PUBLIC: &str = "herald.analytics.v1.AnalyticsService";
-/// The internal gRPC service (interactions and events from the other services).
-const INTERNAL: &str = "herald.analytics.v1.AnalyticsInternalService";
-
-/// Runs analytics on `listener` until `shutdown` is cancelled.
+/// Runs analytics on `listener` until `shutdown` is cancelled, on the system clock.
 pub async fn serve(
     config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    serve_with(config, Clock::system(), listener, shutdown).await
+}
+
+/// Runs analytics on `listener` until `shutdown` is cancelled, reading time from `clock`.
+pub async fn serve_with(
+    config: Config,
+    clock: Clock,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let kind = ServiceKind::Analytics;
     let db = herald_storage::connect_and_migrate::<migration::Migrator>(&config.database_url(kind))
         .await?;
-
-    let public = AnalyticsServiceServer::new(api::Analytics { db: db.clone() })
-        .max_decoding_message_size(config.max_request_bytes);
-    let internal = AnalyticsInternalServiceServer::new(api::Analytics { db: db.clone() })
-        .max_decoding_message_size(config.max_request_bytes);
-    let spec = ServiceSpec {
-        kind,
-        routes: tonic::service::Routes::new(public).add_service(internal),
-        service_names: vec![PUBLIC, INTERNAL],
-        descriptor_sets: vec![herald_proto::analytics::v1::FILE_DESCRIPTOR_SET],
-        access: AccessPolicy::default()
-            .service(PUBLIC, Access::Scope(Scope::Admin))
-            .service(INTERNAL, Access::Scope(Scope::Internal)),
-        readiness: Some(herald_storage::readiness(&db)),
+    let api = api::Analytics {
+        db: db.clone(),
+        clock: clock.clone(),
     };
-    herald_runtime::serve(&config, spec, listener, shutdown).await
+    let public = AnalyticsServiceServer::new(api.clone())
+        .max_decoding_message_size(config.max_request_bytes);
+    let internal = AnalyticsInternalServiceServer::new(api)
+        .max_decoding_message_size(config.max_request_bytes);
+    let spec = ServiceSpec::new(kind, herald_proto::analytics::v1::FILE_DESCRIPTOR_SET)
+        .serve(public, Access::Scope(Scope::Admin))
+        .serve(internal, Access::Scope(Scope::Internal))
+        .readiness(herald_storage::readiness(&db));
+    herald_runtime::serve(&config, &clock, spec, listener, shutdown).await
 }

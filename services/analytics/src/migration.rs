@@ -1,19 +1,14 @@
 //! Analytics' tables and its own migration history (`analytics_migrations`).
 
+use herald_storage::schema::{drop_tables, index, int16, int64, primary_key, text};
 use herald_storage::sea_orm_migration::prelude::*;
 
-pub struct Migrator;
-
-#[async_trait::async_trait]
-impl MigratorTrait for Migrator {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateRecords)]
-    }
-
-    fn migration_table_name() -> DynIden {
-        Alias::new("analytics_migrations").into_iden()
-    }
-}
+herald_storage::migrator!(
+    /// Analytics' migrations, in order.
+    Migrator,
+    "analytics_migrations",
+    [CreateRecords]
+);
 
 struct CreateRecords;
 
@@ -21,19 +16,6 @@ impl MigrationName for CreateRecords {
     fn name(&self) -> &str {
         "m20261122_000001_create_records"
     }
-}
-
-fn col(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name))
-}
-
-fn index(name: &str, table: &str, columns: &[&str]) -> IndexCreateStatement {
-    let mut index = Index::create();
-    index.name(name).table(Alias::new(table)).if_not_exists();
-    for c in columns {
-        index.col(Alias::new(*c));
-    }
-    index.to_owned()
 }
 
 #[async_trait::async_trait]
@@ -44,35 +26,31 @@ impl MigrationTrait for CreateRecords {
                 Table::create()
                     .table(Alias::new("analytics_interactions"))
                     .if_not_exists()
-                    .col(col("workspace_id").string_len(128).not_null())
-                    .col(col("id").string_len(128).not_null())
-                    .col(col("campaign_id").string_len(128).not_null())
-                    .col(col("variant_id").string_len(128).not_null())
-                    .col(col("user_id").string_len(256).not_null())
-                    .col(col("kind").small_integer().not_null())
-                    .col(col("message_id").string_len(128).not_null())
+                    .col(text("workspace_id", 128))
+                    .col(text("id", 128))
+                    .col(text("campaign_id", 128))
+                    .col(text("variant_id", 128))
+                    .col(text("user_id", 256))
+                    .col(int16("kind"))
+                    .col(text("message_id", 128))
                     // What counts as "one message" for this kind: the message id, else the
                     // delivery idempotency key (for a SENT recorded without one), else the id.
-                    .col(col("message_key").string_len(256).not_null())
-                    .col(col("action_id").string_len(64).not_null())
-                    .col(col("delivery_key").string_len(256).not_null())
-                    .col(col("goal_event_name").string_len(128).not_null())
-                    .col(col("attribution_window_ms").big_integer().not_null())
-                    .col(col("occurred_at").big_integer().not_null())
-                    .col(col("recorded_at").big_integer().not_null())
+                    .col(text("message_key", 256))
+                    .col(text("action_id", 64))
+                    .col(text("delivery_key", 256))
+                    .col(text("goal_event_name", 128))
+                    .col(int64("attribution_window_ms"))
+                    .col(int64("occurred_at"))
+                    .col(int64("recorded_at"))
                     // Idempotency is the primary key: one row per interaction id.
-                    .primary_key(
-                        Index::create()
-                            .col(Alias::new("workspace_id"))
-                            .col(Alias::new("id")),
-                    )
+                    .primary_key(&mut primary_key(&["workspace_id", "id"]))
                     .to_owned(),
             )
             .await?;
         manager
             .create_index(index(
-                "analytics_interactions_campaign",
                 "analytics_interactions",
+                "analytics_interactions_campaign",
                 &["workspace_id", "campaign_id", "kind", "occurred_at"],
             ))
             .await?;
@@ -81,40 +59,26 @@ impl MigrationTrait for CreateRecords {
                 Table::create()
                     .table(Alias::new("analytics_events"))
                     .if_not_exists()
-                    .col(col("workspace_id").string_len(128).not_null())
-                    .col(col("message_id").string_len(128).not_null())
-                    .col(col("user_id").string_len(256).not_null())
-                    .col(col("name").string_len(128).not_null())
-                    .col(col("occurred_at").big_integer().not_null())
-                    .col(col("recorded_at").big_integer().not_null())
-                    .primary_key(
-                        Index::create()
-                            .col(Alias::new("workspace_id"))
-                            .col(Alias::new("message_id")),
-                    )
+                    .col(text("workspace_id", 128))
+                    .col(text("message_id", 128))
+                    .col(text("user_id", 256))
+                    .col(text("name", 128))
+                    .col(int64("occurred_at"))
+                    .col(int64("recorded_at"))
+                    .primary_key(&mut primary_key(&["workspace_id", "message_id"]))
                     .to_owned(),
             )
             .await?;
         manager
             .create_index(index(
-                "analytics_events_user_name",
                 "analytics_events",
+                "analytics_events_user_name",
                 &["workspace_id", "user_id", "name", "occurred_at"],
             ))
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in ["analytics_events", "analytics_interactions"] {
-            manager
-                .drop_table(
-                    Table::drop()
-                        .table(Alias::new(table))
-                        .if_exists()
-                        .to_owned(),
-                )
-                .await?;
-        }
-        Ok(())
+        drop_tables(manager, &["analytics_events", "analytics_interactions"]).await
     }
 }

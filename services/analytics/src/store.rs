@@ -5,14 +5,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use herald_proto::analytics::v1::InteractionKind;
 use herald_proto::common::v1::Event;
+use herald_runtime::Error;
+use herald_stats::{self as stats, Counts};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use crate::error::Error;
-use crate::stats::{self, Counts};
 use crate::validate::Valid;
 
 pub mod interaction {
@@ -72,7 +69,7 @@ pub mod event {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// Rows per INSERT, and ids per IN list, to stay under SQLite's bound-parameter limit.
+/// Users per IN list, to stay under SQLite's bound-parameter limit.
 const CHUNK: usize = 500;
 
 /// What a record call did.
@@ -82,65 +79,36 @@ pub struct Recorded {
     pub duplicates: u32,
 }
 
-fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
-    matches!(
-        error.sql_err(),
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-    )
-}
-
-/// Inserts the rows whose keys are not stored yet (nor repeated earlier in the batch),
-/// in one transaction. Two concurrent calls with the same new key race on the primary
-/// key; the loser retries and then sees the winner's row as a duplicate.
-async fn insert_new<E, F, Fut>(
-    db: &DatabaseConnection,
-    rows: Vec<(String, E::ActiveModel)>,
-    existing: F,
-) -> Result<Recorded, Error>
+/// Inserts the rows whose keys are new, in one statement per chunk; a key seen before, or
+/// earlier in `rows`, is a duplicate and changes nothing.
+async fn insert_new<A>(db: &DatabaseConnection, rows: Vec<(String, A)>) -> Result<Recorded, Error>
 where
-    E: EntityTrait,
-    E::ActiveModel: Clone + Send,
-    F: Fn(Vec<String>, sea_orm::DatabaseTransaction) -> Fut,
-    Fut: Future<Output = Result<(HashSet<String>, sea_orm::DatabaseTransaction), sea_orm::DbErr>>,
+    A: sea_orm::ActiveModelTrait + Send,
+    <A::Entity as EntityTrait>::Model: sea_orm::IntoActiveModel<A>,
+    <<A::Entity as EntityTrait>::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType:
+        Eq + std::hash::Hash,
 {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let keys = rows.iter().map(|(k, _)| k.clone()).collect();
-        let result: Result<Recorded, sea_orm::DbErr> = async {
-            let (mut seen, txn) = existing(keys, db.begin().await?).await?;
-            let fresh: Vec<E::ActiveModel> = rows
-                .iter()
-                .filter(|(k, _)| seen.insert(k.clone()))
-                .map(|(_, r)| r.clone())
-                .collect();
-            let recorded = Recorded {
-                recorded: fresh.len() as u32,
-                duplicates: (rows.len() - fresh.len()) as u32,
-            };
-            for chunk in fresh.chunks(CHUNK) {
-                E::insert_many(chunk.to_vec())
-                    .exec_without_returning(&txn)
-                    .await?;
-            }
-            txn.commit().await?;
-            Ok(recorded)
-        }
-        .await;
-        match result {
-            Err(e) if attempt < 3 && is_unique_violation(&e) => continue,
-            other => return other.map_err(Error::from),
-        }
-    }
+    let total = rows.len();
+    let mut first = HashSet::new();
+    let unique: Vec<A> = rows
+        .into_iter()
+        .filter(|(key, _)| first.insert(key.clone()))
+        .map(|(_, row)| row)
+        .collect();
+    let fresh = herald_storage::insert_fresh(db, unique).await?;
+    Ok(Recorded {
+        recorded: fresh.len() as u32,
+        duplicates: (total - fresh.len()) as u32,
+    })
 }
 
 /// Records `interactions` of `workspace`, each once per id.
 pub async fn record_interactions(
     db: &DatabaseConnection,
+    now: i64,
     workspace: &str,
     interactions: Vec<Valid>,
 ) -> Result<Recorded, Error> {
-    let now = herald_storage::now_ms();
     let rows = interactions
         .into_iter()
         .map(|v| {
@@ -169,33 +137,17 @@ pub async fn record_interactions(
             (i.id, interaction::ActiveModel::from(model))
         })
         .collect();
-    insert_new::<interaction::Entity, _, _>(db, rows, |ids, txn| async move {
-        let mut seen = HashSet::new();
-        for chunk in ids.chunks(CHUNK) {
-            seen.extend(
-                interaction::Entity::find()
-                    .select_only()
-                    .column(interaction::Column::Id)
-                    .filter(interaction::Column::WorkspaceId.eq(workspace))
-                    .filter(interaction::Column::Id.is_in(chunk.iter().cloned()))
-                    .into_tuple::<String>()
-                    .all(&txn)
-                    .await?,
-            );
-        }
-        Ok((seen, txn))
-    })
-    .await
+    insert_new(db, rows).await
 }
 
 /// Records `events` of `workspace` (with their times in ms), each once per message_id.
 pub async fn record_events(
     db: &DatabaseConnection,
+    now: i64,
     workspace: &str,
     events: &[Event],
     times: &[i64],
 ) -> Result<Recorded, Error> {
-    let now = herald_storage::now_ms();
     let rows = events
         .iter()
         .zip(times)
@@ -211,23 +163,7 @@ pub async fn record_events(
             (e.message_id.clone(), event::ActiveModel::from(model))
         })
         .collect();
-    insert_new::<event::Entity, _, _>(db, rows, |ids, txn| async move {
-        let mut seen = HashSet::new();
-        for chunk in ids.chunks(CHUNK) {
-            seen.extend(
-                event::Entity::find()
-                    .select_only()
-                    .column(event::Column::MessageId)
-                    .filter(event::Column::WorkspaceId.eq(workspace))
-                    .filter(event::Column::MessageId.is_in(chunk.iter().cloned()))
-                    .into_tuple::<String>()
-                    .all(&txn)
-                    .await?,
-            );
-        }
-        Ok((seen, txn))
-    })
-    .await
+    insert_new(db, rows).await
 }
 
 /// A campaign's counts over `[start, end)`: per variant (ordered by id), control when it

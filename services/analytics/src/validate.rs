@@ -1,94 +1,54 @@
 //! Checks internal and public requests, naming every wrong field, and turns the valid
 //! ones into what the store keeps (times as milliseconds since the Unix epoch).
 
+use herald_core::time::{checked_ms_of_proto as millis, duration_ms};
+use herald_core::{FieldViolation, Len, Violations, limits};
 use herald_proto::analytics::v1::{GetCampaignStatsRequest, Interaction, InteractionKind};
 use herald_proto::common::v1::Event;
-use herald_runtime::FieldViolation;
 use prost_types::{Duration, Timestamp};
-
-/// Largest number of interactions or events in one call.
-pub const MAX_BATCH: usize = 1000;
 /// The attribution window when the campaign names none.
 pub const DEFAULT_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
 /// How far in the future a time may be.
 const MAX_FUTURE_MS: i64 = 24 * 3600 * 1000;
 
-fn check_len(
-    out: &mut Vec<FieldViolation>,
-    field: String,
-    value: &str,
-    max: usize,
-    required: bool,
-) {
-    let len = value.chars().count();
-    if required && len == 0 {
-        out.push(FieldViolation::new(field, "must not be empty"));
-    } else if len > max {
-        out.push(FieldViolation::new(
+fn check_batch(out: &mut Violations, workspace_id: &str, field: &str, len: usize) {
+    out.text(
+        "workspace_id",
+        workspace_id,
+        Len::required(limits::WORKSPACE_ID),
+    );
+    if len > limits::MAX_BATCH {
+        out.push(
             field,
-            format!("must be at most {max} characters, got {len}"),
-        ));
+            format!("must hold at most {} items, got {len}", limits::MAX_BATCH),
+        );
     }
 }
 
-fn check_batch(out: &mut Vec<FieldViolation>, workspace_id: &str, field: &str, len: usize) {
-    check_len(out, "workspace_id".into(), workspace_id, 128, true);
-    if len > MAX_BATCH {
-        out.push(FieldViolation::new(
-            field,
-            format!("must hold at most {MAX_BATCH} items, got {len}"),
-        ));
-    }
-}
-
-/// A timestamp as milliseconds, if it is a valid instant after 1970.
-pub fn millis(t: &Timestamp) -> Option<i64> {
-    if t.seconds < 0 || !(0..=999_999_999).contains(&t.nanos) {
-        return None;
-    }
-    t.seconds
-        .checked_mul(1000)
-        .map(|ms| ms + i64::from(t.nanos) / 1_000_000)
-}
-
-fn check_time(
-    out: &mut Vec<FieldViolation>,
-    field: String,
-    t: Option<&Timestamp>,
-    now: i64,
-) -> i64 {
+fn check_time(out: &mut Violations, field: String, t: Option<&Timestamp>, now: i64) -> i64 {
     let Some(t) = t else { return now };
     match millis(t) {
         None => {
-            out.push(FieldViolation::new(
-                field,
-                "must be a valid time after 1970-01-01",
-            ));
+            out.push(field, "must be a valid time after 1970-01-01");
             now
         }
-        Some(ms) if ms > now + MAX_FUTURE_MS => {
-            out.push(FieldViolation::new(
-                field,
-                "must not be more than 24 hours in the future",
-            ));
+        Some(ms) if ms > now.saturating_add(MAX_FUTURE_MS) => {
+            out.push(field, "must not be more than 24 hours in the future");
             now
         }
         Some(ms) => ms,
     }
 }
 
-fn window_ms(out: &mut Vec<FieldViolation>, field: String, d: Option<&Duration>) -> i64 {
+fn window_ms(out: &mut Violations, field: String, d: Option<&Duration>) -> i64 {
     match d {
         None => DEFAULT_WINDOW_MS,
         Some(d) if d.seconds < 0 || d.nanos < 0 || d.nanos > 999_999_999 => {
-            out.push(FieldViolation::new(field, "must be a positive duration"));
+            out.push(field, "must be a positive duration");
             DEFAULT_WINDOW_MS
         }
         Some(d) if d.seconds == 0 && d.nanos == 0 => DEFAULT_WINDOW_MS,
-        Some(d) => d
-            .seconds
-            .saturating_mul(1000)
-            .saturating_add(i64::from(d.nanos) / 1_000_000),
+        Some(d) => duration_ms(d),
     }
 }
 
@@ -107,26 +67,21 @@ pub fn interactions(
     interactions: Vec<Interaction>,
     now: i64,
 ) -> Result<Vec<Valid>, Vec<FieldViolation>> {
-    let mut out = Vec::new();
+    let mut out = Violations::new();
     check_batch(&mut out, workspace_id, "interactions", interactions.len());
     let mut valid = Vec::with_capacity(interactions.len());
     for (i, mut interaction) in interactions.into_iter().enumerate() {
         let field = |name: &str| format!("interactions[{i}].{name}");
-        check_len(&mut out, field("id"), &interaction.id, 128, true);
-        check_len(
-            &mut out,
+        out.text(field("id"), &interaction.id, Len::required(128));
+        out.text(
             field("campaign_id"),
             &interaction.campaign_id,
-            128,
-            true,
+            Len::required(128),
         );
-        check_len(&mut out, field("user_id"), &interaction.user_id, 256, true);
+        out.text(field("user_id"), &interaction.user_id, Len::required(256));
         let kind = match InteractionKind::try_from(interaction.kind) {
             Ok(InteractionKind::Unspecified) | Err(_) => {
-                out.push(FieldViolation::new(
-                    field("kind"),
-                    "must be a known interaction kind",
-                ));
+                out.push(field("kind"), "must be a known interaction kind");
                 InteractionKind::Unspecified
             }
             Ok(kind) => kind,
@@ -135,12 +90,10 @@ pub fn interactions(
             // Control has no variant; whatever was sent is not one.
             interaction.variant_id.clear();
         } else {
-            check_len(
-                &mut out,
+            out.text(
                 field("variant_id"),
                 &interaction.variant_id,
-                128,
-                true,
+                Len::required(128),
             );
         }
         let needs_message = matches!(
@@ -150,33 +103,29 @@ pub fn interactions(
                 | InteractionKind::Click
                 | InteractionKind::Dismissal
         );
-        check_len(
-            &mut out,
+        out.text(
             field("message_id"),
             &interaction.message_id,
-            128,
-            needs_message,
+            if needs_message {
+                Len::required(128)
+            } else {
+                Len::optional(128)
+            },
         );
-        check_len(
-            &mut out,
+        out.text(
             field("action_id"),
             &interaction.action_id,
-            64,
-            false,
+            Len::optional(64),
         );
-        check_len(
-            &mut out,
+        out.text(
             field("goal_event_name"),
             &interaction.goal_event_name,
-            128,
-            false,
+            Len::optional(128),
         );
-        check_len(
-            &mut out,
+        out.text(
             field("delivery_idempotency_key"),
             &interaction.delivery_idempotency_key,
-            256,
-            false,
+            Len::optional(256),
         );
         let occurred_at = check_time(&mut out, field("time"), interaction.time.as_ref(), now);
         let window_ms = window_ms(
@@ -191,7 +140,7 @@ pub fn interactions(
             window_ms,
         });
     }
-    if out.is_empty() { Ok(valid) } else { Err(out) }
+    out.finish().map(|()| valid)
 }
 
 /// Validates a RecordEvents request; returns each event's time in milliseconds.
@@ -200,39 +149,39 @@ pub fn events(
     events: &[Event],
     now: i64,
 ) -> Result<Vec<i64>, Vec<FieldViolation>> {
-    let mut out = Vec::new();
+    let mut out = Violations::new();
     check_batch(&mut out, workspace_id, "events", events.len());
     let mut times = Vec::with_capacity(events.len());
     for (i, e) in events.iter().enumerate() {
-        check_len(
-            &mut out,
+        out.text(
             format!("events[{i}].message_id"),
             &e.message_id,
-            128,
-            true,
+            Len::required(limits::MESSAGE_ID),
         );
-        check_len(
-            &mut out,
+        out.text(
             format!("events[{i}].user_id"),
             &e.user_id,
-            256,
-            true,
+            Len::required(limits::USER_ID),
         );
-        check_len(&mut out, format!("events[{i}].name"), &e.name, 128, true);
+        out.text(
+            format!("events[{i}].name"),
+            &e.name,
+            Len::required(limits::EVENT_NAME),
+        );
         // Past times are fine; ingest already bounded the future.
         times.push(match e.timestamp.as_ref().map(millis) {
             None => now,
             Some(Some(ms)) => ms,
             Some(None) => {
-                out.push(FieldViolation::new(
+                out.push(
                     format!("events[{i}].timestamp"),
                     "must be a valid time after 1970-01-01",
-                ));
+                );
                 now
             }
         });
     }
-    if out.is_empty() { Ok(times) } else { Err(out) }
+    out.finish().map(|()| times)
 }
 
 /// The range of a GetCampaignStats request, `[start, end)` in milliseconds.
@@ -240,29 +189,24 @@ pub fn stats_range(
     request: &GetCampaignStatsRequest,
     now: i64,
 ) -> Result<(i64, i64), Vec<FieldViolation>> {
-    let mut out = Vec::new();
-    check_len(
-        &mut out,
-        "campaign_id".into(),
+    let mut out = Violations::new();
+    out.text(
+        "campaign_id",
         &request.campaign_id,
-        128,
-        true,
+        Len::required(limits::CAMPAIGN_ID),
     );
     let mut bound = |field: &str, t: Option<&Timestamp>, default: i64| match t.map(millis) {
         None => default,
         Some(Some(ms)) => ms,
         Some(None) => {
-            out.push(FieldViolation::new(
-                field,
-                "must be a valid time after 1970-01-01",
-            ));
+            out.push(field, "must be a valid time after 1970-01-01");
             default
         }
     };
     let start = bound("start_time", request.start_time.as_ref(), 0);
     let end = bound("end_time", request.end_time.as_ref(), i64::MAX);
     if request.start_time.is_some() && request.end_time.is_some() && end <= start {
-        out.push(FieldViolation::new("end_time", "must be after start_time"));
+        out.push("end_time", "must be after start_time");
     }
     // Unset end means now; interactions a little in the future (clock skew) count too.
     let end = if request.end_time.is_none() {
@@ -270,11 +214,7 @@ pub fn stats_range(
     } else {
         end
     };
-    if out.is_empty() {
-        Ok((start, end))
-    } else {
-        Err(out)
-    }
+    out.finish().map(|()| (start, end))
 }
 
 #[cfg(test)]

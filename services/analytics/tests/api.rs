@@ -1,13 +1,11 @@
 //! Analytics over real gRPC, on a fresh database per test: interactions and events
 //! recorded with the internal key, statistics read with an admin key.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use herald_proto::analytics::v1::analytics_internal_service_client::AnalyticsInternalServiceClient;
 use herald_proto::analytics::v1::analytics_service_client::AnalyticsServiceClient;
 use herald_proto::analytics::v1::*;
 use herald_proto::common::v1::Event;
-use herald_runtime::ServiceKind;
+use herald_runtime::{Clock, ServiceKind};
 use herald_testkit::{Credentials, Running, TestDatabase, WORKSPACE, authorized};
 use prost_types::Timestamp;
 use tonic::transport::Channel;
@@ -26,7 +24,11 @@ async fn spawn_app() -> App {
     let db = TestDatabase::new().await;
     let credentials = Credentials::new();
     let config = herald_testkit::config(ServiceKind::Analytics, &db, &credentials);
-    let running = herald_testkit::spawn(config, herald_analytics::serve).await;
+    let clock = Clock::manual(NOW.parse().unwrap());
+    let running = herald_testkit::spawn(config, move |c, l, s| {
+        herald_analytics::serve_with(c, clock, l, s)
+    })
+    .await;
     let internal = AnalyticsInternalServiceClient::connect(running.url())
         .await
         .expect("connect");
@@ -97,13 +99,12 @@ impl App {
     }
 }
 
-/// A base time a day ago, in seconds, so every test time lies in the past.
+/// What the service's clock reads.
+const NOW: &str = "2026-06-01T12:00:00Z";
+
+/// A base time a day before [`NOW`], in seconds, so every test time lies in the past.
 fn base() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-        - 86_400
+    NOW.parse::<herald_core::Timestamp>().unwrap().as_second() - 86_400
 }
 
 fn at(seconds: i64) -> Timestamp {

@@ -1,18 +1,16 @@
 //! The gRPC adapters of delivery: the public API for end users' app sessions and the
 //! internal API for trigger.
 
-use std::time::SystemTime;
-
+use herald_core::{Timestamp, Violations};
 use herald_outbox::Outbox;
 use herald_proto::common::v1::MessageState;
 use herald_proto::delivery::v1::delivery_internal_service_server::DeliveryInternalService;
 use herald_proto::delivery::v1::delivery_service_server::DeliveryService;
 use herald_proto::delivery::v1::*;
-use herald_runtime::{Caller, CancellationToken, FieldViolation};
+use herald_runtime::{Caller, CancellationToken, Clock, Error, require_workspace};
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
-use crate::error::Error;
 use crate::hub::Hub;
 use crate::subscribe::{self, Session};
 use crate::{page, store, validate};
@@ -28,19 +26,20 @@ pub struct Api {
     pub db: DatabaseConnection,
     pub outbox: Outbox,
     pub hub: Hub,
+    pub clock: Clock,
     pub shutdown: CancellationToken,
 }
 
 /// The token's workspace, user, and when the token expires.
-fn user<T>(request: &Request<T>) -> Result<(String, String, SystemTime), Status> {
+fn user<T>(request: &Request<T>) -> Result<(String, String, Timestamp), Error> {
     match Caller::of(request)? {
         Caller::User {
             workspace,
             user_id,
             expires_at,
         } => Ok((workspace.clone(), user_id.clone(), *expires_at)),
-        _ => Err(Status::permission_denied(
-            "delivery's public API needs a user token",
+        _ => Err(Error::PermissionDenied(
+            "delivery's public API needs a user token".into(),
         )),
     }
 }
@@ -65,13 +64,6 @@ impl DeliveryService for Api {
         request: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let (workspace, user_id, expires_at) = user(&request)?;
-        // The stream closes when the token it was opened with expires.
-        let expires = Some(
-            tokio::time::Instant::now()
-                + expires_at
-                    .duration_since(SystemTime::now())
-                    .unwrap_or_default(),
-        );
         let request = request.into_inner();
         same_user(&user_id, &request.user_id)?;
         if request.session_id.chars().count() > 128 {
@@ -80,10 +72,12 @@ impl DeliveryService for Api {
         let session = Session {
             db: self.db.clone(),
             outbox: self.outbox.clone(),
+            clock: self.clock.clone(),
             workspace,
             user_id,
             session_id: request.session_id,
-            expires,
+            // The stream closes when the token it was opened with expires.
+            expires_at,
             shutdown: self.shutdown.clone(),
         };
         Ok(Response::new(session.open(&self.hub)))
@@ -110,7 +104,7 @@ impl DeliveryService for Api {
                 )
             })?),
         };
-        let now = herald_storage::now_ms();
+        let now = self.clock.now_ms();
         let mut rows = store::inbox(
             &self.db,
             &workspace,
@@ -174,6 +168,7 @@ impl DeliveryService for Api {
         let model = store::update_state(
             &self.db,
             &self.outbox,
+            &self.clock,
             &workspace,
             &user_id,
             &request.message_id,
@@ -207,17 +202,17 @@ impl DeliveryService for Api {
         let request = request.into_inner();
         let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
         let mut fields: Vec<&str> = Vec::new();
-        let mut violations = Vec::new();
+        let mut violations = Violations::new();
         for (i, path) in paths.iter().enumerate() {
             match validate::PREFERENCE_FIELDS.iter().find(|f| **f == path) {
                 Some(field) => fields.push(field),
-                None => violations.push(FieldViolation::new(
+                None => violations.push(
                     format!("update_mask.paths[{i}]"),
                     format!(
                         "must be one of {}, got {path:?}",
                         validate::PREFERENCE_FIELDS.join(", ")
                     ),
-                )),
+                ),
             }
         }
         if paths.is_empty() {
@@ -225,21 +220,20 @@ impl DeliveryService for Api {
         }
         let new = request.preferences.unwrap_or_default();
         violations.extend(validate::preferences(&new, &fields));
-        if !violations.is_empty() {
-            return Err(Error::Invalid(violations).into());
-        }
-        let preferences = store::update_preferences(&self.db, &workspace, &user_id, |current| {
-            for field in &fields {
-                match *field {
-                    "channels" => current.channels = new.channels.clone(),
-                    "opted_out_categories" => {
-                        current.opted_out_categories = new.opted_out_categories.clone()
+        violations.finish().map_err(Error::from)?;
+        let preferences =
+            store::update_preferences(&self.db, &self.clock, &workspace, &user_id, |current| {
+                for field in &fields {
+                    match *field {
+                        "channels" => current.channels = new.channels.clone(),
+                        "opted_out_categories" => {
+                            current.opted_out_categories = new.opted_out_categories.clone()
+                        }
+                        _ => current.quiet_hours = new.quiet_hours.clone(),
                     }
-                    _ => current.quiet_hours = new.quiet_hours.clone(),
                 }
-            }
-        })
-        .await?;
+            })
+            .await?;
         Ok(Response::new(UpdatePreferencesResponse {
             preferences: Some(preferences),
         }))
@@ -252,40 +246,13 @@ impl DeliveryInternalService for Api {
         &self,
         request: Request<DeliverRequest>,
     ) -> Result<Response<DeliverResponse>, Status> {
-        // A workspace key with the internal scope acts on its own workspace only.
-        let key_workspace = Caller::of(&request)?.workspace().map(str::to_owned);
+        require_workspace(&request, &request.get_ref().workspace_id)?;
         let request = request.into_inner();
-        if request.workspace_id.is_empty() {
-            return Err(Error::invalid("workspace_id", "is required").into());
-        }
-        if key_workspace.is_some_and(|w| w != request.workspace_id) {
-            return Err(Status::permission_denied(
-                "this API key belongs to another workspace",
-            ));
-        }
-        let n = request.deliveries.len();
-        if n == 0 || n > validate::MAX_DELIVERIES {
-            return Err(Error::invalid(
-                "deliveries",
-                format!(
-                    "must hold 1..={} deliveries, got {n}",
-                    validate::MAX_DELIVERIES
-                ),
-            )
-            .into());
-        }
-        let violations: Vec<FieldViolation> = request
-            .deliveries
-            .iter()
-            .enumerate()
-            .flat_map(|(i, d)| validate::delivery(&format!("deliveries[{i}]"), d))
-            .collect();
-        if !violations.is_empty() {
-            return Err(Error::Invalid(violations).into());
-        }
+        validate::deliver(&request)?;
         let delivered = store::deliver(
             &self.db,
             &self.outbox,
+            &self.clock,
             &request.workspace_id,
             &request.deliveries,
         )
@@ -301,8 +268,9 @@ impl DeliveryInternalService for Api {
 
     async fn forget_user(
         &self,
-        _: Request<ForgetUserRequest>,
+        request: Request<ForgetUserRequest>,
     ) -> Result<Response<ForgetUserResponse>, Status> {
+        require_workspace(&request, &request.get_ref().workspace_id)?;
         Err(herald_runtime::not_yet_implemented(
             "DeliveryInternalService.ForgetUser",
         ))

@@ -1,25 +1,17 @@
 //! Delivery's tables and its own migration history (`delivery_migrations`).
 
+use herald_storage::schema::{blob, col, drop_tables, index, int16, int64, primary_key, text};
 use herald_storage::sea_orm_migration::prelude::*;
 
 /// The outbox table of delivery.
 pub const OUTBOX_TABLE: &str = "delivery_outbox";
 
-pub struct Migrator;
-
-#[async_trait::async_trait]
-impl MigratorTrait for Migrator {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
-            Box::new(CreateTables),
-            Box::new(herald_outbox::migration(OUTBOX_TABLE)),
-        ]
-    }
-
-    fn migration_table_name() -> DynIden {
-        Alias::new("delivery_migrations").into_iden()
-    }
-}
+herald_storage::migrator!(
+    /// Delivery's migrations, in order.
+    Migrator,
+    "delivery_migrations",
+    [CreateTables, herald_outbox::migration(OUTBOX_TABLE)]
+);
 
 struct CreateTables;
 
@@ -27,10 +19,6 @@ impl MigrationName for CreateTables {
     fn name(&self) -> &str {
         "m20261122_000001_create_delivery_tables"
     }
-}
-
-fn col(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name))
 }
 
 #[async_trait::async_trait]
@@ -42,20 +30,20 @@ impl MigrationTrait for CreateTables {
                 Table::create()
                     .table(messages.clone())
                     .if_not_exists()
-                    .col(col("id").string_len(64).not_null().primary_key())
-                    .col(col("workspace_id").string_len(128).not_null())
-                    .col(col("user_id").string_len(256).not_null())
-                    .col(col("idempotency_key").string_len(128).not_null())
-                    .col(col("campaign_id").string_len(128).not_null())
-                    .col(col("variant_id").string_len(128).not_null())
-                    .col(col("channel").small_integer().not_null())
-                    .col(col("content").blob().not_null())
-                    .col(col("address").string_len(512).not_null())
-                    .col(col("state").small_integer().not_null())
+                    .col(text("id", 64).primary_key().to_owned())
+                    .col(text("workspace_id", 128))
+                    .col(text("user_id", 256))
+                    .col(text("idempotency_key", 128))
+                    .col(text("campaign_id", 128))
+                    .col(text("variant_id", 128))
+                    .col(int16("channel"))
+                    .col(blob("content"))
+                    .col(text("address", 512))
+                    .col(int16("state"))
                     .col(col("priority").integer().not_null())
-                    .col(col("category").string_len(64).not_null())
-                    .col(col("create_time").big_integer().not_null())
-                    .col(col("update_time").big_integer().not_null())
+                    .col(text("category", 64))
+                    .col(int64("create_time"))
+                    .col(int64("update_time"))
                     .col(col("expire_time").big_integer().null())
                     .col(col("display_time").big_integer().null())
                     .col(col("click_time").big_integer().null())
@@ -80,17 +68,11 @@ impl MigrationTrait for CreateTables {
             .await?;
         // The inbox (newest first), replay and unread counts all read one user's channel.
         manager
-            .create_index(
-                Index::create()
-                    .name("delivery_messages_inbox")
-                    .table(messages)
-                    .col(Alias::new("workspace_id"))
-                    .col(Alias::new("user_id"))
-                    .col(Alias::new("channel"))
-                    .col(Alias::new("create_time"))
-                    .if_not_exists()
-                    .to_owned(),
-            )
+            .create_index(index(
+                "delivery_messages",
+                "delivery_messages_inbox",
+                &["workspace_id", "user_id", "channel", "create_time"],
+            ))
             .await?;
         // The idempotency ledger: every processed key and its result, including the
         // deliveries that produced no message (opted out, expired, no address).
@@ -99,16 +81,12 @@ impl MigrationTrait for CreateTables {
                 Table::create()
                     .table(Alias::new("delivery_results"))
                     .if_not_exists()
-                    .col(col("workspace_id").string_len(128).not_null())
-                    .col(col("idempotency_key").string_len(128).not_null())
-                    .col(col("message_id").string_len(64).not_null())
-                    .col(col("outcome").small_integer().not_null())
-                    .col(col("create_time").big_integer().not_null())
-                    .primary_key(
-                        Index::create()
-                            .col(Alias::new("workspace_id"))
-                            .col(Alias::new("idempotency_key")),
-                    )
+                    .col(text("workspace_id", 128))
+                    .col(text("idempotency_key", 128))
+                    .col(text("message_id", 64))
+                    .col(int16("outcome"))
+                    .col(int64("create_time"))
+                    .primary_key(&mut primary_key(&["workspace_id", "idempotency_key"]))
                     .to_owned(),
             )
             .await?;
@@ -117,30 +95,25 @@ impl MigrationTrait for CreateTables {
                 Table::create()
                     .table(Alias::new("delivery_preferences"))
                     .if_not_exists()
-                    .col(col("workspace_id").string_len(128).not_null())
-                    .col(col("user_id").string_len(256).not_null())
-                    .col(col("body").blob().not_null())
-                    .col(col("update_time").big_integer().not_null())
-                    .primary_key(
-                        Index::create()
-                            .col(Alias::new("workspace_id"))
-                            .col(Alias::new("user_id")),
-                    )
+                    .col(text("workspace_id", 128))
+                    .col(text("user_id", 256))
+                    .col(blob("body"))
+                    .col(int64("update_time"))
+                    .primary_key(&mut primary_key(&["workspace_id", "user_id"]))
                     .to_owned(),
             )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in [
-            "delivery_preferences",
-            "delivery_results",
-            "delivery_messages",
-        ] {
-            manager
-                .drop_table(Table::drop().table(Alias::new(table)).to_owned())
-                .await?;
-        }
-        Ok(())
+        drop_tables(
+            manager,
+            &[
+                "delivery_preferences",
+                "delivery_results",
+                "delivery_messages",
+            ],
+        )
+        .await
     }
 }

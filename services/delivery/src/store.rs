@@ -3,10 +3,12 @@
 
 use std::collections::{HashMap, HashSet};
 
+use herald_core::time::{ms_of_proto, proto_from_ms};
 use herald_outbox::{NewItem, Outbox};
 use herald_proto::analytics::v1::{Interaction, InteractionKind, RecordInteractionsRequest};
 use herald_proto::common::v1::{Channel, MessageContent, MessageState, message_content};
 use herald_proto::delivery::v1::{Delivery, DeliveryOutcome, DeliveryResult, Message, Preferences};
+use herald_runtime::{Clock, Error};
 use prost::Message as _;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -15,7 +17,6 @@ use sea_orm::{
 };
 
 use crate::downstream::ANALYTICS;
-use crate::error::Error;
 
 pub mod message {
     //! One message delivered to one user on one channel.
@@ -107,27 +108,11 @@ const IN_APP: i16 = Channel::InApp as i16;
 const PENDING: i16 = MessageState::Pending as i16;
 const DELIVERED: i16 = MessageState::Delivered as i16;
 
-/// A protobuf timestamp from milliseconds since the epoch.
-pub fn timestamp(ms: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: ms.div_euclid(1000),
-        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
-    }
-}
-
-/// Milliseconds since the epoch from a protobuf timestamp.
-pub fn millis(ts: &prost_types::Timestamp) -> i64 {
-    ts.seconds
-        .saturating_mul(1000)
-        .saturating_add(i64::from(ts.nanos) / 1_000_000)
-}
-
 impl message::Model {
     /// The message as the public API shows it.
     pub fn to_proto(&self) -> Result<Message, Error> {
-        let content = MessageContent::decode(self.content.as_slice()).map_err(|e| {
-            sea_orm::DbErr::Custom(format!("undecodable content of message {}: {e}", self.id))
-        })?;
+        let content = MessageContent::decode(self.content.as_slice())
+            .map_err(|e| Error::corrupt(format!("content of message {}: {e}", self.id)))?;
         Ok(Message {
             id: self.id.clone(),
             campaign_id: self.campaign_id.clone(),
@@ -137,14 +122,14 @@ impl message::Model {
             content: Some(content),
             state: i32::from(self.state),
             priority: self.priority,
-            create_time: Some(timestamp(self.create_time)),
-            update_time: Some(timestamp(self.update_time)),
-            expire_time: self.expire_time.map(timestamp),
-            display_time: self.display_time.map(timestamp),
-            click_time: self.click_time.map(timestamp),
-            dismiss_time: self.dismiss_time.map(timestamp),
-            read_time: self.read_time.map(timestamp),
-            archive_time: self.archive_time.map(timestamp),
+            create_time: Some(proto_from_ms(self.create_time)),
+            update_time: Some(proto_from_ms(self.update_time)),
+            expire_time: self.expire_time.map(proto_from_ms),
+            display_time: self.display_time.map(proto_from_ms),
+            click_time: self.click_time.map(proto_from_ms),
+            dismiss_time: self.dismiss_time.map(proto_from_ms),
+            read_time: self.read_time.map(proto_from_ms),
+            archive_time: self.archive_time.map(proto_from_ms),
             category: self.category.clone(),
         })
     }
@@ -167,7 +152,7 @@ impl message::Model {
                 kind: kind as i32,
                 message_id: self.id.clone(),
                 action_id: action_id.to_owned(),
-                time: Some(timestamp(time)),
+                time: Some(proto_from_ms(time)),
                 delivery_idempotency_key: self.idempotency_key.clone(),
                 ..Default::default()
             }],
@@ -180,13 +165,6 @@ impl message::Model {
             traceparent: herald_runtime::telemetry::current_traceparent(),
         }
     }
-}
-
-fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
-    matches!(
-        error.sql_err(),
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-    )
 }
 
 /// What a Deliver call did.
@@ -204,63 +182,49 @@ pub struct Delivered {
 pub async fn deliver(
     db: &DatabaseConnection,
     outbox: &Outbox,
+    clock: &Clock,
     workspace: &str,
     deliveries: &[Delivery],
 ) -> Result<Delivered, Error> {
-    // Two concurrent calls with the same new key race on the ledger's primary key; the
-    // loser retries and then sees the winner's result as a duplicate.
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match try_deliver(db, outbox, workspace, deliveries).await {
-            Err(Error::Database(e)) if attempt < 3 && is_unique_violation(&e) => continue,
-            other => return other,
-        }
-    }
-}
-
-async fn try_deliver(
-    db: &DatabaseConnection,
-    outbox: &Outbox,
-    workspace: &str,
-    deliveries: &[Delivery],
-) -> Result<Delivered, Error> {
+    let now = clock.now_ms();
     let txn = db.begin().await?;
-    let keys: Vec<&str> = deliveries
-        .iter()
-        .map(|d| d.idempotency_key.as_str())
-        .collect();
-    let mut known: HashMap<String, (String, i32)> = result::Entity::find()
-        .filter(result::Column::WorkspaceId.eq(workspace))
-        .filter(result::Column::IdempotencyKey.is_in(keys))
-        .all(&txn)
-        .await?
-        .into_iter()
-        .map(|r| (r.idempotency_key, (r.message_id, i32::from(r.outcome))))
-        .collect();
     let users: HashSet<&str> = deliveries.iter().map(|d| d.user_id.as_str()).collect();
     let preferences = preferences_of(&txn, workspace, users.into_iter().collect()).await?;
 
-    let now = herald_storage::now_ms();
-    let mut delivered = Delivered::default();
+    // Decide every first occurrence of a key, then let the ledger say which are new.
+    let mut first = HashSet::new();
+    let mut decided = Vec::new();
     let mut ledger = Vec::new();
-    let mut messages = Vec::new();
-    let mut items = Vec::new();
     for delivery in deliveries {
-        if let Some((message_id, outcome)) = known.get(&delivery.idempotency_key) {
-            delivered.results.push(DeliveryResult {
-                idempotency_key: delivery.idempotency_key.clone(),
-                message_id: message_id.clone(),
-                duplicate: true,
-                outcome: *outcome,
-            });
+        if !first.insert(delivery.idempotency_key.as_str()) {
             continue;
         }
         let outcome = decide(delivery, preferences.get(delivery.user_id.as_str()), now);
-        let mut message_id = String::new();
-        if outcome == DeliveryOutcome::Accepted {
-            let model = new_message(workspace, delivery, now);
-            message_id = model.id.clone();
+        let model = (outcome == DeliveryOutcome::Accepted)
+            .then(|| new_message(workspace, delivery, clock, now));
+        ledger.push(result::ActiveModel::from(result::Model {
+            workspace_id: workspace.to_owned(),
+            idempotency_key: delivery.idempotency_key.clone(),
+            message_id: model.as_ref().map(|m| m.id.clone()).unwrap_or_default(),
+            outcome: outcome as i16,
+            create_time: now,
+        }));
+        decided.push((delivery, outcome, model));
+    }
+    let fresh = herald_storage::insert_fresh(&txn, ledger).await?;
+    let mut results: HashMap<&str, DeliveryResult> = HashMap::new();
+    let mut messages = Vec::new();
+    let mut items = Vec::new();
+    let mut delivered = Delivered::default();
+    let mut repeated = Vec::new();
+    for (delivery, outcome, model) in decided {
+        let key = delivery.idempotency_key.as_str();
+        if !fresh.contains(&(workspace.to_owned(), key.to_owned())) {
+            repeated.push(key);
+            continue;
+        }
+        let message_id = model.as_ref().map(|m| m.id.clone()).unwrap_or_default();
+        if let Some(model) = model {
             items.push(model.interaction(InteractionKind::Sent, "sent", "", now));
             if model.channel == IN_APP {
                 delivered.live.push(model.to_proto()?);
@@ -269,38 +233,62 @@ async fn try_deliver(
             // that dispatch them, with retries and dead-lettering, come in a later issue.
             messages.push(message::ActiveModel::from(model));
         }
-        known.insert(
-            delivery.idempotency_key.clone(),
-            (message_id.clone(), outcome as i32),
+        results.insert(
+            key,
+            DeliveryResult {
+                idempotency_key: key.to_owned(),
+                message_id,
+                duplicate: false,
+                outcome: outcome as i32,
+            },
         );
-        ledger.push(result::ActiveModel::from(result::Model {
-            workspace_id: workspace.to_owned(),
-            idempotency_key: delivery.idempotency_key.clone(),
-            message_id: message_id.clone(),
-            outcome: outcome as i16,
-            create_time: now,
-        }));
-        delivered.results.push(DeliveryResult {
-            idempotency_key: delivery.idempotency_key.clone(),
-            message_id,
-            duplicate: false,
-            outcome: outcome as i32,
-        });
     }
-    if ledger.is_empty() {
-        txn.rollback().await?;
-        return Ok(delivered);
-    }
-    // Chunked to stay under SQLite's bound-parameter limit.
-    for chunk in ledger.chunks(500) {
-        result::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(&txn)
+    // Keys handled before (by an earlier call) answer with their original result.
+    if !repeated.is_empty() {
+        let earlier = result::Entity::find()
+            .filter(result::Column::WorkspaceId.eq(workspace))
+            .filter(result::Column::IdempotencyKey.is_in(repeated.iter().copied()))
+            .all(&txn)
             .await?;
+        for row in earlier {
+            let key = repeated
+                .iter()
+                .find(|k| **k == row.idempotency_key)
+                .copied()
+                .unwrap_or_default();
+            results.insert(
+                key,
+                DeliveryResult {
+                    idempotency_key: row.idempotency_key,
+                    message_id: row.message_id,
+                    duplicate: true,
+                    outcome: i32::from(row.outcome),
+                },
+            );
+        }
+    }
+    // One result per delivery, in request order; a key repeated within the call is a
+    // duplicate of its first occurrence.
+    let mut answered = HashSet::new();
+    for delivery in deliveries {
+        let key = delivery.idempotency_key.as_str();
+        let mut result = results
+            .get(key)
+            .cloned()
+            .ok_or_else(|| Error::internal(format!("no ledger entry for delivery key {key:?}")))?;
+        if !answered.insert(key) {
+            result.duplicate = true;
+        }
+        delivered.results.push(result);
     }
     for chunk in messages.chunks(100) {
         message::Entity::insert_many(chunk.to_vec())
             .exec_without_returning(&txn)
             .await?;
+    }
+    if items.is_empty() {
+        txn.commit().await?;
+        return Ok(delivered);
     }
     let staged = outbox.add(&txn, items).await?;
     txn.commit().await?;
@@ -313,7 +301,7 @@ fn decide(delivery: &Delivery, preferences: Option<&Preferences>, now: i64) -> D
     if delivery
         .expire_time
         .as_ref()
-        .is_some_and(|t| millis(t) <= now)
+        .is_some_and(|t| ms_of_proto(t) <= now)
     {
         return DeliveryOutcome::Expired;
     }
@@ -345,9 +333,9 @@ fn decide(delivery: &Delivery, preferences: Option<&Preferences>, now: i64) -> D
     DeliveryOutcome::Accepted
 }
 
-fn new_message(workspace: &str, delivery: &Delivery, now: i64) -> message::Model {
+fn new_message(workspace: &str, delivery: &Delivery, clock: &Clock, now: i64) -> message::Model {
     message::Model {
-        id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
+        id: herald_core::ids::new_id("msg", clock),
         workspace_id: workspace.to_owned(),
         user_id: delivery.user_id.clone(),
         idempotency_key: delivery.idempotency_key.clone(),
@@ -365,7 +353,7 @@ fn new_message(workspace: &str, delivery: &Delivery, now: i64) -> message::Model
         category: delivery.category.clone(),
         create_time: now,
         update_time: now,
-        expire_time: delivery.expire_time.as_ref().map(millis),
+        expire_time: delivery.expire_time.as_ref().map(ms_of_proto),
         display_time: None,
         click_time: None,
         dismiss_time: None,
@@ -432,10 +420,11 @@ pub async fn replay(
 pub async fn mark_delivered(
     db: &DatabaseConnection,
     outbox: &Outbox,
+    clock: &Clock,
     workspace: &str,
     message_id: &str,
 ) -> Result<bool, Error> {
-    let now = herald_storage::now_ms();
+    let now = clock.now_ms();
     let txn = db.begin().await?;
     let updated = message::Entity::update_many()
         .col_expr(message::Column::State, Expr::value(DELIVERED))
@@ -521,9 +510,11 @@ pub async fn unread_count(
 /// READ or ARCHIVED; checked by the caller). The state only moves forward; each first
 /// time of a kind sets its timestamp and, for impressions, clicks and dismissals,
 /// records the interaction in the same transaction. Repeats change nothing.
+#[allow(clippy::too_many_arguments)]
 pub async fn update_state(
     db: &DatabaseConnection,
     outbox: &Outbox,
+    clock: &Clock,
     workspace: &str,
     user_id: &str,
     message_id: &str,
@@ -557,7 +548,7 @@ pub async fn update_state(
         }
     }
 
-    let now = herald_storage::now_ms();
+    let now = clock.now_ms();
     let mut next = model.clone();
     let mut items = Vec::new();
     let first = |slot: &mut Option<i64>| slot.is_none().then(|| *slot = Some(now)).is_some();
@@ -630,9 +621,8 @@ async fn preferences_of<C: ConnectionTrait>(
         .await?;
     rows.into_iter()
         .map(|row| {
-            let preferences = Preferences::decode(row.body.as_slice()).map_err(|e| {
-                sea_orm::DbErr::Custom(format!("undecodable preferences of {}: {e}", row.user_id))
-            })?;
+            let preferences = Preferences::decode(row.body.as_slice())
+                .map_err(|e| Error::corrupt(format!("preferences of {}: {e}", row.user_id)))?;
             Ok((row.user_id, preferences))
         })
         .collect()
@@ -653,6 +643,7 @@ pub async fn preferences(
 /// transaction; returns what was stored.
 pub async fn update_preferences(
     db: &DatabaseConnection,
+    clock: &Clock,
     workspace: &str,
     user_id: &str,
     change: impl FnOnce(&mut Preferences),
@@ -663,14 +654,13 @@ pub async fn update_preferences(
         .one(&txn)
         .await?;
     let mut preferences = match current {
-        Some(row) => Preferences::decode(row.body.as_slice()).map_err(|e| {
-            sea_orm::DbErr::Custom(format!("undecodable preferences of {user_id}: {e}"))
-        })?,
+        Some(row) => Preferences::decode(row.body.as_slice())
+            .map_err(|e| Error::corrupt(format!("preferences of {user_id}: {e}")))?,
         None => Preferences::default(),
     };
     change(&mut preferences);
-    let now = herald_storage::now_ms();
-    preferences.update_time = Some(timestamp(now));
+    let now = clock.now_ms();
+    preferences.update_time = Some(proto_from_ms(now));
     let row = preference::ActiveModel::from(preference::Model {
         workspace_id: workspace.to_owned(),
         user_id: user_id.to_owned(),

@@ -5,11 +5,13 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use herald_core::Timestamp;
+use herald_core::time::proto_from_ms;
 use herald_outbox::Outbox;
 use herald_proto::common::v1::MessageState;
 use herald_proto::delivery::v1::subscribe_response::Kind;
 use herald_proto::delivery::v1::{Heartbeat, Message, SubscribeResponse};
-use herald_runtime::CancellationToken;
+use herald_runtime::{CancellationToken, Clock};
 use sea_orm::DatabaseConnection;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -37,11 +39,13 @@ type Out = mpsc::Sender<Result<SubscribeResponse, Status>>;
 pub struct Session {
     pub db: DatabaseConnection,
     pub outbox: Outbox,
+    pub clock: Clock,
     pub workspace: String,
     pub user_id: String,
     pub session_id: String,
-    /// When the user token expires; the stream closes with UNAUTHENTICATED then.
-    pub expires: Option<Instant>,
+    /// When the user token expires (on the clock); the stream closes with
+    /// UNAUTHENTICATED then.
+    pub expires_at: Timestamp,
     /// The server's shutdown: the stream ends so that the drain stays bounded.
     pub shutdown: CancellationToken,
 }
@@ -66,12 +70,7 @@ impl Session {
 
     async fn run(self, subscription: Subscription, out: Out) {
         tracing::debug!(user_id = %self.user_id, session_id = %self.session_id, "subscribe stream opened");
-        let expired = async {
-            match self.expires {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
+        let expired = self.clock.sleep_until(self.expires_at);
         let end = tokio::select! {
             end = self.stream(subscription, &out) => end,
             _ = self.shutdown.cancelled() => End::Status(Status::unavailable("the server is shutting down, reconnect")),
@@ -90,7 +89,7 @@ impl Session {
         let mut last_write = Instant::now();
         let mut unread = 0;
 
-        let now = herald_storage::now_ms();
+        let now = self.clock.now_ms();
         let mut after: Option<ReplayCursor> = None;
         loop {
             let page = match store::replay(
@@ -136,13 +135,13 @@ impl Session {
                     None => return End::Status(Status::unavailable("the stream fell behind, reconnect to resume")),
                 },
                 _ = tokio::time::sleep_until(last_write + HEARTBEAT_AFTER) => {
-                    let now = herald_storage::now_ms();
+                    let now = self.clock.now_ms();
                     match store::unread_count(&self.db, &self.workspace, &self.user_id, now).await {
                         Ok(count) => unread = count,
                         // Keep the stream alive with the last known count.
                         Err(e) => tracing::warn!(error = %e, "cannot count unread messages for a heartbeat"),
                     }
-                    let heartbeat = Heartbeat { server_time: Some(store::timestamp(now)), unread_count: unread };
+                    let heartbeat = Heartbeat { server_time: Some(proto_from_ms(now)), unread_count: unread };
                     if out.send(Ok(SubscribeResponse { kind: Some(Kind::Heartbeat(heartbeat)) })).await.is_err() {
                         return End::Gone;
                     }
@@ -165,7 +164,14 @@ impl Session {
         if message.state == MessageState::Pending as i32 {
             // Marked before the write: a DELIVERED message is still replayed, so a write
             // that does not reach the client is retried on its next connect.
-            match store::mark_delivered(&self.db, &self.outbox, &self.workspace, &message.id).await
+            match store::mark_delivered(
+                &self.db,
+                &self.outbox,
+                &self.clock,
+                &self.workspace,
+                &message.id,
+            )
+            .await
             {
                 Ok(_) => message.state = MessageState::Delivered as i32,
                 Err(e) => {

@@ -2,26 +2,36 @@
 
 use std::collections::HashSet;
 
+use herald_core::{FieldViolation, Len, Violations, limits};
 use herald_proto::common::v1::{Channel, message_content};
-use herald_proto::delivery::v1::{Delivery, Preferences};
-use herald_runtime::FieldViolation;
-
-/// Deliveries per Deliver call.
-pub const MAX_DELIVERIES: usize = 1000;
+use herald_proto::delivery::v1::{DeliverRequest, Delivery, Preferences};
+use herald_runtime::Error;
 
 fn length(out: &mut Vec<FieldViolation>, field: &str, value: &str, min: usize, max: usize) {
-    let n = value.chars().count();
-    if n < min || n > max {
-        let rule = if min == 0 {
-            format!("at most {max} characters")
-        } else {
-            format!("{min}..={max} characters")
-        };
-        out.push(FieldViolation::new(
-            field,
-            format!("must be {rule}, got {n}"),
-        ));
+    if let Some(description) = Len::between(min, max).check(value) {
+        out.push(FieldViolation::new(field, description));
     }
+}
+
+/// Checks a Deliver request: 1..=1000 deliveries, every wrong field named.
+pub fn deliver(request: &DeliverRequest) -> Result<(), Error> {
+    let mut out = Violations::new();
+    out.text(
+        "workspace_id",
+        &request.workspace_id,
+        Len::required(limits::WORKSPACE_ID),
+    );
+    let n = request.deliveries.len();
+    if n == 0 || n > limits::MAX_BATCH {
+        out.push(
+            "deliveries",
+            format!("must hold 1..={} deliveries, got {n}", limits::MAX_BATCH),
+        );
+    }
+    for (i, d) in request.deliveries.iter().enumerate() {
+        out.extend(delivery(&format!("deliveries[{i}]"), d));
+    }
+    Ok(out.finish()?)
 }
 
 /// The violations of one delivery at `path` (e.g. `deliveries[3]`).
@@ -33,12 +43,30 @@ pub fn delivery(path: &str, d: &Delivery) -> Vec<FieldViolation> {
         &field("idempotency_key"),
         &d.idempotency_key,
         1,
-        128,
+        limits::IDEMPOTENCY_KEY,
     );
-    length(&mut out, &field("user_id"), &d.user_id, 1, 256);
-    length(&mut out, &field("campaign_id"), &d.campaign_id, 0, 128);
-    length(&mut out, &field("variant_id"), &d.variant_id, 0, 128);
-    length(&mut out, &field("category"), &d.category, 0, 64);
+    length(&mut out, &field("user_id"), &d.user_id, 1, limits::USER_ID);
+    length(
+        &mut out,
+        &field("campaign_id"),
+        &d.campaign_id,
+        0,
+        limits::CAMPAIGN_ID,
+    );
+    length(
+        &mut out,
+        &field("variant_id"),
+        &d.variant_id,
+        0,
+        limits::VARIANT_ID,
+    );
+    length(
+        &mut out,
+        &field("category"),
+        &d.category,
+        0,
+        limits::CATEGORY,
+    );
     length(&mut out, &field("address"), &d.address, 0, 512);
     let channel = Channel::try_from(d.channel).unwrap_or(Channel::Unspecified);
     if channel == Channel::Unspecified {

@@ -71,6 +71,10 @@ struct App {
 }
 
 async fn spawn_app() -> App {
+    spawn_app_with(herald_runtime::Clock::system()).await
+}
+
+async fn spawn_app_with(clock: herald_runtime::Clock) -> App {
     let analytics = FakeAnalytics::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let analytics_url = format!("http://{}", listener.local_addr().unwrap());
@@ -83,7 +87,10 @@ async fn spawn_app() -> App {
     let credentials = Credentials::new();
     let mut config = herald_testkit::config(ServiceKind::Delivery, &db, &credentials);
     config.analytics_url = analytics_url;
-    let running = herald_testkit::spawn(config, herald_delivery::serve).await;
+    let running = herald_testkit::spawn(config, move |c, l, s| {
+        herald_delivery::serve_with(c, clock, l, s)
+    })
+    .await;
     App {
         running,
         credentials,
@@ -770,14 +777,12 @@ async fn calls_without_the_right_credential_are_unauthenticated() {
 }
 
 #[tokio::test]
-async fn a_stream_closes_when_its_token_expires() {
-    let app = spawn_app().await;
-    let token = herald_runtime::auth::sign_user_token(
-        &app.credentials.workspace,
-        "u1",
-        Duration::from_secs(1),
-    )
-    .unwrap();
+async fn a_stream_closes_when_its_token_expires_on_the_clock() {
+    let clock = herald_runtime::Clock::manual("2026-06-01T12:00:00Z".parse().unwrap());
+    let app = spawn_app_with(clock.clone()).await;
+    let token = app
+        .credentials
+        .user_token_at("u1", &clock, Duration::from_secs(3600));
     let request = authorized(SubscribeRequest::default(), &token);
     let mut stream = app
         .public()
@@ -786,6 +791,11 @@ async fn a_stream_closes_when_its_token_expires() {
         .await
         .unwrap()
         .into_inner();
+    // Open for as long as the token is valid on the service's clock…
+    let id = app.deliver_one(in_app("k-expiry", "u1", 0)).await;
+    assert_eq!(next_message(&mut stream).await.id, id);
+    // …and closed the moment it is not.
+    clock.advance(Duration::from_secs(3600));
     let status = tokio::time::timeout(WAIT, stream.message())
         .await
         .expect("closed in time")

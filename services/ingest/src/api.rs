@@ -4,11 +4,10 @@ use futures::StreamExt;
 use herald_outbox::Outbox;
 use herald_proto::ingest::v1::ingest_service_server::IngestService;
 use herald_proto::ingest::v1::*;
-use herald_runtime::{Caller, FieldViolation};
+use herald_runtime::{Caller, Clock, Error, not_yet_implemented};
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::error::Error;
 use crate::store::{self, Incoming};
 use crate::validate;
 
@@ -18,17 +17,15 @@ const STREAM_CHUNK: usize = 500;
 pub struct Ingest {
     pub db: DatabaseConnection,
     pub outbox: Outbox,
+    pub clock: Clock,
 }
 
-fn workspace<T>(request: &Request<T>) -> Result<String, Status> {
-    Caller::of(request)?
-        .workspace()
-        .map(str::to_owned)
-        .ok_or_else(|| Status::permission_denied("ingest RPCs need a workspace API key"))
+fn workspace<T>(request: &Request<T>) -> Result<String, Error> {
+    Ok(Caller::of(request)?.key_workspace()?.to_owned())
 }
 
 fn required<T>(value: Option<T>, field: &str) -> Result<T, Error> {
-    value.ok_or_else(|| Error::Invalid(vec![FieldViolation::new(field, "is required")]))
+    value.ok_or_else(|| Error::invalid(field, "is required"))
 }
 
 #[tonic::async_trait]
@@ -39,10 +36,8 @@ impl IngestService for Ingest {
     ) -> Result<Response<TrackResponse>, Status> {
         let workspace = workspace(&request)?;
         let mut event = required(request.into_inner().event, "event")?;
-        let violations = validate::event("event", &mut event, validate::now());
-        let duplicate = self
-            .record_one(&workspace, violations, Incoming::Event(event))
-            .await?;
+        validate::event("event", &mut event, self.now())?;
+        let duplicate = self.record_one(&workspace, Incoming::Event(event)).await?;
         Ok(Response::new(TrackResponse { duplicate }))
     }
 
@@ -52,31 +47,9 @@ impl IngestService for Ingest {
     ) -> Result<Response<TrackBatchResponse>, Status> {
         let workspace = workspace(&request)?;
         let events = request.into_inner().events;
-        if events.is_empty() || events.len() > validate::MAX_BATCH {
-            return Err(Error::Invalid(vec![FieldViolation::new(
-                "events",
-                format!(
-                    "must hold 1..={} events, got {}",
-                    validate::MAX_BATCH,
-                    events.len()
-                ),
-            )])
-            .into());
-        }
-        let now = validate::now();
-        let mut violations = Vec::new();
-        let records: Vec<Incoming> = events
-            .into_iter()
-            .enumerate()
-            .map(|(i, mut event)| {
-                violations.extend(validate::event(&format!("events[{i}]"), &mut event, now));
-                Incoming::Event(event)
-            })
-            .collect();
-        if !violations.is_empty() {
-            return Err(Error::Invalid(violations).into());
-        }
-        let outcome = store::record(&self.db, &self.outbox, &workspace, &records).await?;
+        let records = validate::batch(events, self.now())?;
+        let outcome =
+            store::record(&self.db, &self.outbox, &self.clock, &workspace, &records).await?;
         Ok(Response::new(TrackBatchResponse {
             accepted: outcome.accepted(),
             duplicates: outcome.duplicates(),
@@ -107,12 +80,9 @@ impl IngestService for Ingest {
                 }
             };
             let Some(message) = next else { break };
-            let mut event = required(message?.event, &format!("events[{position}]"))?;
-            let violations =
-                validate::event(&format!("events[{position}]"), &mut event, validate::now());
-            if !violations.is_empty() {
-                return Err(Error::Invalid(violations).into());
-            }
+            let field = format!("events[{position}]");
+            let mut event = required(message?.event, &field)?;
+            validate::event(&field, &mut event, self.now())?;
             position += 1;
             chunk.push(Incoming::Event(event));
             if chunk.len() >= STREAM_CHUNK {
@@ -131,9 +101,9 @@ impl IngestService for Ingest {
     ) -> Result<Response<IdentifyResponse>, Status> {
         let workspace = workspace(&request)?;
         let mut identity = required(request.into_inner().identity, "identity")?;
-        let violations = validate::identity("identity", &mut identity, validate::now());
+        validate::identity("identity", &mut identity, self.now())?;
         let duplicate = self
-            .record_one(&workspace, violations, Incoming::Identity(identity))
+            .record_one(&workspace, Incoming::Identity(identity))
             .await?;
         Ok(Response::new(IdentifyResponse { duplicate }))
     }
@@ -142,34 +112,26 @@ impl IngestService for Ingest {
         &self,
         _: Request<DeleteUserRequest>,
     ) -> Result<Response<DeleteUserResponse>, Status> {
-        Err(herald_runtime::not_yet_implemented(
-            "IngestService.DeleteUser",
-        ))
+        Err(not_yet_implemented("IngestService.DeleteUser"))
     }
 
     async fn export_user(
         &self,
         _: Request<ExportUserRequest>,
     ) -> Result<Response<ExportUserResponse>, Status> {
-        Err(herald_runtime::not_yet_implemented(
-            "IngestService.ExportUser",
-        ))
+        Err(not_yet_implemented("IngestService.ExportUser"))
     }
 }
 
 impl Ingest {
-    /// Stores one validated record (refusing it when `violations` is not empty); true
-    /// when its message_id was seen before.
-    async fn record_one(
-        &self,
-        workspace: &str,
-        violations: Vec<FieldViolation>,
-        incoming: Incoming,
-    ) -> Result<bool, Status> {
-        if !violations.is_empty() {
-            return Err(Error::Invalid(violations).into());
-        }
-        let outcome = store::record(&self.db, &self.outbox, workspace, &[incoming]).await?;
+    fn now(&self) -> prost_types::Timestamp {
+        herald_core::time::proto(self.clock.now())
+    }
+
+    /// Stores one validated record; true when its message_id was seen before.
+    async fn record_one(&self, workspace: &str, incoming: Incoming) -> Result<bool, Error> {
+        let outcome =
+            store::record(&self.db, &self.outbox, &self.clock, workspace, &[incoming]).await?;
         Ok(outcome.duplicates() == 1)
     }
 
@@ -178,11 +140,11 @@ impl Ingest {
         workspace: &str,
         chunk: &mut Vec<Incoming>,
         response: &mut TrackStreamResponse,
-    ) -> Result<(), Status> {
+    ) -> Result<(), Error> {
         if chunk.is_empty() {
             return Ok(());
         }
-        let outcome = store::record(&self.db, &self.outbox, workspace, chunk).await?;
+        let outcome = store::record(&self.db, &self.outbox, &self.clock, workspace, chunk).await?;
         response.accepted += outcome.accepted();
         response.duplicates += outcome.duplicates();
         chunk.clear();

@@ -1,14 +1,14 @@
 //! The hops out of ingest: events and identities to segmentation, events to analytics,
 //! each relayed through the outbox as batched internal RPCs.
 
-use herald_outbox::{Item, MAX_BATCH, Sink, SinkError, merge_runs, relay_span};
+use herald_outbox::{Call, CallLimits, GrpcSink};
+use herald_proto::WorkspaceBatch;
 use herald_proto::analytics::v1::RecordEventsRequest;
 use herald_proto::analytics::v1::analytics_internal_service_client::AnalyticsInternalServiceClient;
 use herald_proto::segmentation::v1::segmentation_internal_service_client::SegmentationInternalServiceClient;
 use herald_proto::segmentation::v1::{ApplyEventsRequest, ApplyIdentitiesRequest};
-use herald_runtime::Downstream;
+use herald_runtime::{Config, Downstream, ServiceKind};
 use prost::Message;
-use tracing::Instrument;
 
 /// Outbox destination of segmentation.
 pub const SEGMENTATION: &str = "segmentation";
@@ -17,106 +17,100 @@ pub const ANALYTICS: &str = "analytics";
 
 /// What one outbox item for segmentation carries. Events and identities share the
 /// destination so that one user's events and trait updates stay in order.
-pub enum SegmentationItem {
+pub enum SegmentationCall {
     Events(ApplyEventsRequest),
     Identities(ApplyIdentitiesRequest),
 }
 
-impl SegmentationItem {
+impl SegmentationCall {
     /// A tag byte, then the request.
     pub fn encode(&self) -> Vec<u8> {
         match self {
-            SegmentationItem::Events(r) => [&[1u8][..], &r.encode_to_vec()].concat(),
-            SegmentationItem::Identities(r) => [&[2u8][..], &r.encode_to_vec()].concat(),
-        }
-    }
-
-    fn decode(bytes: &[u8]) -> Result<Self, SinkError> {
-        let bad = |e: String| SinkError::Rejected(format!("undecodable outbox item: {e}"));
-        match bytes.split_first() {
-            Some((1, rest)) => ApplyEventsRequest::decode(rest)
-                .map(Self::Events)
-                .map_err(|e| bad(e.to_string())),
-            Some((2, rest)) => ApplyIdentitiesRequest::decode(rest)
-                .map(Self::Identities)
-                .map_err(|e| bad(e.to_string())),
-            _ => Err(bad("unknown tag".into())),
+            SegmentationCall::Events(r) => [&[1u8][..], &r.encode_to_vec()].concat(),
+            SegmentationCall::Identities(r) => [&[2u8][..], &r.encode_to_vec()].concat(),
         }
     }
 }
 
-/// Sends to segmentation's ApplyEvents / ApplyIdentities, one call per run of items of
-/// the same kind and workspace, in order.
-pub struct SegmentationSink(pub Downstream);
-
-#[async_trait::async_trait]
-impl Sink for SegmentationSink {
-    async fn send(&self, items: &[Item]) -> Result<(), SinkError> {
-        let mut client = SegmentationInternalServiceClient::new(self.0.channel());
-        let mut pending: Option<SegmentationItem> = None;
-        let mut calls = Vec::new();
-        for item in items {
-            let next = SegmentationItem::decode(&item.payload)?;
-            pending = match (pending.take(), next) {
-                (Some(SegmentationItem::Events(mut a)), SegmentationItem::Events(b))
-                    if a.workspace_id == b.workspace_id =>
-                {
-                    a.events.extend(b.events);
-                    Some(SegmentationItem::Events(a))
-                }
-                (Some(SegmentationItem::Identities(mut a)), SegmentationItem::Identities(b))
-                    if a.workspace_id == b.workspace_id =>
-                {
-                    a.identities.extend(b.identities);
-                    Some(SegmentationItem::Identities(a))
-                }
-                (previous, next) => {
-                    calls.extend(previous);
-                    Some(next)
-                }
-            };
-        }
-        calls.extend(pending);
-        async {
-            for call in calls {
-                match call {
-                    SegmentationItem::Events(r) => {
-                        client.apply_events(self.0.request(r, None)).await?;
-                    }
-                    SegmentationItem::Identities(r) => {
-                        client.apply_identities(self.0.request(r, None)).await?;
-                    }
-                }
+impl Call for SegmentationCall {
+    fn decode(payload: &[u8]) -> Result<Self, String> {
+        let decoded = match payload.split_first() {
+            Some((1, rest)) => <ApplyEventsRequest as Message>::decode(rest).map(Self::Events),
+            Some((2, rest)) => {
+                <ApplyIdentitiesRequest as Message>::decode(rest).map(Self::Identities)
             }
-            Ok(())
+            _ => return Err("unknown tag".into()),
+        };
+        decoded.map_err(|e| e.to_string())
+    }
+
+    fn entries(&self) -> usize {
+        match self {
+            SegmentationCall::Events(r) => r.len(),
+            SegmentationCall::Identities(r) => r.len(),
         }
-        .instrument(relay_span(SEGMENTATION, items))
-        .await
+    }
+
+    fn encoded_len(&self) -> usize {
+        match self {
+            SegmentationCall::Events(r) => Message::encoded_len(r),
+            SegmentationCall::Identities(r) => Message::encoded_len(r),
+        }
+    }
+
+    fn absorb(&mut self, next: Self) -> Option<Self> {
+        match (self, next) {
+            (SegmentationCall::Events(a), SegmentationCall::Events(b)) => {
+                a.absorb(b).map(Self::Events)
+            }
+            (SegmentationCall::Identities(a), SegmentationCall::Identities(b)) => {
+                a.absorb(b).map(Self::Identities)
+            }
+            (_, next) => Some(next),
+        }
     }
 }
 
-/// Sends to analytics' RecordEvents (conversions), one call per run of a workspace.
-pub struct AnalyticsSink(pub Downstream);
-
-#[async_trait::async_trait]
-impl Sink for AnalyticsSink {
-    async fn send(&self, items: &[Item]) -> Result<(), SinkError> {
-        let mut client = AnalyticsInternalServiceClient::new(self.0.channel());
-        let calls = merge_runs(
-            items,
-            |last: &RecordEventsRequest, next: &RecordEventsRequest| {
-                last.workspace_id == next.workspace_id
-                    && last.events.len() + next.events.len() <= MAX_BATCH
-            },
-            |last, next| last.events.extend(next.events),
-        )?;
-        async {
-            for call in calls {
-                client.record_events(self.0.request(call, None)).await?;
+/// Segmentation's ApplyEvents / ApplyIdentities, one call per run of items of the same
+/// kind and workspace, in order.
+pub fn segmentation(
+    config: &Config,
+    limits: CallLimits,
+) -> Result<GrpcSink<SegmentationCall>, tonic::transport::Error> {
+    let downstream = Downstream::for_relay(config, ServiceKind::Segmentation)?;
+    Ok(GrpcSink::new(
+        SEGMENTATION,
+        downstream,
+        limits,
+        |d, call| async move {
+            let mut client = SegmentationInternalServiceClient::new(d.channel());
+            match call {
+                SegmentationCall::Events(r) => {
+                    client.apply_events(d.request(r, None)).await.map(drop)
+                }
+                SegmentationCall::Identities(r) => {
+                    client.apply_identities(d.request(r, None)).await.map(drop)
+                }
             }
-            Ok(())
-        }
-        .instrument(relay_span(ANALYTICS, items))
-        .await
-    }
+        },
+    ))
+}
+
+/// Analytics' RecordEvents, one call per run of a workspace.
+pub fn analytics(
+    config: &Config,
+    limits: CallLimits,
+) -> Result<GrpcSink<RecordEventsRequest>, tonic::transport::Error> {
+    let downstream = Downstream::for_relay(config, ServiceKind::Analytics)?;
+    Ok(GrpcSink::new(
+        ANALYTICS,
+        downstream,
+        limits,
+        |d, call| async move {
+            AnalyticsInternalServiceClient::new(d.channel())
+                .record_events(d.request(call, None))
+                .await
+                .map(drop)
+        },
+    ))
 }

@@ -1,25 +1,17 @@
 //! Ingest's tables and its own migration history (`ingest_migrations`).
 
+use herald_storage::schema::{blob, drop_tables, index, int16, int64, primary_key, text};
 use herald_storage::sea_orm_migration::prelude::*;
 
 /// The outbox table of ingest.
 pub const OUTBOX_TABLE: &str = "ingest_outbox";
 
-pub struct Migrator;
-
-#[async_trait::async_trait]
-impl MigratorTrait for Migrator {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
-            Box::new(CreateRecords),
-            Box::new(herald_outbox::migration(OUTBOX_TABLE)),
-        ]
-    }
-
-    fn migration_table_name() -> DynIden {
-        Alias::new("ingest_migrations").into_iden()
-    }
-}
+herald_storage::migrator!(
+    /// Ingest's migrations, in order.
+    Migrator,
+    "ingest_migrations",
+    [CreateRecords, herald_outbox::migration(OUTBOX_TABLE)]
+);
 
 struct CreateRecords;
 
@@ -32,74 +24,34 @@ impl MigrationName for CreateRecords {
 #[async_trait::async_trait]
 impl MigrationTrait for CreateRecords {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let t = Alias::new("ingest_records");
         manager
             .create_table(
                 Table::create()
-                    .table(t.clone())
+                    .table(Alias::new("ingest_records"))
                     .if_not_exists()
-                    .col(
-                        ColumnDef::new(Alias::new("workspace_id"))
-                            .string_len(128)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Alias::new("message_id"))
-                            .string_len(128)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Alias::new("kind"))
-                            .small_integer()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Alias::new("user_id"))
-                            .string_len(256)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Alias::new("name"))
-                            .string_len(128)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Alias::new("occurred_at"))
-                            .big_integer()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Alias::new("received_at"))
-                            .big_integer()
-                            .not_null(),
-                    )
-                    .col(ColumnDef::new(Alias::new("body")).blob().not_null())
+                    .col(text("workspace_id", 128))
+                    .col(text("message_id", 128))
+                    .col(int16("kind"))
+                    .col(text("user_id", 256))
+                    .col(text("name", 128))
+                    .col(int64("occurred_at"))
+                    .col(int64("received_at"))
+                    .col(blob("body"))
                     // Deduplication is the primary key: one record per client message_id.
-                    .primary_key(
-                        Index::create()
-                            .col(Alias::new("workspace_id"))
-                            .col(Alias::new("message_id")),
-                    )
+                    .primary_key(&mut primary_key(&["workspace_id", "message_id"]))
                     .to_owned(),
             )
             .await?;
         manager
-            .create_index(
-                Index::create()
-                    .name("ingest_records_user")
-                    .table(t)
-                    .col(Alias::new("workspace_id"))
-                    .col(Alias::new("user_id"))
-                    .col(Alias::new("occurred_at"))
-                    .if_not_exists()
-                    .to_owned(),
-            )
+            .create_index(index(
+                "ingest_records",
+                "ingest_records_user",
+                &["workspace_id", "user_id", "occurred_at"],
+            ))
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(Alias::new("ingest_records")).to_owned())
-            .await
+        drop_tables(manager, &["ingest_records"]).await
     }
 }

@@ -3,17 +3,16 @@
 
 use std::collections::HashSet;
 
+use herald_core::time::ms_of_proto;
 use herald_outbox::{NewItem, Outbox};
 use herald_proto::analytics::v1::RecordEventsRequest;
 use herald_proto::common::v1::{Event, Identity};
 use herald_proto::segmentation::v1::{ApplyEventsRequest, ApplyIdentitiesRequest};
+use herald_runtime::{Clock, Error};
 use prost::Message;
-use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
-};
+use sea_orm::{DatabaseConnection, TransactionTrait};
 
-use crate::downstream::{ANALYTICS, SEGMENTATION, SegmentationItem};
-use crate::error::Error;
+use crate::downstream::{ANALYTICS, SEGMENTATION, SegmentationCall};
 
 pub mod record {
     //! One accepted event or identity update.
@@ -89,131 +88,104 @@ impl Outcome {
 pub async fn record(
     db: &DatabaseConnection,
     outbox: &Outbox,
+    clock: &Clock,
     workspace: &str,
     records: &[Incoming],
 ) -> Result<Outcome, Error> {
-    // Two concurrent requests with the same new message_id race on the primary key; the
-    // loser retries and then sees the winner's row as a duplicate.
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match try_record(db, outbox, workspace, records).await {
-            Err(Error::Database(e)) if attempt < 3 && is_unique_violation(&e) => continue,
-            other => return other,
+    let received_at = clock.now_ms();
+    // The first record of each message_id in the request; later repeats are duplicates.
+    let mut first = HashSet::new();
+    let mut outcome = Outcome::default();
+    let mut rows = Vec::with_capacity(records.len());
+    for incoming in records {
+        let new_here = first.insert(incoming.message_id());
+        outcome.duplicate.push(!new_here);
+        if new_here {
+            rows.push(row(workspace, incoming, received_at));
         }
     }
-}
-
-fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
-    matches!(
-        error.sql_err(),
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-    )
-}
-
-async fn try_record(
-    db: &DatabaseConnection,
-    outbox: &Outbox,
-    workspace: &str,
-    records: &[Incoming],
-) -> Result<Outcome, Error> {
     let txn = db.begin().await?;
-    let ids: Vec<&str> = records.iter().map(Incoming::message_id).collect();
-    let mut seen: HashSet<String> = record::Entity::find()
-        .select_only()
-        .column(record::Column::MessageId)
-        .filter(record::Column::WorkspaceId.eq(workspace))
-        .filter(record::Column::MessageId.is_in(ids))
-        .into_tuple::<String>()
-        .all(&txn)
-        .await?
-        .into_iter()
-        .collect();
-    let received_at = herald_storage::now_ms();
+    // One statement inserts what is new and says which it was.
+    let fresh = herald_storage::insert_fresh(&txn, rows).await?;
     let traceparent = herald_runtime::telemetry::current_traceparent();
-    let mut outcome = Outcome::default();
-    let mut rows = Vec::new();
     let mut items = Vec::new();
-    for incoming in records {
-        let fresh = seen.insert(incoming.message_id().to_owned());
-        outcome.duplicate.push(!fresh);
-        if !fresh {
+    for (incoming, duplicate) in records.iter().zip(outcome.duplicate.iter_mut()) {
+        if *duplicate {
             continue;
         }
-        let key = incoming.user_id().to_owned();
-        let item = |destination, payload: Vec<u8>| NewItem {
-            destination,
-            key: key.clone(),
-            payload,
-            traceparent: traceparent.clone(),
-        };
-        let (kind, name, occurred, body) = match incoming {
-            Incoming::Event(event) => {
-                items.push(item(
-                    SEGMENTATION,
-                    SegmentationItem::Events(ApplyEventsRequest {
-                        workspace_id: workspace.to_owned(),
-                        events: vec![event.clone()],
-                    })
-                    .encode(),
-                ));
-                items.push(item(
-                    ANALYTICS,
-                    RecordEventsRequest {
-                        workspace_id: workspace.to_owned(),
-                        events: vec![event.clone()],
-                    }
-                    .encode_to_vec(),
-                ));
-                (
-                    1,
-                    event.name.clone(),
-                    event.timestamp,
-                    event.encode_to_vec(),
-                )
-            }
-            Incoming::Identity(identity) => {
-                items.push(item(
-                    SEGMENTATION,
-                    SegmentationItem::Identities(ApplyIdentitiesRequest {
-                        workspace_id: workspace.to_owned(),
-                        identities: vec![identity.clone()],
-                    })
-                    .encode(),
-                ));
-                (
-                    2,
-                    String::new(),
-                    identity.timestamp,
-                    identity.encode_to_vec(),
-                )
-            }
-        };
-        rows.push(record::ActiveModel::from(record::Model {
-            workspace_id: workspace.to_owned(),
-            message_id: incoming.message_id().to_owned(),
-            kind,
-            user_id: incoming.user_id().to_owned(),
-            name,
-            occurred_at: occurred
-                .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
-                .unwrap_or(received_at),
-            received_at,
-            body,
-        }));
+        if !fresh.contains(&(workspace.to_owned(), incoming.message_id().to_owned())) {
+            *duplicate = true;
+            continue;
+        }
+        items.extend(outbox_items(workspace, incoming, traceparent.as_ref()));
     }
-    if rows.is_empty() {
+    if items.is_empty() {
         txn.rollback().await?;
         return Ok(outcome);
-    }
-    // Chunked to stay under SQLite's bound-parameter limit.
-    for chunk in rows.chunks(500) {
-        record::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(&txn)
-            .await?;
     }
     let staged = outbox.add(&txn, items).await?;
     txn.commit().await?;
     outbox.publish(staged).await;
     Ok(outcome)
+}
+
+/// The stored form of `incoming`.
+fn row(workspace: &str, incoming: &Incoming, received_at: i64) -> record::ActiveModel {
+    let (kind, name, occurred, body) = match incoming {
+        Incoming::Event(e) => (1, e.name.clone(), e.timestamp.as_ref(), e.encode_to_vec()),
+        Incoming::Identity(i) => (2, String::new(), i.timestamp.as_ref(), i.encode_to_vec()),
+    };
+    record::ActiveModel::from(record::Model {
+        workspace_id: workspace.to_owned(),
+        message_id: incoming.message_id().to_owned(),
+        kind,
+        user_id: incoming.user_id().to_owned(),
+        name,
+        occurred_at: occurred.map(ms_of_proto).unwrap_or(received_at),
+        received_at,
+        body,
+    })
+}
+
+/// The outbox items a new record makes: every record goes to segmentation (events and
+/// identities share the destination, so one user's stay in order), events to analytics.
+fn outbox_items(
+    workspace: &str,
+    incoming: &Incoming,
+    traceparent: Option<&String>,
+) -> Vec<NewItem> {
+    let item = |destination, payload: Vec<u8>| NewItem {
+        destination,
+        key: incoming.user_id().to_owned(),
+        payload,
+        traceparent: traceparent.cloned(),
+    };
+    match incoming {
+        Incoming::Event(event) => vec![
+            item(
+                SEGMENTATION,
+                SegmentationCall::Events(ApplyEventsRequest {
+                    workspace_id: workspace.to_owned(),
+                    events: vec![event.clone()],
+                })
+                .encode(),
+            ),
+            item(
+                ANALYTICS,
+                RecordEventsRequest {
+                    workspace_id: workspace.to_owned(),
+                    events: vec![event.clone()],
+                }
+                .encode_to_vec(),
+            ),
+        ],
+        Incoming::Identity(identity) => vec![item(
+            SEGMENTATION,
+            SegmentationCall::Identities(ApplyIdentitiesRequest {
+                workspace_id: workspace.to_owned(),
+                identities: vec![identity.clone()],
+            })
+            .encode(),
+        )],
+    }
 }

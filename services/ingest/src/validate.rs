@@ -1,31 +1,20 @@
 //! Checks events and identities against the limits of the contract, naming every field
-//! that is wrong, and fills in what the contract defaults (the timestamp).
+//! that is wrong, and fills in what the contract defaults (the timestamp, from the clock).
 
+use herald_core::{Len, Violations, limits};
 use herald_proto::common::v1::{Event, EventContext, Identity};
-use herald_runtime::FieldViolation;
+use herald_runtime::Error;
 use prost::Message;
 use prost_types::{Struct, Timestamp, Value, value::Kind};
+
+use crate::store::Incoming;
 
 /// Largest encoded `properties` / `traits`.
 pub const MAX_PROPERTIES_BYTES: usize = 32 * 1024;
 /// Deepest nesting of `properties` / `traits`.
 pub const MAX_DEPTH: usize = 8;
-/// Largest number of events in one TrackBatch.
-pub const MAX_BATCH: usize = 1000;
 /// How far in the future a timestamp may be.
 const MAX_FUTURE_SECS: i64 = 24 * 3600;
-
-fn check_len(out: &mut Vec<FieldViolation>, field: &str, value: &str, max: usize, required: bool) {
-    let len = value.chars().count();
-    if required && len == 0 {
-        out.push(FieldViolation::new(field, "must not be empty"));
-    } else if len > max {
-        out.push(FieldViolation::new(
-            field,
-            format!("must be at most {max} characters, got {len}"),
-        ));
-    }
-}
 
 fn depth(value: &Value) -> usize {
     match &value.kind {
@@ -39,26 +28,26 @@ fn struct_depth(s: &Struct) -> usize {
     s.fields.values().map(depth).max().unwrap_or(0)
 }
 
-fn check_struct(out: &mut Vec<FieldViolation>, field: &str, value: Option<&Struct>) {
+fn check_struct(out: &mut Violations, field: &str, value: Option<&Struct>) {
     let Some(value) = value else { return };
     let size = value.encoded_len();
     if size > MAX_PROPERTIES_BYTES {
-        out.push(FieldViolation::new(
+        out.push(
             field,
             format!("must be at most {MAX_PROPERTIES_BYTES} bytes encoded, got {size}"),
-        ));
+        );
     }
     let depth = 1 + struct_depth(value);
     if depth > MAX_DEPTH {
-        out.push(FieldViolation::new(
+        out.push(
             field,
             format!("must be nested at most {MAX_DEPTH} levels deep, got {depth}"),
-        ));
+        );
     }
 }
 
 fn check_timestamp(
-    out: &mut Vec<FieldViolation>,
+    out: &mut Violations,
     field: &str,
     value: &mut Option<Timestamp>,
     now: Timestamp,
@@ -67,128 +56,123 @@ fn check_timestamp(
         None => *value = Some(now),
         Some(t) => {
             if t.nanos < 0 || t.nanos > 999_999_999 || t.seconds < 0 {
-                out.push(FieldViolation::new(
-                    field,
-                    "must be a valid time after 1970-01-01",
-                ));
-            } else if t.seconds > now.seconds + MAX_FUTURE_SECS {
-                out.push(FieldViolation::new(
-                    field,
-                    "must not be more than 24 hours in the future",
-                ));
+                out.push(field, "must be a valid time after 1970-01-01");
+            } else if t.seconds > now.seconds.saturating_add(MAX_FUTURE_SECS) {
+                out.push(field, "must not be more than 24 hours in the future");
             }
         }
     }
 }
 
-fn check_context(out: &mut Vec<FieldViolation>, field: &str, context: Option<&EventContext>) {
+fn check_context(out: &mut Violations, field: &str, context: Option<&EventContext>) {
     let Some(c) = context else { return };
-    check_len(
-        out,
-        &format!("{field}.session_id"),
+    out.text(
+        format!("{field}.session_id"),
         &c.session_id,
-        128,
-        false,
+        Len::optional(128),
     );
-    check_len(out, &format!("{field}.locale"), &c.locale, 64, false);
-    check_len(
-        out,
-        &format!("{field}.user_agent"),
+    out.text(format!("{field}.locale"), &c.locale, Len::optional(64));
+    out.text(
+        format!("{field}.user_agent"),
         &c.user_agent,
-        512,
-        false,
+        Len::optional(512),
     );
-    check_len(
-        out,
-        &format!("{field}.app_version"),
+    out.text(
+        format!("{field}.app_version"),
         &c.app_version,
-        64,
-        false,
+        Len::optional(64),
     );
     if !c.ip.is_empty() && c.ip.parse::<std::net::IpAddr>().is_err() {
-        out.push(FieldViolation::new(
-            format!("{field}.ip"),
-            "must be an IPv4 or IPv6 address",
-        ));
+        out.push(format!("{field}.ip"), "must be an IPv4 or IPv6 address");
     }
     if !c.time_zone.is_empty() && jiff::tz::TimeZone::get(&c.time_zone).is_err() {
-        out.push(FieldViolation::new(
+        out.push(
             format!("{field}.time_zone"),
             format!("unknown IANA time zone {:?}", c.time_zone),
-        ));
+        );
     }
 }
 
-/// The current time as a protobuf timestamp.
-pub fn now() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp {
-        seconds: d.as_secs() as i64,
-        nanos: d.subsec_nanos() as i32,
-    }
-}
-
-/// Validates `event` (reported under `field`), filling in its timestamp.
-pub fn event(field: &str, event: &mut Event, now: Timestamp) -> Vec<FieldViolation> {
-    let mut out = Vec::new();
-    check_len(
-        &mut out,
-        &format!("{field}.message_id"),
+fn check_event(out: &mut Violations, field: &str, event: &mut Event, now: Timestamp) {
+    out.text(
+        format!("{field}.message_id"),
         &event.message_id,
-        128,
-        true,
+        Len::required(limits::MESSAGE_ID),
     );
-    check_len(
-        &mut out,
-        &format!("{field}.user_id"),
+    out.text(
+        format!("{field}.user_id"),
         &event.user_id,
-        256,
-        true,
+        Len::required(limits::USER_ID),
     );
-    check_len(&mut out, &format!("{field}.name"), &event.name, 128, true);
+    out.text(
+        format!("{field}.name"),
+        &event.name,
+        Len::required(limits::EVENT_NAME),
+    );
     if event.name.starts_with('$') {
-        out.push(FieldViolation::new(
+        out.push(
             format!("{field}.name"),
             "names starting with $ are reserved for Herald",
-        ));
+        );
     }
     check_struct(
-        &mut out,
+        out,
         &format!("{field}.properties"),
         event.properties.as_ref(),
     );
     check_timestamp(
-        &mut out,
+        out,
         &format!("{field}.timestamp"),
         &mut event.timestamp,
         now,
     );
-    check_context(
-        &mut out,
-        &format!("{field}.context"),
-        event.context.as_ref(),
-    );
-    out
+    check_context(out, &format!("{field}.context"), event.context.as_ref());
 }
 
-/// Validates `identity` (reported under `field`), filling in its timestamp.
-pub fn identity(field: &str, identity: &mut Identity, now: Timestamp) -> Vec<FieldViolation> {
-    let mut out = Vec::new();
-    check_len(
-        &mut out,
-        &format!("{field}.message_id"),
+/// Validates `event` (reported under `field`), filling in its timestamp with `now`.
+pub fn event(field: &str, event: &mut Event, now: Timestamp) -> Result<(), Error> {
+    let mut out = Violations::new();
+    check_event(&mut out, field, event, now);
+    Ok(out.finish()?)
+}
+
+/// Validates the events of a TrackBatch: 1..=1000 of them, every wrong field named.
+pub fn batch(events: Vec<Event>, now: Timestamp) -> Result<Vec<Incoming>, Error> {
+    if events.is_empty() || events.len() > limits::MAX_BATCH {
+        return Err(Error::invalid(
+            "events",
+            format!(
+                "must hold 1..={} events, got {}",
+                limits::MAX_BATCH,
+                events.len()
+            ),
+        ));
+    }
+    let mut out = Violations::new();
+    let records = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut event)| {
+            check_event(&mut out, &format!("events[{i}]"), &mut event, now);
+            Incoming::Event(event)
+        })
+        .collect();
+    out.finish()?;
+    Ok(records)
+}
+
+/// Validates `identity` (reported under `field`), filling in its timestamp with `now`.
+pub fn identity(field: &str, identity: &mut Identity, now: Timestamp) -> Result<(), Error> {
+    let mut out = Violations::new();
+    out.text(
+        format!("{field}.message_id"),
         &identity.message_id,
-        128,
-        true,
+        Len::required(limits::MESSAGE_ID),
     );
-    check_len(
-        &mut out,
-        &format!("{field}.user_id"),
+    out.text(
+        format!("{field}.user_id"),
         &identity.user_id,
-        256,
-        true,
+        Len::required(limits::USER_ID),
     );
     check_struct(
         &mut out,
@@ -206,12 +190,27 @@ pub fn identity(field: &str, identity: &mut Identity, now: Timestamp) -> Vec<Fie
         &format!("{field}.context"),
         identity.context.as_ref(),
     );
-    out
+    Ok(out.finish()?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn now() -> Timestamp {
+        Timestamp {
+            seconds: 1_780_000_000,
+            nanos: 0,
+        }
+    }
+
+    fn violations(result: Result<(), Error>) -> Vec<String> {
+        match result {
+            Ok(()) => Vec::new(),
+            Err(Error::InvalidArgument(v)) => v.into_iter().map(|v| v.field).collect(),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
 
     fn valid() -> Event {
         Event {
@@ -225,8 +224,8 @@ mod tests {
     #[test]
     fn a_valid_event_gets_a_timestamp() {
         let mut e = valid();
-        assert!(event("event", &mut e, now()).is_empty());
-        assert!(e.timestamp.is_some());
+        assert!(event("event", &mut e, now()).is_ok());
+        assert_eq!(e.timestamp, Some(now()));
     }
 
     #[test]
@@ -243,10 +242,7 @@ mod tests {
             seconds: now().seconds + 3 * 86400,
             nanos: 0,
         });
-        let fields: Vec<String> = event("events[2]", &mut e, now())
-            .into_iter()
-            .map(|v| v.field)
-            .collect();
+        let fields = violations(event("events[2]", &mut e, now()));
         assert_eq!(
             fields,
             [
@@ -278,8 +274,9 @@ mod tests {
             properties: Some(properties),
             ..valid()
         };
-        let violations = event("event", &mut e, now());
-        assert_eq!(violations.len(), 1);
-        assert_eq!(violations[0].field, "event.properties");
+        assert_eq!(
+            violations(event("event", &mut e, now())),
+            ["event.properties"]
+        );
     }
 }

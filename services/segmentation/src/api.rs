@@ -5,28 +5,17 @@ use herald_outbox::Outbox;
 use herald_proto::segmentation::v1::segmentation_internal_service_server::SegmentationInternalService;
 use herald_proto::segmentation::v1::segmentation_service_server::SegmentationService;
 use herald_proto::segmentation::v1::*;
-use herald_runtime::{Caller, not_yet_implemented};
+use herald_runtime::{Clock, not_yet_implemented, require_workspace};
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
-use crate::error::Error;
 use crate::{store, validate};
 
 /// The internal service: events and identities relayed by ingest.
 pub struct Internal {
     pub db: DatabaseConnection,
     pub outbox: Outbox,
-}
-
-/// Internal callers name the workspace in the request; a workspace-scoped key may only
-/// name its own.
-fn check_workspace<T>(request: &Request<T>, workspace_id: &str) -> Result<(), Status> {
-    match Caller::of(request)?.workspace() {
-        Some(own) if own != workspace_id => Err(Status::permission_denied(
-            "this API key cannot act on another workspace",
-        )),
-        _ => Ok(()),
-    }
+    pub clock: Clock,
 }
 
 #[tonic::async_trait]
@@ -35,17 +24,15 @@ impl SegmentationInternalService for Internal {
         &self,
         request: Request<ApplyEventsRequest>,
     ) -> Result<Response<ApplyEventsResponse>, Status> {
-        let violations =
-            validate::events(&request.get_ref().workspace_id, &request.get_ref().events);
-        if !violations.is_empty() {
-            return Err(Error::Invalid(violations).into());
-        }
-        check_workspace(&request, &request.get_ref().workspace_id)?;
+        require_workspace(&request, &request.get_ref().workspace_id)?;
         let ApplyEventsRequest {
             workspace_id,
             events,
         } = request.into_inner();
-        let applied = store::apply_events(&self.db, &self.outbox, &workspace_id, &events).await?;
+        validate::events(&workspace_id, &events)?;
+        let applied =
+            store::apply_events(&self.db, &self.outbox, &self.clock, &workspace_id, &events)
+                .await?;
         Ok(Response::new(ApplyEventsResponse {
             applied: applied.applied,
             duplicates: applied.duplicates,
@@ -56,19 +43,14 @@ impl SegmentationInternalService for Internal {
         &self,
         request: Request<ApplyIdentitiesRequest>,
     ) -> Result<Response<ApplyIdentitiesResponse>, Status> {
-        let violations = validate::identities(
-            &request.get_ref().workspace_id,
-            &request.get_ref().identities,
-        );
-        if !violations.is_empty() {
-            return Err(Error::Invalid(violations).into());
-        }
-        check_workspace(&request, &request.get_ref().workspace_id)?;
+        require_workspace(&request, &request.get_ref().workspace_id)?;
         let ApplyIdentitiesRequest {
             workspace_id,
             identities,
         } = request.into_inner();
-        let applied = store::apply_identities(&self.db, &workspace_id, &identities).await?;
+        validate::identities(&workspace_id, &identities)?;
+        let applied =
+            store::apply_identities(&self.db, &self.clock, &workspace_id, &identities).await?;
         Ok(Response::new(ApplyIdentitiesResponse {
             applied: applied.applied,
             duplicates: applied.duplicates,
@@ -77,8 +59,9 @@ impl SegmentationInternalService for Internal {
 
     async fn forget_user(
         &self,
-        _: Request<ForgetUserRequest>,
+        request: Request<ForgetUserRequest>,
     ) -> Result<Response<ForgetUserResponse>, Status> {
+        require_workspace(&request, &request.get_ref().workspace_id)?;
         Err(not_yet_implemented(
             "SegmentationInternalService.ForgetUser",
         ))

@@ -1,25 +1,21 @@
 //! Segmentation's tables and its own migration history (`segmentation_migrations`).
 
+use herald_storage::schema::{blob, col, drop_tables, index, int16, int64, primary_key, text};
 use herald_storage::sea_orm_migration::prelude::*;
 
 /// The outbox table of segmentation.
 pub const OUTBOX_TABLE: &str = "segmentation_outbox";
 
-pub struct Migrator;
-
-#[async_trait::async_trait]
-impl MigratorTrait for Migrator {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
-            Box::new(CreateUserState),
-            Box::new(herald_outbox::migration(OUTBOX_TABLE)),
-        ]
-    }
-
-    fn migration_table_name() -> DynIden {
-        Alias::new("segmentation_migrations").into_iden()
-    }
-}
+herald_storage::migrator!(
+    /// Segmentation's migrations, in order.
+    Migrator,
+    "segmentation_migrations",
+    [
+        CreateUserState,
+        herald_outbox::migration(OUTBOX_TABLE),
+        TraitVersionsAndLedgerRetention,
+    ]
+);
 
 struct CreateUserState;
 
@@ -27,10 +23,6 @@ impl MigrationName for CreateUserState {
     fn name(&self) -> &str {
         "m20261122_000001_create_user_state"
     }
-}
-
-fn col(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name))
 }
 
 #[async_trait::async_trait]
@@ -41,17 +33,13 @@ impl MigrationTrait for CreateUserState {
                 Table::create()
                     .table(Alias::new("segmentation_processed"))
                     .if_not_exists()
-                    .col(col("workspace_id").string_len(128).not_null())
-                    .col(col("message_id").string_len(128).not_null())
-                    .col(col("kind").small_integer().not_null())
-                    .col(col("user_id").string_len(256).not_null())
-                    .col(col("processed_at").big_integer().not_null())
+                    .col(text("workspace_id", 128))
+                    .col(text("message_id", 128))
+                    .col(int16("kind"))
+                    .col(text("user_id", 256))
+                    .col(int64("processed_at"))
                     // Idempotency is the primary key: one row per applied message_id.
-                    .primary_key(
-                        Index::create()
-                            .col(Alias::new("workspace_id"))
-                            .col(Alias::new("message_id")),
-                    )
+                    .primary_key(&mut primary_key(&["workspace_id", "message_id"]))
                     .to_owned(),
             )
             .await?;
@@ -60,17 +48,13 @@ impl MigrationTrait for CreateUserState {
                 Table::create()
                     .table(Alias::new("segmentation_users"))
                     .if_not_exists()
-                    .col(col("workspace_id").string_len(128).not_null())
-                    .col(col("user_id").string_len(256).not_null())
+                    .col(text("workspace_id", 128))
+                    .col(text("user_id", 256))
                     // The merged traits as an encoded google.protobuf.Struct; empty for none.
-                    .col(col("traits").blob().not_null())
-                    .col(col("created_at").big_integer().not_null())
-                    .col(col("updated_at").big_integer().not_null())
-                    .primary_key(
-                        Index::create()
-                            .col(Alias::new("workspace_id"))
-                            .col(Alias::new("user_id")),
-                    )
+                    .col(blob("traits"))
+                    .col(int64("created_at"))
+                    .col(int64("updated_at"))
+                    .primary_key(&mut primary_key(&["workspace_id", "user_id"]))
                     .to_owned(),
             )
             .await?;
@@ -79,38 +63,77 @@ impl MigrationTrait for CreateUserState {
                 Table::create()
                     .table(Alias::new("segmentation_event_counts"))
                     .if_not_exists()
-                    .col(col("workspace_id").string_len(128).not_null())
-                    .col(col("user_id").string_len(256).not_null())
-                    .col(col("event_name").string_len(128).not_null())
-                    .col(col("count").big_integer().not_null())
-                    .col(col("first_at").big_integer().not_null())
-                    .col(col("last_at").big_integer().not_null())
-                    .primary_key(
-                        Index::create()
-                            .col(Alias::new("workspace_id"))
-                            .col(Alias::new("user_id"))
-                            .col(Alias::new("event_name")),
-                    )
+                    .col(text("workspace_id", 128))
+                    .col(text("user_id", 256))
+                    .col(text("event_name", 128))
+                    .col(int64("count"))
+                    .col(int64("first_at"))
+                    .col(int64("last_at"))
+                    .primary_key(&mut primary_key(&["workspace_id", "user_id", "event_name"]))
                     .to_owned(),
             )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in [
-            "segmentation_event_counts",
-            "segmentation_users",
-            "segmentation_processed",
-        ] {
-            manager
-                .drop_table(
-                    Table::drop()
-                        .table(Alias::new(table))
-                        .if_exists()
-                        .to_owned(),
-                )
-                .await?;
-        }
-        Ok(())
+        drop_tables(
+            manager,
+            &[
+                "segmentation_event_counts",
+                "segmentation_users",
+                "segmentation_processed",
+            ],
+        )
+        .await
+    }
+}
+
+/// Per-trait versions, so trait updates merge last-writer-wins whatever order they
+/// arrive in; and the index the ledger's retention cleanup deletes by.
+struct TraitVersionsAndLedgerRetention;
+
+impl MigrationName for TraitVersionsAndLedgerRetention {
+    fn name(&self) -> &str {
+        "m20261130_000001_trait_versions_and_ledger_retention"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for TraitVersionsAndLedgerRetention {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new("segmentation_users"))
+                    .add_column(col("trait_versions").blob().null())
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(index(
+                "segmentation_processed",
+                "segmentation_processed_at",
+                &["processed_at"],
+            ))
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("segmentation_processed_at")
+                    .table(Alias::new("segmentation_processed"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new("segmentation_users"))
+                    .drop_column(Alias::new("trait_versions"))
+                    .to_owned(),
+            )
+            .await
     }
 }

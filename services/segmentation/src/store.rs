@@ -4,11 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use herald_outbox::{NewItem, Outbox, Staged};
+use herald_core::time::ms_of_proto;
+use herald_outbox::{NewItem, Outbox};
 use herald_proto::common::v1::{Event, Identity};
 use herald_proto::trigger::v1::{HandleEventsRequest, UserEvent};
+use herald_runtime::{Clock, Error};
 use prost::Message;
-use prost_types::Struct;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
@@ -16,8 +17,7 @@ use sea_orm::{
 };
 
 use crate::downstream::TRIGGER;
-use crate::error::Error;
-use crate::traits;
+use crate::traits::{self, Version, Versions};
 
 pub mod processed {
     //! One applied event or identity update, by its message_id.
@@ -57,6 +57,8 @@ pub mod user {
         pub traits: Vec<u8>,
         pub created_at: i64,
         pub updated_at: i64,
+        /// When each trait was last written (`traits::Versions`); null for none yet.
+        pub trait_versions: Option<Vec<u8>>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -95,6 +97,12 @@ const CHUNK: usize = 500;
 const KIND_EVENT: i16 = 1;
 const KIND_IDENTITY: i16 = 2;
 
+/// The ledger of applied message ids, and the column retention counts from.
+pub const PROCESSED: herald_storage::retention::Ledger = herald_storage::retention::Ledger {
+    table: "segmentation_processed",
+    time_column: "processed_at",
+};
+
 /// What a call did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Applied {
@@ -102,304 +110,81 @@ pub struct Applied {
     pub duplicates: u32,
 }
 
+/// Records the message ids of `items` (the first of each id) as processed and returns
+/// the items seen for the first time, in request order.
+async fn first_seen<'a, T>(
+    txn: &DatabaseTransaction,
+    workspace: &str,
+    items: &'a [T],
+    key: impl Fn(&T) -> (&str, &str),
+    kind: i16,
+    now: i64,
+) -> Result<Vec<&'a T>, Error> {
+    let mut unique = HashSet::new();
+    let candidates: Vec<&T> = items.iter().filter(|i| unique.insert(key(i).0)).collect();
+    let rows = candidates
+        .iter()
+        .map(|i| {
+            let (message_id, user_id) = key(i);
+            processed::ActiveModel::from(processed::Model {
+                workspace_id: workspace.to_owned(),
+                message_id: message_id.to_owned(),
+                kind,
+                user_id: user_id.to_owned(),
+                processed_at: now,
+            })
+        })
+        .collect();
+    let fresh = herald_storage::insert_fresh(txn, rows).await?;
+    Ok(candidates
+        .into_iter()
+        .filter(|i| fresh.contains(&(workspace.to_owned(), key(i).0.to_owned())))
+        .collect())
+}
+
 /// Applies `events` of `workspace`: counters, users, and one outbox item per new event
 /// for trigger, in one transaction; returns once committed.
 pub async fn apply_events(
     db: &DatabaseConnection,
     outbox: &Outbox,
+    clock: &Clock,
     workspace: &str,
     events: &[Event],
 ) -> Result<Applied, Error> {
-    let (applied, staged) = retrying(|| try_apply_events(db, outbox, workspace, events)).await?;
-    outbox.publish(staged).await;
-    Ok(applied)
-}
-
-/// Merges `identities` of `workspace` into their users' traits in one transaction.
-pub async fn apply_identities(
-    db: &DatabaseConnection,
-    workspace: &str,
-    identities: &[Identity],
-) -> Result<Applied, Error> {
-    retrying(|| try_apply_identities(db, workspace, identities)).await
-}
-
-/// Two concurrent calls with the same new message_id (or the same new user) race on a
-/// primary key; the loser retries and then sees the winner's rows.
-async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, Error>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, Error>>,
-{
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        match attempt().await {
-            Err(Error::Database(e)) if tries < 3 && is_unique_violation(&e) => continue,
-            other => return other,
-        }
-    }
-}
-
-fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
-    matches!(
-        error.sql_err(),
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-    )
-}
-
-fn millis(t: Option<&prost_types::Timestamp>, default: i64) -> i64 {
-    t.map(|t| {
-        t.seconds
-            .saturating_mul(1000)
-            .saturating_add(i64::from(t.nanos) / 1_000_000)
-    })
-    .unwrap_or(default)
-}
-
-/// The message ids among `ids` already applied in `workspace`.
-async fn applied_ids(
-    txn: &DatabaseTransaction,
-    workspace: &str,
-    ids: Vec<&str>,
-) -> Result<HashSet<String>, Error> {
-    Ok(processed::Entity::find()
-        .select_only()
-        .column(processed::Column::MessageId)
-        .filter(processed::Column::WorkspaceId.eq(workspace))
-        .filter(processed::Column::MessageId.is_in(ids))
-        .into_tuple::<String>()
-        .all(txn)
-        .await?
-        .into_iter()
-        .collect())
-}
-
-/// One user's traits during a transaction.
-struct UserState {
-    traits: Struct,
-    /// False when the user has no row yet.
-    stored: bool,
-    changed: bool,
-}
-
-/// Loads (and on PostgreSQL locks, in user id order so that concurrent calls cannot
-/// deadlock) the users `ids` of `workspace`; unknown users start with no traits.
-async fn load_users(
-    txn: &DatabaseTransaction,
-    workspace: &str,
-    ids: &BTreeSet<&str>,
-) -> Result<BTreeMap<String, UserState>, Error> {
-    let mut users: BTreeMap<String, UserState> = ids
-        .iter()
-        .map(|id| {
-            (
-                id.to_string(),
-                UserState {
-                    traits: Struct::default(),
-                    stored: false,
-                    changed: false,
-                },
-            )
-        })
-        .collect();
-    if ids.is_empty() {
-        return Ok(users);
-    }
-    let rows = user::Entity::find()
-        .filter(user::Column::WorkspaceId.eq(workspace))
-        .filter(user::Column::UserId.is_in(ids.iter().copied()))
-        .order_by_asc(user::Column::UserId)
-        .lock_exclusive()
-        .all(txn)
-        .await?;
-    for row in rows {
-        let traits = traits::decode(&row.traits).map_err(|e| {
-            sea_orm::DbErr::Custom(format!("undecodable traits of user {:?}: {e}", row.user_id))
-        })?;
-        users.insert(
-            row.user_id,
-            UserState {
-                traits,
-                stored: true,
-                changed: false,
-            },
-        );
-    }
-    Ok(users)
-}
-
-/// Writes new users and users whose traits changed.
-async fn save_users(
-    txn: &DatabaseTransaction,
-    workspace: &str,
-    users: &BTreeMap<String, UserState>,
-    now: i64,
-) -> Result<(), Error> {
-    let row = |id: &String, state: &UserState| {
-        user::ActiveModel::from(user::Model {
-            workspace_id: workspace.to_owned(),
-            user_id: id.clone(),
-            traits: traits::encode(&state.traits),
-            created_at: now,
-            updated_at: now,
-        })
-    };
-    let new: Vec<_> = users
-        .iter()
-        .filter(|(_, s)| !s.stored)
-        .map(|(id, s)| row(id, s))
-        .collect();
-    for chunk in new.chunks(CHUNK) {
-        // A plain insert: if a concurrent call created the user meanwhile, this fails
-        // and the whole call retries on top of that user's traits.
-        user::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(txn)
-            .await?;
-    }
-    let changed: Vec<_> = users
-        .iter()
-        .filter(|(_, s)| s.stored && s.changed)
-        .map(|(id, s)| row(id, s))
-        .collect();
-    for chunk in changed.chunks(CHUNK) {
-        // These rows exist and are locked by this transaction: the upsert is an update.
-        user::Entity::insert_many(chunk.to_vec())
-            .on_conflict(
-                OnConflict::columns([user::Column::WorkspaceId, user::Column::UserId])
-                    .update_columns([user::Column::Traits, user::Column::UpdatedAt])
-                    .to_owned(),
-            )
-            .exec_without_returning(txn)
-            .await?;
-    }
-    Ok(())
-}
-
-async fn mark_processed(
-    txn: &DatabaseTransaction,
-    rows: Vec<processed::ActiveModel>,
-) -> Result<(), Error> {
-    for chunk in rows.chunks(CHUNK) {
-        processed::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(txn)
-            .await?;
-    }
-    Ok(())
-}
-
-fn processed_row(
-    workspace: &str,
-    message_id: &str,
-    kind: i16,
-    user_id: &str,
-    now: i64,
-) -> processed::ActiveModel {
-    processed::ActiveModel::from(processed::Model {
-        workspace_id: workspace.to_owned(),
-        message_id: message_id.to_owned(),
-        kind,
-        user_id: user_id.to_owned(),
-        processed_at: now,
-    })
-}
-
-async fn try_apply_identities(
-    db: &DatabaseConnection,
-    workspace: &str,
-    identities: &[Identity],
-) -> Result<Applied, Error> {
+    let now = clock.now_ms();
     let txn = db.begin().await?;
-    let mut seen = applied_ids(
+    let fresh = first_seen(
         &txn,
         workspace,
-        identities.iter().map(|i| i.message_id.as_str()).collect(),
+        events,
+        |e| (&e.message_id, &e.user_id),
+        KIND_EVENT,
+        now,
     )
     .await?;
-    let fresh: Vec<&Identity> = identities
-        .iter()
-        .filter(|i| seen.insert(i.message_id.clone()))
-        .collect();
-    let result = Applied {
-        applied: fresh.len() as u32,
-        duplicates: (identities.len() - fresh.len()) as u32,
-    };
-    if fresh.is_empty() {
-        txn.rollback().await?;
-        return Ok(result);
-    }
-    let now = herald_storage::now_ms();
-    let ids: BTreeSet<&str> = fresh.iter().map(|i| i.user_id.as_str()).collect();
-    let mut users = load_users(&txn, workspace, &ids).await?;
-    let mut processed = Vec::with_capacity(fresh.len());
-    // In request order: that is ingest's commit order per user.
-    for identity in &fresh {
-        if let (Some(update), Some(state)) = (&identity.traits, users.get_mut(&identity.user_id)) {
-            state.changed |= traits::merge(&mut state.traits, update);
-        }
-        processed.push(processed_row(
-            workspace,
-            &identity.message_id,
-            KIND_IDENTITY,
-            &identity.user_id,
-            now,
-        ));
-    }
-    mark_processed(&txn, processed).await?;
-    save_users(&txn, workspace, &users, now).await?;
-    txn.commit().await?;
-    Ok(result)
-}
-
-async fn try_apply_events(
-    db: &DatabaseConnection,
-    outbox: &Outbox,
-    workspace: &str,
-    events: &[Event],
-) -> Result<(Applied, Staged), Error> {
-    let txn = db.begin().await?;
-    let mut seen = applied_ids(
-        &txn,
-        workspace,
-        events.iter().map(|e| e.message_id.as_str()).collect(),
-    )
-    .await?;
-    let fresh: Vec<&Event> = events
-        .iter()
-        .filter(|e| seen.insert(e.message_id.clone()))
-        .collect();
     let result = Applied {
         applied: fresh.len() as u32,
         duplicates: (events.len() - fresh.len()) as u32,
     };
     if fresh.is_empty() {
         txn.rollback().await?;
-        return Ok((result, Staged::default()));
+        return Ok(result);
     }
-    let now = herald_storage::now_ms();
     let ids: BTreeSet<&str> = fresh.iter().map(|e| e.user_id.as_str()).collect();
-    let users = load_users(&txn, workspace, &ids).await?;
+    let users = users(&txn, workspace, &ids, now, false).await?;
     let traceparent = herald_runtime::telemetry::current_traceparent();
     // (user, event name) → (count, first, last), in key order so upserts lock rows in
     // the same order in every transaction.
     let mut counts: BTreeMap<(&str, &str), (i64, i64, i64)> = BTreeMap::new();
-    let mut processed = Vec::with_capacity(fresh.len());
     let mut items = Vec::with_capacity(fresh.len());
     for event in &fresh {
-        let at = millis(event.timestamp.as_ref(), now);
+        let at = event.timestamp.as_ref().map(ms_of_proto).unwrap_or(now);
         let entry = counts
             .entry((event.user_id.as_str(), event.name.as_str()))
             .or_insert((0, at, at));
         entry.0 += 1;
         entry.1 = entry.1.min(at);
         entry.2 = entry.2.max(at);
-        processed.push(processed_row(
-            workspace,
-            &event.message_id,
-            KIND_EVENT,
-            &event.user_id,
-            now,
-        ));
         let traits = users
             .get(&event.user_id)
             .and_then(|u| traits::present(&u.traits));
@@ -418,8 +203,6 @@ async fn try_apply_events(
             traceparent: traceparent.clone(),
         });
     }
-    mark_processed(&txn, processed).await?;
-    save_users(&txn, workspace, &users, now).await?;
     let rows: Vec<_> = counts
         .into_iter()
         .map(|((user_id, name), (count, first_at, last_at))| {
@@ -461,7 +244,128 @@ async fn try_apply_events(
     }
     let staged = outbox.add(&txn, items).await?;
     txn.commit().await?;
-    Ok((result, staged))
+    outbox.publish(staged).await;
+    Ok(result)
+}
+
+/// Merges `identities` of `workspace` into their users' traits in one transaction,
+/// last writer wins per trait by the identity's timestamp.
+pub async fn apply_identities(
+    db: &DatabaseConnection,
+    clock: &Clock,
+    workspace: &str,
+    identities: &[Identity],
+) -> Result<Applied, Error> {
+    let now = clock.now_ms();
+    let txn = db.begin().await?;
+    let fresh = first_seen(
+        &txn,
+        workspace,
+        identities,
+        |i| (&i.message_id, &i.user_id),
+        KIND_IDENTITY,
+        now,
+    )
+    .await?;
+    let result = Applied {
+        applied: fresh.len() as u32,
+        duplicates: (identities.len() - fresh.len()) as u32,
+    };
+    if fresh.is_empty() {
+        txn.rollback().await?;
+        return Ok(result);
+    }
+    let ids: BTreeSet<&str> = fresh.iter().map(|i| i.user_id.as_str()).collect();
+    let mut users = users(&txn, workspace, &ids, now, true).await?;
+    for identity in &fresh {
+        if let (Some(update), Some(state)) = (&identity.traits, users.get_mut(&identity.user_id)) {
+            let version = Version {
+                at_ms: identity.timestamp.as_ref().map(ms_of_proto).unwrap_or(now),
+                message_id: identity.message_id.clone(),
+            };
+            state.changed |=
+                traits::merge(&mut state.traits, &mut state.versions, update, &version);
+        }
+    }
+    save_changed(&txn, workspace, &users, now).await?;
+    txn.commit().await?;
+    Ok(result)
+}
+
+/// One user's traits during a transaction.
+struct UserState {
+    traits: prost_types::Struct,
+    versions: Versions,
+    changed: bool,
+}
+
+/// The users `ids` of `workspace`, created (without traits) where they are new. With
+/// `lock`, their rows are locked for update (on PostgreSQL; SQLite serialises writers),
+/// in user id order so that concurrent calls cannot deadlock.
+async fn users(
+    txn: &DatabaseTransaction,
+    workspace: &str,
+    ids: &BTreeSet<&str>,
+    now: i64,
+    lock: bool,
+) -> Result<BTreeMap<String, UserState>, Error> {
+    let new = ids.iter().map(|id| {
+        user::ActiveModel::from(user::Model {
+            workspace_id: workspace.to_owned(),
+            user_id: (*id).to_owned(),
+            traits: Vec::new(),
+            created_at: now,
+            updated_at: now,
+            trait_versions: None,
+        })
+    });
+    herald_storage::insert_fresh(txn, new.collect()).await?;
+    let mut query = user::Entity::find()
+        .filter(user::Column::WorkspaceId.eq(workspace))
+        .filter(user::Column::UserId.is_in(ids.iter().copied()))
+        .order_by_asc(user::Column::UserId);
+    if lock {
+        query = query.lock_exclusive();
+    }
+    let mut users = BTreeMap::new();
+    for row in query.all(txn).await? {
+        let corrupt = |e: prost::DecodeError| {
+            Error::corrupt(format!("traits of user {:?}: {e}", row.user_id))
+        };
+        let state = UserState {
+            traits: traits::decode(&row.traits).map_err(corrupt)?,
+            versions: traits::decode_versions(row.trait_versions.as_deref()).map_err(corrupt)?,
+            changed: false,
+        };
+        users.insert(row.user_id, state);
+    }
+    Ok(users)
+}
+
+/// Writes the users whose traits changed (their rows exist and are locked).
+async fn save_changed(
+    txn: &DatabaseTransaction,
+    workspace: &str,
+    users: &BTreeMap<String, UserState>,
+    now: i64,
+) -> Result<(), Error> {
+    for (id, state) in users.iter().filter(|(_, s)| s.changed) {
+        user::Entity::update_many()
+            .col_expr(
+                user::Column::Traits,
+                Expr::value(traits::encode(&state.traits)),
+            )
+            .col_expr(
+                user::Column::TraitVersions,
+                Expr::value(Some(state.versions.encode_to_vec())),
+            )
+            .col_expr(user::Column::UpdatedAt, Expr::value(now))
+            .filter(user::Column::WorkspaceId.eq(workspace))
+            .filter(user::Column::UserId.eq(id.as_str()))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -503,16 +407,24 @@ mod tests {
         .await
         .unwrap();
         let shutdown = herald_runtime::CancellationToken::new();
-        let outbox = Outbox::builder(db.clone(), crate::migration::OUTBOX_TABLE, "test")
-            .destination(TRIGGER, Arc::new(Nowhere))
-            .start(shutdown.clone());
+        let clock = Clock::manual("2026-06-01T00:00:00Z".parse().unwrap());
+        let outbox = Outbox::builder(
+            db.clone(),
+            crate::migration::OUTBOX_TABLE,
+            "test",
+            clock.clone(),
+        )
+        .destination(TRIGGER, Arc::new(Nowhere))
+        .start(shutdown.clone());
 
         let first = [
             event("m1", "opened", 100),
             event("m2", "opened", 50),
             event("m3", "paid", 70),
         ];
-        let applied = apply_events(&db, &outbox, "acme", &first).await.unwrap();
+        let applied = apply_events(&db, &outbox, &clock, "acme", &first)
+            .await
+            .unwrap();
         assert_eq!(
             applied,
             Applied {
@@ -525,7 +437,9 @@ mod tests {
             event("m4", "opened", 300),
             event("m4", "opened", 300),
         ];
-        let applied = apply_events(&db, &outbox, "acme", &again).await.unwrap();
+        let applied = apply_events(&db, &outbox, &clock, "acme", &again)
+            .await
+            .unwrap();
         assert_eq!(
             applied,
             Applied {

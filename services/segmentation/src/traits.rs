@@ -1,14 +1,55 @@
 //! Merging trait updates into a user's traits: key by key at the top level, a null value
-//! removes the trait, keys not mentioned are kept.
+//! removes the trait, keys not mentioned are kept, and for each key the update with the
+//! latest version wins whatever order updates arrive in. A version is the identity's
+//! timestamp, then its message_id to break ties, so replicas of ingest relaying one
+//! user's identities in either order end with the same traits.
+
+use std::collections::HashMap;
 
 use prost::Message;
 use prost_types::Struct;
 use prost_types::value::Kind;
 
-/// Merges `update` into `traits`; returns whether anything changed.
-pub fn merge(traits: &mut Struct, update: &Struct) -> bool {
+/// When a trait was last written: by which identity, at what time.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Message)]
+pub struct Version {
+    /// The identity's timestamp, milliseconds since the epoch.
+    #[prost(int64, tag = "1")]
+    pub at_ms: i64,
+    /// The identity's message_id.
+    #[prost(string, tag = "2")]
+    pub message_id: String,
+}
+
+/// The version of every trait key ever written, removed ones included (so a late, older
+/// update cannot bring a removed trait back).
+#[derive(Clone, PartialEq, Message)]
+pub struct Versions {
+    #[prost(map = "string, message", tag = "1")]
+    pub by_key: HashMap<String, Version>,
+}
+
+/// Merges `update`, written at `version`, into `traits`; returns whether anything changed.
+pub fn merge(
+    traits: &mut Struct,
+    versions: &mut Versions,
+    update: &Struct,
+    version: &Version,
+) -> bool {
     let mut changed = false;
     for (key, value) in &update.fields {
+        if versions
+            .by_key
+            .get(key)
+            .is_some_and(|current| current > version)
+        {
+            // A later update of this trait was applied already.
+            continue;
+        }
+        if versions.by_key.get(key) != Some(version) {
+            versions.by_key.insert(key.clone(), version.clone());
+            changed = true;
+        }
         if matches!(value.kind, None | Some(Kind::NullValue(_))) {
             changed |= traits.fields.remove(key).is_some();
         } else if traits.fields.get(key) != Some(value) {
@@ -22,6 +63,11 @@ pub fn merge(traits: &mut Struct, update: &Struct) -> bool {
 /// Decodes stored traits; empty bytes are no traits.
 pub fn decode(bytes: &[u8]) -> Result<Struct, prost::DecodeError> {
     Struct::decode(bytes)
+}
+
+/// Decodes stored versions; none stored are no versions.
+pub fn decode_versions(bytes: Option<&[u8]>) -> Result<Versions, prost::DecodeError> {
+    Versions::decode(bytes.unwrap_or_default())
 }
 
 /// Encodes traits for storage.
@@ -52,24 +98,32 @@ mod tests {
         }
     }
 
+    fn v(at_ms: i64, id: &str) -> Version {
+        Version {
+            at_ms,
+            message_id: id.into(),
+        }
+    }
+
+    fn text(s: &str) -> Kind {
+        Kind::StringValue(s.into())
+    }
+
     #[test]
     fn keys_are_replaced_added_and_kept() {
-        let mut t = traits(&[
-            ("plan", Kind::StringValue("free".into())),
-            ("seats", Kind::NumberValue(1.0)),
-        ]);
+        let mut t = traits(&[("plan", text("free")), ("seats", Kind::NumberValue(1.0))]);
+        let mut versions = Versions::default();
         let changed = merge(
             &mut t,
-            &traits(&[
-                ("plan", Kind::StringValue("pro".into())),
-                ("new", Kind::BoolValue(true)),
-            ]),
+            &mut versions,
+            &traits(&[("plan", text("pro")), ("new", Kind::BoolValue(true))]),
+            &v(1, "a"),
         );
         assert!(changed);
         assert_eq!(
             t,
             traits(&[
-                ("plan", Kind::StringValue("pro".into())),
+                ("plan", text("pro")),
                 ("seats", Kind::NumberValue(1.0)),
                 ("new", Kind::BoolValue(true))
             ])
@@ -82,10 +136,7 @@ mod tests {
             ("a", Kind::NumberValue(1.0)),
             ("b", Kind::NumberValue(2.0)),
         ]));
-        let mut t = traits(&[
-            ("plan", Kind::StringValue("free".into())),
-            ("company", nested),
-        ]);
+        let mut t = traits(&[("plan", text("free")), ("company", nested)]);
         let update = traits(&[
             ("plan", Kind::NullValue(0)),
             (
@@ -94,7 +145,7 @@ mod tests {
             ),
             ("absent", Kind::NullValue(0)),
         ]);
-        assert!(merge(&mut t, &update));
+        assert!(merge(&mut t, &mut Versions::default(), &update, &v(1, "a")));
         assert_eq!(
             t,
             traits(&[(
@@ -105,20 +156,74 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_update_changes_nothing() {
-        let mut t = traits(&[("plan", Kind::StringValue("free".into()))]);
-        assert!(!merge(&mut t, &Struct::default()));
+    fn the_latest_version_wins_in_either_order() {
+        let older = (
+            traits(&[("plan", text("free")), ("seats", Kind::NumberValue(1.0))]),
+            v(100, "m1"),
+        );
+        let newer = (
+            traits(&[("plan", text("pro")), ("gone", Kind::NullValue(0))]),
+            v(200, "m2"),
+        );
+        let mut results = Vec::new();
+        for order in [[&older, &newer], [&newer, &older]] {
+            let mut t = traits(&[("gone", text("x"))]);
+            let mut versions = Versions::default();
+            for (update, version) in order {
+                merge(&mut t, &mut versions, update, version);
+            }
+            results.push(t);
+        }
+        assert_eq!(results[0], results[1]);
+        assert_eq!(
+            results[0],
+            traits(&[("plan", text("pro")), ("seats", Kind::NumberValue(1.0))])
+        );
+    }
+
+    #[test]
+    fn a_late_older_update_cannot_bring_back_a_removed_trait() {
+        let mut t = Struct::default();
+        let mut versions = Versions::default();
+        merge(
+            &mut t,
+            &mut versions,
+            &traits(&[("plan", Kind::NullValue(0))]),
+            &v(200, "m2"),
+        );
         assert!(!merge(
             &mut t,
-            &traits(&[("plan", Kind::StringValue("free".into()))])
+            &mut versions,
+            &traits(&[("plan", text("free"))]),
+            &v(100, "m1")
+        ));
+        assert!(t.fields.is_empty());
+    }
+
+    #[test]
+    fn an_empty_update_changes_nothing() {
+        let mut t = traits(&[("plan", text("free"))]);
+        let mut versions = Versions::default();
+        assert!(!merge(
+            &mut t,
+            &mut versions,
+            &Struct::default(),
+            &v(1, "a")
         ));
         assert!(present(&Struct::default()).is_none());
     }
 
     #[test]
-    fn traits_round_trip_through_storage() {
-        let t = traits(&[("plan", Kind::StringValue("pro".into()))]);
+    fn traits_and_versions_round_trip_through_storage() {
+        let t = traits(&[("plan", text("pro"))]);
         assert_eq!(decode(&encode(&t)).unwrap(), t);
         assert_eq!(decode(&[]).unwrap(), Struct::default());
+        let mut versions = Versions::default();
+        versions.by_key.insert("plan".into(), v(5, "m"));
+        assert_eq!(
+            decode_versions(Some(&versions.encode_to_vec())).unwrap(),
+            versions
+        );
+        assert_eq!(decode_versions(None).unwrap(), Versions::default());
     }
 }

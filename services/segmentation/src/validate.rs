@@ -1,77 +1,79 @@
-//! Checks the internal requests ingest relays: a workspace, at most [`MAX_BATCH`] items,
-//! and on every item the ids and names segmentation keys its state on. Ingest already
-//! enforced the full limits; these checks keep a misbehaving caller from writing
-//! unkeyed state, and name every wrong field.
+//! Checks the internal requests ingest relays: a workspace, at most
+//! [`limits::MAX_BATCH`] items, and on every item the ids and names segmentation keys its
+//! state on. Ingest already enforced the full limits; these checks keep a misbehaving
+//! caller from writing unkeyed state, and name every wrong field.
 
+use herald_core::{Len, Violations, limits};
 use herald_proto::common::v1::{Event, Identity};
-use herald_runtime::FieldViolation;
+use herald_runtime::Error;
 
-/// Largest number of events or identities in one call.
-pub const MAX_BATCH: usize = 1000;
-
-fn check_len(out: &mut Vec<FieldViolation>, field: String, value: &str, max: usize) {
-    let len = value.chars().count();
-    if len == 0 {
-        out.push(FieldViolation::new(field, "must not be empty"));
-    } else if len > max {
-        out.push(FieldViolation::new(
+fn check_batch(out: &mut Violations, workspace_id: &str, field: &str, len: usize) {
+    out.text(
+        "workspace_id",
+        workspace_id,
+        Len::required(limits::WORKSPACE_ID),
+    );
+    if len > limits::MAX_BATCH {
+        out.push(
             field,
-            format!("must be at most {max} characters, got {len}"),
-        ));
+            format!("must hold at most {} items, got {len}", limits::MAX_BATCH),
+        );
     }
 }
 
-fn check_batch(out: &mut Vec<FieldViolation>, workspace_id: &str, field: &str, len: usize) {
-    check_len(out, "workspace_id".into(), workspace_id, 128);
-    if len > MAX_BATCH {
-        out.push(FieldViolation::new(
-            field,
-            format!("must hold at most {MAX_BATCH} items, got {len}"),
-        ));
-    }
-}
-
-/// Violations of an ApplyEvents request.
-pub fn events(workspace_id: &str, events: &[Event]) -> Vec<FieldViolation> {
-    let mut out = Vec::new();
+/// Checks an ApplyEvents request.
+pub fn events(workspace_id: &str, events: &[Event]) -> Result<(), Error> {
+    let mut out = Violations::new();
     check_batch(&mut out, workspace_id, "events", events.len());
     for (i, e) in events.iter().enumerate() {
-        check_len(
-            &mut out,
+        out.text(
             format!("events[{i}].message_id"),
             &e.message_id,
-            128,
+            Len::required(limits::MESSAGE_ID),
         );
-        check_len(&mut out, format!("events[{i}].user_id"), &e.user_id, 256);
-        check_len(&mut out, format!("events[{i}].name"), &e.name, 128);
+        out.text(
+            format!("events[{i}].user_id"),
+            &e.user_id,
+            Len::required(limits::USER_ID),
+        );
+        out.text(
+            format!("events[{i}].name"),
+            &e.name,
+            Len::required(limits::EVENT_NAME),
+        );
     }
-    out
+    Ok(out.finish()?)
 }
 
-/// Violations of an ApplyIdentities request.
-pub fn identities(workspace_id: &str, identities: &[Identity]) -> Vec<FieldViolation> {
-    let mut out = Vec::new();
+/// Checks an ApplyIdentities request.
+pub fn identities(workspace_id: &str, identities: &[Identity]) -> Result<(), Error> {
+    let mut out = Violations::new();
     check_batch(&mut out, workspace_id, "identities", identities.len());
     for (i, identity) in identities.iter().enumerate() {
-        check_len(
-            &mut out,
+        out.text(
             format!("identities[{i}].message_id"),
             &identity.message_id,
-            128,
+            Len::required(limits::MESSAGE_ID),
         );
-        check_len(
-            &mut out,
+        out.text(
             format!("identities[{i}].user_id"),
             &identity.user_id,
-            256,
+            Len::required(limits::USER_ID),
         );
     }
-    out
+    Ok(out.finish()?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fields(result: Result<(), Error>) -> Vec<String> {
+        match result {
+            Err(Error::InvalidArgument(v)) => v.into_iter().map(|v| v.field).collect(),
+            other => panic!("expected violations, got {other:?}"),
+        }
+    }
 
     #[test]
     fn every_missing_key_is_named() {
@@ -85,10 +87,7 @@ mod tests {
             message_id: "m2".into(),
             ..Default::default()
         };
-        let fields: Vec<String> = events("", &[ok, bad])
-            .into_iter()
-            .map(|v| v.field)
-            .collect();
+        let fields = fields(events("", &[ok, bad]));
         assert_eq!(
             fields,
             ["workspace_id", "events[1].user_id", "events[1].name"]
@@ -97,10 +96,7 @@ mod tests {
 
     #[test]
     fn identities_need_ids() {
-        let fields: Vec<String> = identities("acme", &[Identity::default()])
-            .into_iter()
-            .map(|v| v.field)
-            .collect();
+        let fields = fields(identities("acme", &[Identity::default()]));
         assert_eq!(
             fields,
             ["identities[0].message_id", "identities[0].user_id"]

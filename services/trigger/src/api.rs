@@ -2,26 +2,20 @@
 
 use std::sync::Arc;
 
+use herald_core::{Len, Violations, limits};
 use herald_outbox::Outbox;
 use herald_proto::trigger::v1::trigger_internal_service_server::TriggerInternalService;
 use herald_proto::trigger::v1::trigger_service_server::TriggerService;
 use herald_proto::trigger::v1::*;
-use herald_runtime::{Caller, FieldViolation};
+use herald_runtime::{Caller, Clock, Error, not_yet_implemented, require_workspace};
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
-use crate::error::Error;
-use crate::render::TemplateCache;
+use crate::cache::CampaignCache;
 use crate::{fire, manage};
 
-/// Most events in one HandleEvents call.
-const MAX_EVENTS: usize = 1000;
-
-fn workspace<T>(request: &Request<T>) -> Result<String, Status> {
-    Caller::of(request)?
-        .workspace()
-        .map(str::to_owned)
-        .ok_or_else(|| Status::permission_denied("campaign RPCs need a workspace API key"))
+fn workspace<T>(request: &Request<T>) -> Result<String, Error> {
+    Ok(Caller::of(request)?.key_workspace()?.to_owned())
 }
 
 fn required<T>(value: Option<T>, field: &str) -> Result<T, Error> {
@@ -31,7 +25,8 @@ fn required<T>(value: Option<T>, field: &str) -> Result<T, Error> {
 /// The public campaign API.
 pub struct Campaigns {
     pub db: DatabaseConnection,
-    pub templates: Arc<TemplateCache>,
+    pub cache: Arc<CampaignCache>,
+    pub clock: Clock,
 }
 
 #[tonic::async_trait]
@@ -42,8 +37,14 @@ impl TriggerService for Campaigns {
     ) -> Result<Response<CreateCampaignResponse>, Status> {
         let workspace = workspace(&request)?;
         let campaign = required(request.into_inner().campaign, "campaign")?;
-        let campaign =
-            manage::create(&self.db, self.templates.parser(), &workspace, campaign).await?;
+        let campaign = manage::create(
+            &self.db,
+            self.cache.parser(),
+            &self.clock,
+            &workspace,
+            campaign,
+        )
+        .await?;
         Ok(Response::new(CreateCampaignResponse {
             campaign: Some(campaign),
         }))
@@ -84,7 +85,8 @@ impl TriggerService for Campaigns {
         let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
         let campaign = manage::update(
             &self.db,
-            self.templates.parser(),
+            self.cache.parser(),
+            &self.clock,
             &workspace,
             campaign,
             &paths,
@@ -103,7 +105,8 @@ impl TriggerService for Campaigns {
         let r = request.into_inner();
         let campaign = manage::set_status(
             &self.db,
-            self.templates.parser(),
+            self.cache.parser(),
+            &self.clock,
             &workspace,
             &r.campaign_id,
             r.status,
@@ -118,9 +121,7 @@ impl TriggerService for Campaigns {
         &self,
         _: Request<ExplainDecisionRequest>,
     ) -> Result<Response<ExplainDecisionResponse>, Status> {
-        Err(herald_runtime::not_yet_implemented(
-            "TriggerService.ExplainDecision",
-        ))
+        Err(not_yet_implemented("TriggerService.ExplainDecision"))
     }
 }
 
@@ -128,58 +129,45 @@ impl TriggerService for Campaigns {
 pub struct Internal {
     pub db: DatabaseConnection,
     pub outbox: Outbox,
-    pub templates: Arc<TemplateCache>,
+    pub cache: Arc<CampaignCache>,
+    pub clock: Clock,
 }
 
-fn check_len(out: &mut Vec<FieldViolation>, field: String, value: &str, max: usize) {
-    let len = value.chars().count();
-    if len == 0 {
-        out.push(FieldViolation::new(field, "is required"));
-    } else if len > max {
-        out.push(FieldViolation::new(
-            field,
-            format!("must be at most {max} characters, got {len}"),
-        ));
-    }
-}
-
-fn check_events(request: &HandleEventsRequest) -> Vec<FieldViolation> {
-    let mut out = Vec::new();
-    check_len(&mut out, "workspace_id".into(), &request.workspace_id, 128);
-    if request.events.len() > MAX_EVENTS {
-        out.push(FieldViolation::new(
+fn check_events(request: &HandleEventsRequest) -> Result<(), Error> {
+    let mut out = Violations::new();
+    out.text(
+        "workspace_id",
+        &request.workspace_id,
+        Len::required(limits::WORKSPACE_ID),
+    );
+    if request.events.len() > limits::MAX_BATCH {
+        out.push(
             "events",
-            format!("must hold at most {MAX_EVENTS} events"),
-        ));
+            format!("must hold at most {} events", limits::MAX_BATCH),
+        );
     }
     for (i, user_event) in request.events.iter().enumerate() {
         let Some(event) = &user_event.event else {
-            out.push(FieldViolation::new(
-                format!("events[{i}].event"),
-                "is required",
-            ));
+            out.push(format!("events[{i}].event"), "is required");
             continue;
         };
-        check_len(
-            &mut out,
+        out.text(
             format!("events[{i}].event.message_id"),
             &event.message_id,
-            128,
+            Len::required(limits::MESSAGE_ID),
         );
-        check_len(
-            &mut out,
+        out.text(
             format!("events[{i}].event.user_id"),
             &event.user_id,
-            256,
+            Len::required(limits::USER_ID),
         );
-        check_len(
-            &mut out,
+        out.text(
             format!("events[{i}].event.name"),
             &event.name,
-            128,
+            Len::required(limits::EVENT_NAME),
         );
     }
-    out
+    Ok(out.finish()?)
 }
 
 #[tonic::async_trait]
@@ -188,15 +176,14 @@ impl TriggerInternalService for Internal {
         &self,
         request: Request<HandleEventsRequest>,
     ) -> Result<Response<HandleEventsResponse>, Status> {
+        require_workspace(&request, &request.get_ref().workspace_id)?;
         let request = request.into_inner();
-        let violations = check_events(&request);
-        if !violations.is_empty() {
-            return Err(Error::Invalid(violations).into());
-        }
+        check_events(&request)?;
         let outcome = fire::handle_events(
             &self.db,
             &self.outbox,
-            &self.templates,
+            &self.cache,
+            &self.clock,
             &request.workspace_id,
             &request.events,
         )
@@ -209,19 +196,19 @@ impl TriggerInternalService for Internal {
 
     async fn handle_segment_transitions(
         &self,
-        _: Request<HandleSegmentTransitionsRequest>,
+        request: Request<HandleSegmentTransitionsRequest>,
     ) -> Result<Response<HandleSegmentTransitionsResponse>, Status> {
-        Err(herald_runtime::not_yet_implemented(
+        require_workspace(&request, &request.get_ref().workspace_id)?;
+        Err(not_yet_implemented(
             "TriggerInternalService.HandleSegmentTransitions",
         ))
     }
 
     async fn forget_user(
         &self,
-        _: Request<ForgetUserRequest>,
+        request: Request<ForgetUserRequest>,
     ) -> Result<Response<ForgetUserResponse>, Status> {
-        Err(herald_runtime::not_yet_implemented(
-            "TriggerInternalService.ForgetUser",
-        ))
+        require_workspace(&request, &request.get_ref().workspace_id)?;
+        Err(not_yet_implemented("TriggerInternalService.ForgetUser"))
     }
 }

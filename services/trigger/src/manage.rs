@@ -1,12 +1,12 @@
 //! The campaign lifecycle: create, read, list, update and status changes, per workspace.
 
+use herald_campaigns::validate;
+use herald_core::time::{ms_of_proto, proto_from_ms};
 use herald_proto::trigger::v1::{Campaign, CampaignStatus};
-use herald_runtime::FieldViolation;
+use herald_runtime::{Clock, Error, FieldViolation};
 use sea_orm::DatabaseConnection;
 
-use crate::error::Error;
 use crate::store::{self, Cursor};
-use crate::validate;
 
 /// Default and largest page of ListCampaigns.
 const DEFAULT_PAGE: i32 = 50;
@@ -16,27 +16,59 @@ fn status_of(campaign: &Campaign) -> CampaignStatus {
     CampaignStatus::try_from(campaign.status).unwrap_or(CampaignStatus::Unspecified)
 }
 
-fn check(parser: &liquid::Parser, campaign: &Campaign) -> Result<(), Error> {
-    let mut violations = validate::campaign(parser, campaign);
+/// What keeps `campaign` from being ACTIVE: incompleteness, settings this version does
+/// not enforce, and a priority that would have to choose among campaigns firing together.
+async fn active_violations(
+    db: &DatabaseConnection,
+    workspace: &str,
+    campaign: &Campaign,
+) -> Result<Vec<FieldViolation>, Error> {
+    let mut violations = validate::completeness(campaign);
+    let event = validate::trigger_event_name(campaign);
+    if !event.is_empty() {
+        let others = store::active_for_events(db, workspace, vec![event.to_owned()]).await?;
+        violations.extend(validate::priority_conflicts(
+            campaign,
+            others.iter().map(|s| &s.campaign),
+        ));
+    }
+    Ok(violations)
+}
+
+/// INVALID_ARGUMENT when `campaign` breaks the contract; FAILED_PRECONDITION when it is
+/// valid but is (to be) ACTIVE and cannot be.
+async fn check(
+    db: &DatabaseConnection,
+    parser: &liquid::Parser,
+    workspace: &str,
+    campaign: &Campaign,
+) -> Result<(), Error> {
+    let violations = validate::campaign(parser, campaign);
+    if !violations.is_empty() {
+        return Err(Error::InvalidArgument(violations));
+    }
     if status_of(campaign) == CampaignStatus::Active {
-        violations.extend(validate::completeness(campaign));
+        let violations = active_violations(db, workspace, campaign).await?;
+        if !violations.is_empty() {
+            return Err(Error::FailedPrecondition {
+                message: "the campaign cannot be active".into(),
+                violations,
+            });
+        }
     }
-    if violations.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Invalid(violations))
-    }
+    Ok(())
 }
 
 /// An update time after `previous`, so that every write is a new version.
-fn next_update_ms(previous: i64) -> i64 {
-    herald_storage::now_ms().max(previous + 1)
+fn next_update_ms(clock: &Clock, previous: i64) -> i64 {
+    clock.now_ms().max(previous + 1)
 }
 
 /// Creates `campaign` in `workspace` with a new id; returns it as stored.
 pub async fn create(
     db: &DatabaseConnection,
     parser: &liquid::Parser,
+    clock: &Clock,
     workspace: &str,
     mut campaign: Campaign,
 ) -> Result<Campaign, Error> {
@@ -50,10 +82,10 @@ pub async fn create(
             ));
         }
     };
-    campaign.id = format!("cmp_{}", uuid::Uuid::now_v7().simple());
+    campaign.id = herald_core::ids::new_id("cmp", clock);
     validate::assign_variant_ids(&mut campaign);
-    check(parser, &campaign)?;
-    let now = store::timestamp(herald_storage::now_ms());
+    check(db, parser, workspace, &campaign).await?;
+    let now = proto_from_ms(clock.now_ms());
     campaign.create_time = Some(now);
     campaign.update_time = Some(now);
     store::insert(db, workspace, &campaign).await?;
@@ -134,7 +166,7 @@ pub async fn list(
             let create_ms = last
                 .create_time
                 .as_ref()
-                .map(store::millis)
+                .map(ms_of_proto)
                 .unwrap_or_default();
             next = encode_token(
                 status,
@@ -152,6 +184,7 @@ pub async fn list(
 pub async fn update(
     db: &DatabaseConnection,
     parser: &liquid::Parser,
+    clock: &Clock,
     workspace: &str,
     update: Campaign,
     paths: &[String],
@@ -168,9 +201,8 @@ pub async fn update(
     let stored = store::get(db, workspace, &update.id).await?;
     let mut campaign = stored.campaign;
     if status_of(&campaign) == CampaignStatus::Archived {
-        return Err(Error::FailedPrecondition(
-            "an archived campaign cannot be updated".into(),
-            Vec::new(),
+        return Err(Error::failed_precondition(
+            "an archived campaign cannot be updated",
         ));
     }
     let mut violations = Vec::new();
@@ -204,11 +236,11 @@ pub async fn update(
         }
     }
     if !violations.is_empty() {
-        return Err(Error::Invalid(violations));
+        return Err(Error::InvalidArgument(violations));
     }
     validate::assign_variant_ids(&mut campaign);
-    check(parser, &campaign)?;
-    campaign.update_time = Some(store::timestamp(next_update_ms(stored.update_time_ms)));
+    check(db, parser, workspace, &campaign).await?;
+    campaign.update_time = Some(proto_from_ms(next_update_ms(clock, stored.update_time_ms)));
     store::replace(db, workspace, &campaign, stored.update_time_ms).await?;
     Ok(campaign)
 }
@@ -217,6 +249,7 @@ pub async fn update(
 pub async fn set_status(
     db: &DatabaseConnection,
     parser: &liquid::Parser,
+    clock: &Clock,
     workspace: &str,
     id: &str,
     status: i32,
@@ -245,27 +278,24 @@ pub async fn set_status(
         (Draft, Active) | (Active, Paused) | (Paused, Active) | (Draft | Active | Paused, Archived)
     );
     if !allowed {
-        return Err(Error::FailedPrecondition(
-            format!(
-                "a {} campaign cannot become {}",
-                name(current),
-                name(target)
-            ),
-            Vec::new(),
-        ));
+        return Err(Error::failed_precondition(format!(
+            "a {} campaign cannot become {}",
+            name(current),
+            name(target)
+        )));
     }
     if target == Active {
         let mut violations = validate::campaign(parser, &campaign);
-        violations.extend(validate::completeness(&campaign));
+        violations.extend(active_violations(db, workspace, &campaign).await?);
         if !violations.is_empty() {
-            return Err(Error::FailedPrecondition(
-                "the campaign is not complete".into(),
+            return Err(Error::FailedPrecondition {
+                message: "the campaign cannot become active".into(),
                 violations,
-            ));
+            });
         }
     }
     campaign.status = target as i32;
-    campaign.update_time = Some(store::timestamp(next_update_ms(stored.update_time_ms)));
+    campaign.update_time = Some(proto_from_ms(next_update_ms(clock, stored.update_time_ms)));
     store::replace(db, workspace, &campaign, stored.update_time_ms).await?;
     Ok(campaign)
 }

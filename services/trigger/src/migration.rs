@@ -1,25 +1,21 @@
 //! Trigger's tables and its own migration history (`trigger_migrations`).
 
+use herald_storage::schema::{blob, drop_tables, index, int16, int64, primary_key, text};
 use herald_storage::sea_orm_migration::prelude::*;
 
 /// The outbox table of trigger.
 pub const OUTBOX_TABLE: &str = "trigger_outbox";
 
-pub struct Migrator;
-
-#[async_trait::async_trait]
-impl MigratorTrait for Migrator {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
-            Box::new(herald_outbox::migration(OUTBOX_TABLE)),
-            Box::new(CreateCampaigns),
-        ]
-    }
-
-    fn migration_table_name() -> DynIden {
-        Alias::new("trigger_migrations").into_iden()
-    }
-}
+herald_storage::migrator!(
+    /// Trigger's migrations, in order.
+    Migrator,
+    "trigger_migrations",
+    [
+        herald_outbox::migration(OUTBOX_TABLE),
+        CreateCampaigns,
+        LedgerRetention,
+    ]
+);
 
 struct CreateCampaigns;
 
@@ -32,117 +28,86 @@ impl MigrationName for CreateCampaigns {
 #[async_trait::async_trait]
 impl MigrationTrait for CreateCampaigns {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let campaigns = Alias::new("trigger_campaigns");
         manager
             .create_table(
                 Table::create()
-                    .table(campaigns.clone())
+                    .table(Alias::new("trigger_campaigns"))
                     .if_not_exists()
-                    .col(
-                        ColumnDef::new(Alias::new("workspace_id"))
-                            .string_len(128)
-                            .not_null(),
-                    )
-                    .col(ColumnDef::new(Alias::new("id")).string_len(64).not_null())
-                    .col(
-                        ColumnDef::new(Alias::new("status"))
-                            .small_integer()
-                            .not_null(),
-                    )
+                    .col(text("workspace_id", 128))
+                    .col(text("id", 64))
+                    .col(int16("status"))
                     // The event name of an event trigger; empty for other trigger kinds.
-                    .col(
-                        ColumnDef::new(Alias::new("trigger_event_name"))
-                            .string_len(128)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Alias::new("create_time_ms"))
-                            .big_integer()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Alias::new("update_time_ms"))
-                            .big_integer()
-                            .not_null(),
-                    )
-                    .col(ColumnDef::new(Alias::new("body")).blob().not_null())
-                    .primary_key(
-                        Index::create()
-                            .col(Alias::new("workspace_id"))
-                            .col(Alias::new("id")),
-                    )
+                    .col(text("trigger_event_name", 128))
+                    .col(int64("create_time_ms"))
+                    .col(int64("update_time_ms"))
+                    .col(blob("body"))
+                    .primary_key(&mut primary_key(&["workspace_id", "id"]))
                     .to_owned(),
             )
             .await?;
         // Matching an event: the workspace's ACTIVE campaigns triggered by that event name.
         manager
-            .create_index(
-                Index::create()
-                    .name("trigger_campaigns_match")
-                    .table(campaigns.clone())
-                    .col(Alias::new("workspace_id"))
-                    .col(Alias::new("status"))
-                    .col(Alias::new("trigger_event_name"))
-                    .if_not_exists()
-                    .to_owned(),
-            )
+            .create_index(index(
+                "trigger_campaigns",
+                "trigger_campaigns_match",
+                &["workspace_id", "status", "trigger_event_name"],
+            ))
             .await?;
         // ListCampaigns: newest first, per workspace.
         manager
-            .create_index(
-                Index::create()
-                    .name("trigger_campaigns_created")
-                    .table(campaigns)
-                    .col(Alias::new("workspace_id"))
-                    .col(Alias::new("create_time_ms"))
-                    .col(Alias::new("id"))
-                    .if_not_exists()
-                    .to_owned(),
-            )
+            .create_index(index(
+                "trigger_campaigns",
+                "trigger_campaigns_created",
+                &["workspace_id", "create_time_ms", "id"],
+            ))
             .await?;
         manager
             .create_table(
                 Table::create()
                     .table(Alias::new("trigger_handled_events"))
                     .if_not_exists()
-                    .col(
-                        ColumnDef::new(Alias::new("workspace_id"))
-                            .string_len(128)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Alias::new("message_id"))
-                            .string_len(128)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Alias::new("handled_at"))
-                            .big_integer()
-                            .not_null(),
-                    )
+                    .col(text("workspace_id", 128))
+                    .col(text("message_id", 128))
+                    .col(int64("handled_at"))
                     // Idempotency is the primary key: each event message_id is handled once.
-                    .primary_key(
-                        Index::create()
-                            .col(Alias::new("workspace_id"))
-                            .col(Alias::new("message_id")),
-                    )
+                    .primary_key(&mut primary_key(&["workspace_id", "message_id"]))
                     .to_owned(),
             )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        drop_tables(manager, &["trigger_handled_events", "trigger_campaigns"]).await
+    }
+}
+
+/// The index the handled-events ledger's retention cleanup deletes by.
+struct LedgerRetention;
+
+impl MigrationName for LedgerRetention {
+    fn name(&self) -> &str {
+        "m20261130_000001_ledger_retention"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for LedgerRetention {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .drop_table(
-                Table::drop()
+            .create_index(index(
+                "trigger_handled_events",
+                "trigger_handled_events_at",
+                &["handled_at"],
+            ))
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("trigger_handled_events_at")
                     .table(Alias::new("trigger_handled_events"))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .drop_table(
-                Table::drop()
-                    .table(Alias::new("trigger_campaigns"))
                     .to_owned(),
             )
             .await

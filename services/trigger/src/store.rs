@@ -2,15 +2,18 @@
 //! and trigger event name, so that matching never scans every campaign), and the ids of
 //! events already handled.
 
-use herald_proto::trigger::v1::{Campaign, CampaignStatus, trigger::Kind as TriggerKind};
+use std::collections::HashSet;
+
+use herald_campaigns::validate::trigger_event_name;
+use herald_core::time::ms_of_proto;
+use herald_proto::trigger::v1::{Campaign, CampaignStatus};
+use herald_runtime::Error;
 use prost::Message;
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
-
-use crate::error::Error;
 
 pub mod campaign {
     //! One campaign of one workspace.
@@ -59,28 +62,11 @@ pub mod handled_event {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// A protobuf timestamp of `ms` milliseconds since the epoch.
-pub fn timestamp(ms: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: ms.div_euclid(1000),
-        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
-    }
-}
-
-/// Milliseconds since the epoch of a protobuf timestamp.
-pub fn millis(t: &prost_types::Timestamp) -> i64 {
-    t.seconds
-        .saturating_mul(1000)
-        .saturating_add(i64::from(t.nanos) / 1_000_000)
-}
-
-/// The event name an event trigger matches, or empty.
-pub fn trigger_event_name(campaign: &Campaign) -> String {
-    match campaign.trigger.as_ref().and_then(|t| t.kind.as_ref()) {
-        Some(TriggerKind::Event(e)) => e.event_name.clone(),
-        _ => String::new(),
-    }
-}
+/// The ledger of handled event message ids, and the column retention counts from.
+pub const HANDLED: herald_storage::retention::Ledger = herald_storage::retention::Ledger {
+    table: "trigger_handled_events",
+    time_column: "handled_at",
+};
 
 /// A stored campaign, decoded.
 #[derive(Debug, Clone)]
@@ -90,8 +76,12 @@ pub struct Stored {
 }
 
 fn decode(row: campaign::Model) -> Result<Stored, Error> {
-    let campaign =
-        Campaign::decode(row.body.as_slice()).map_err(|_| Error::Corrupt(row.id.clone()))?;
+    let campaign = Campaign::decode(row.body.as_slice()).map_err(|e| {
+        Error::corrupt(format!(
+            "campaign {:?} of {:?}: {e}",
+            row.id, row.workspace_id
+        ))
+    })?;
     Ok(Stored {
         campaign,
         update_time_ms: row.update_time_ms,
@@ -103,16 +93,16 @@ fn row(workspace: &str, campaign: &Campaign) -> campaign::Model {
         workspace_id: workspace.to_owned(),
         id: campaign.id.clone(),
         status: campaign.status as i16,
-        trigger_event_name: trigger_event_name(campaign),
+        trigger_event_name: trigger_event_name(campaign).to_owned(),
         create_time_ms: campaign
             .create_time
             .as_ref()
-            .map(millis)
+            .map(ms_of_proto)
             .unwrap_or_default(),
         update_time_ms: campaign
             .update_time
             .as_ref()
-            .map(millis)
+            .map(ms_of_proto)
             .unwrap_or_default(),
         body: campaign.encode_to_vec(),
     }
@@ -135,7 +125,7 @@ pub async fn get<C: ConnectionTrait>(db: &C, workspace: &str, id: &str) -> Resul
     let row = campaign::Entity::find_by_id((workspace.to_owned(), id.to_owned()))
         .one(db)
         .await?
-        .ok_or_else(|| Error::NotFound(format!("campaign {id:?}")))?;
+        .ok_or_else(|| Error::NotFound(format!("campaign {id:?} not found")))?;
     decode(row)
 }
 
@@ -235,59 +225,27 @@ pub async fn active_for_events<C: ConnectionTrait>(
     rows.into_iter().map(decode).collect()
 }
 
-/// Which of `message_ids` of `workspace` were handled before.
-pub async fn handled<C: ConnectionTrait>(
-    db: &C,
-    workspace: &str,
-    message_ids: Vec<String>,
-) -> Result<Vec<String>, Error> {
-    let mut out = Vec::new();
-    // Chunked to stay under SQLite's bound-parameter limit.
-    for chunk in message_ids.chunks(500) {
-        out.extend(
-            handled_event::Entity::find()
-                .select_only()
-                .column(handled_event::Column::MessageId)
-                .filter(handled_event::Column::WorkspaceId.eq(workspace))
-                .filter(handled_event::Column::MessageId.is_in(chunk.to_vec()))
-                .into_tuple::<String>()
-                .all(db)
-                .await?,
-        );
-    }
-    Ok(out)
-}
-
-/// Records `message_ids` of `workspace` as handled.
+/// Records `message_ids` of `workspace` (distinct) as handled at `now_ms`; returns those
+/// that were not handled before.
 pub async fn mark_handled<C: ConnectionTrait>(
     db: &C,
     workspace: &str,
-    message_ids: &[String],
+    message_ids: &[&str],
     now_ms: i64,
-) -> Result<(), Error> {
-    for chunk in message_ids.chunks(300) {
-        let rows = chunk.iter().map(|id| {
+) -> Result<HashSet<String>, Error> {
+    let rows = message_ids
+        .iter()
+        .map(|id| {
             handled_event::ActiveModel::from(handled_event::Model {
                 workspace_id: workspace.to_owned(),
-                message_id: id.clone(),
+                message_id: (*id).to_owned(),
                 handled_at: now_ms,
             })
-        });
-        handled_event::Entity::insert_many(rows)
-            .exec_without_returning(db)
-            .await?;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_round_trip_through_millis() {
-        for ms in [0, 1, 999, 1_714_557_600_123, -1] {
-            assert_eq!(millis(&timestamp(ms)), ms);
-        }
-    }
+        })
+        .collect();
+    Ok(herald_storage::insert_fresh(db, rows)
+        .await?
+        .into_iter()
+        .map(|(_, message_id)| message_id)
+        .collect())
 }

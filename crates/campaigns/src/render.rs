@@ -3,12 +3,11 @@
 //! `timestamp`). Unknown variables render as empty strings, at any depth.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
 
+use herald_core::FieldViolation;
 use herald_proto::common::v1::message_content::Body;
 use herald_proto::common::v1::{Channel, MessageContent};
 use herald_proto::trigger::v1::Campaign;
-use herald_runtime::FieldViolation;
 use liquid::model::{
     ArrayView, DisplayCow, KStringCow, ObjectView, Scalar, ScalarCow, State, Value as LiquidValue,
     ValueView,
@@ -108,6 +107,14 @@ fn value_templates<E>(
     }
 }
 
+/// The lowercase name of `channel`, as in idempotency keys and messages: `in_app`, `sms`.
+pub fn channel_name(channel: Channel) -> String {
+    channel
+        .as_str_name()
+        .trim_start_matches("CHANNEL_")
+        .to_ascii_lowercase()
+}
+
 /// Whether `text` holds Liquid markup at all; plain text needs no parsing.
 fn is_template(text: &str) -> bool {
     text.contains("{{") || text.contains("{%")
@@ -149,24 +156,26 @@ pub struct Templates {
 }
 
 /// A template that failed to parse or render.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderError {
-    /// The path of the field within the content, e.g. `in_app.title`.
+    /// The path of the field: within the content when rendering (`in_app.title`), from
+    /// the campaign when compiling.
     pub field: String,
     pub error: String,
 }
 
 impl Templates {
-    /// Parses every template of every variant of `campaign`.
+    /// Parses every template of every variant of `campaign`; an error names the field
+    /// from the campaign down, e.g. `campaign.variants[0].contents[1].sms.body`.
     pub fn compile(parser: &liquid::Parser, campaign: &Campaign) -> Result<Templates, RenderError> {
         let mut by_source = HashMap::new();
-        for variant in &campaign.variants {
-            for content in &variant.contents {
+        for (v, variant) in campaign.variants.iter().enumerate() {
+            for (c, content) in variant.contents.iter().enumerate() {
                 let mut content = content.clone();
                 for_each_template(&mut content, &mut |path, text| {
                     if is_template(text) && !by_source.contains_key(text.as_str()) {
                         let template = parser.parse(text).map_err(|e| RenderError {
-                            field: path.to_owned(),
+                            field: format!("campaign.variants[{v}].contents[{c}].{path}"),
                             error: e.to_string(),
                         })?;
                         by_source.insert(text.clone(), template);
@@ -195,68 +204,6 @@ impl Templates {
             Ok(())
         })?;
         Ok(content)
-    }
-}
-
-/// Cached versions: (workspace, campaign id) → (update time, templates).
-type Entries = HashMap<(String, String), (i64, Arc<Templates>)>;
-
-/// Parsed templates per campaign version, so that a campaign is parsed once per update
-/// rather than once per firing.
-pub struct TemplateCache {
-    parser: liquid::Parser,
-    entries: Mutex<Entries>,
-}
-
-/// Versions kept before the cache starts over.
-const CACHE_CAPACITY: usize = 10_000;
-
-impl TemplateCache {
-    pub fn new() -> Self {
-        TemplateCache {
-            parser: parser(),
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The templates of `campaign` of `workspace` at version `update_ms`.
-    pub fn get(
-        &self,
-        workspace: &str,
-        campaign: &Campaign,
-        update_ms: i64,
-    ) -> Result<Arc<Templates>, RenderError> {
-        let key = (workspace.to_owned(), campaign.id.clone());
-        if let Some((version, templates)) = self.lock().get(&key)
-            && *version == update_ms
-        {
-            return Ok(templates.clone());
-        }
-        let templates = Arc::new(Templates::compile(&self.parser, campaign)?);
-        let mut entries = self.lock();
-        if entries.len() >= CACHE_CAPACITY {
-            entries.clear();
-        }
-        entries.insert(key, (update_ms, templates.clone()));
-        Ok(templates)
-    }
-
-    /// The parser, for validation.
-    pub fn parser(&self) -> &liquid::Parser {
-        &self.parser
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
-        // The map stays consistent even if a holder panicked: entries are inserted whole.
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-impl Default for TemplateCache {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

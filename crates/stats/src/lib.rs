@@ -1,6 +1,9 @@
 //! The arithmetic of campaign statistics, free of storage and gRPC: rates, uplift
 //! against control and its significance (a two-sided two-proportion z-test), and the
-//! attribution of a goal event to an exposure.
+//! attribution of a goal event to an exposure. The analytics service reads counts from
+//! storage and asks this crate what they mean.
+
+#![forbid(unsafe_code)]
 
 use statrs::distribution::{ContinuousCDF, Normal};
 
@@ -191,5 +194,35 @@ mod tests {
         assert_eq!(conversion_time(300, 600, &times), Some(900));
         assert_eq!(conversion_time(1000, 10_000, &times), None);
         assert_eq!(conversion_time(0, 10, &[]), None);
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn confidence_is_a_probability_and_symmetric(
+                n1 in 0u64..10_000, n2 in 0u64..10_000, a in 0.0f64..=1.0, b in 0.0f64..=1.0
+            ) {
+                let (x1, x2) = ((n1 as f64 * a) as u64, (n2 as f64 * b) as u64);
+                let c = confidence(x1, n1, x2, n2);
+                prop_assert!((0.0..=1.0).contains(&c));
+                prop_assert!((c - confidence(x2, n2, x1, n1)).abs() < 1e-12);
+            }
+
+            #[test]
+            fn a_conversion_is_never_before_the_exposure_nor_past_the_window(
+                mut times in prop::collection::vec(0i64..1_000, 0..20),
+                exposed in 0i64..1_000,
+                window in 0i64..500,
+            ) {
+                times.sort_unstable();
+                if let Some(at) = conversion_time(exposed, window, &times) {
+                    prop_assert!(at >= exposed && at - exposed <= window);
+                    prop_assert!(times.contains(&at));
+                }
+            }
+        }
     }
 }

@@ -119,4 +119,25 @@ mod tests {
             "{same} of 1000 users landed alike"
         );
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn a_user_lands_in_a_variant_with_weight_or_in_control(
+                weights in prop::collection::vec(0u32..5, 0..6),
+                control in 0u32..5,
+                user in "[a-z0-9]{1,12}",
+            ) {
+                match assign("cmp_p", &user, &weights, control) {
+                    None => prop_assert_eq!(weights.iter().sum::<u32>() + control, 0),
+                    Some(Assignment::Variant(i)) => prop_assert!(weights[i] > 0),
+                    Some(Assignment::Control) => prop_assert!(control > 0),
+                }
+                prop_assert_eq!(assign("cmp_p", &user, &weights, control), assign("cmp_p", &user, &weights, control));
+            }
+        }
+    }
 }

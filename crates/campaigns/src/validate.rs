@@ -1,14 +1,18 @@
 //! Checks campaigns against the contract, naming every field that is wrong, and fills in
-//! what the server assigns (variant ids).
+//! what the server assigns (variant ids). [`campaign`] holds for any campaign;
+//! [`completeness`] adds what an ACTIVE campaign needs, including the refusal of settings
+//! this version stores but does not enforce.
 
 use std::collections::HashSet;
 
+use herald_conditions::Condition;
+use herald_core::time::duration_secs;
+use herald_core::{FieldViolation, Len, Violations, limits};
 use herald_proto::common::v1::message_content::Body;
-use herald_proto::common::v1::{ActionKind, ComparisonOperator, InAppFormat};
+use herald_proto::common::v1::{ActionKind, InAppFormat};
 use herald_proto::trigger::v1::{
     Campaign, PropertyFilter, Trigger, local_schedule, time_trigger, trigger::Kind as TriggerKind,
 };
-use herald_runtime::FieldViolation;
 use prost_types::Duration;
 
 use crate::render;
@@ -18,133 +22,90 @@ pub const MAX_VARIANTS: usize = 10;
 /// Most contents of a variant.
 pub const MAX_CONTENTS: usize = 5;
 const DAY_SECS: i64 = 86_400;
-
-fn check_len(out: &mut Vec<FieldViolation>, field: &str, value: &str, min: usize, max: usize) {
-    let len = value.chars().count();
-    if min > 0 && len == 0 {
-        out.push(FieldViolation::new(field, "is required"));
-    } else if len < min || len > max {
-        out.push(FieldViolation::new(
-            field,
-            format!("must be {min}..={max} characters, got {len}"),
-        ));
-    }
-}
-
-fn secs(d: &Duration) -> f64 {
-    d.seconds as f64 + f64::from(d.nanos) / 1e9
-}
+const NAME: Len = Len::required(limits::EVENT_NAME);
 
 fn check_duration(
-    out: &mut Vec<FieldViolation>,
+    out: &mut Violations,
     field: &str,
     d: Option<&Duration>,
     min_secs: i64,
     max_secs: i64,
 ) {
     match d {
-        None => out.push(FieldViolation::new(field, "is required")),
-        Some(d) if secs(d) < min_secs as f64 || secs(d) > max_secs as f64 => {
-            out.push(FieldViolation::new(
+        None => out.push(field, "is required"),
+        Some(d) if duration_secs(d) < min_secs as f64 || duration_secs(d) > max_secs as f64 => out
+            .push(
                 field,
                 format!("must be between {min_secs}s and {max_secs}s"),
-            ))
-        }
+            ),
         Some(_) => {}
     }
 }
 
-fn check_filters(out: &mut Vec<FieldViolation>, field: &str, filters: &[PropertyFilter]) {
-    use prost_types::value::Kind;
+/// The conditions of `filters`, or what is wrong with them under `field`.
+pub fn conditions(
+    field: &str,
+    filters: &[PropertyFilter],
+) -> Result<Vec<Condition>, Vec<FieldViolation>> {
+    let mut out = Violations::new();
+    let mut conditions = Vec::with_capacity(filters.len());
     for (i, f) in filters.iter().enumerate() {
-        let field = format!("{field}[{i}]");
-        check_len(out, &format!("{field}.property"), &f.property, 1, 256);
-        match ComparisonOperator::try_from(f.operator) {
-            Err(_) | Ok(ComparisonOperator::Unspecified) => out.push(FieldViolation::new(
-                format!("{field}.operator"),
-                "must be a known comparison operator",
-            )),
-            Ok(ComparisonOperator::Exists | ComparisonOperator::NotExists) => {}
-            Ok(ComparisonOperator::In | ComparisonOperator::NotIn) => {
-                if !matches!(
-                    f.value.as_ref().and_then(|v| v.kind.as_ref()),
-                    Some(Kind::ListValue(_))
-                ) {
-                    out.push(FieldViolation::new(
-                        format!("{field}.value"),
-                        "must be a list for IN and NOT_IN",
-                    ));
-                }
-            }
-            Ok(_) => {
-                if f.value.as_ref().and_then(|v| v.kind.as_ref()).is_none() {
-                    out.push(FieldViolation::new(
-                        format!("{field}.value"),
-                        "is required for this operator",
-                    ));
-                }
-            }
+        match Condition::new(
+            &format!("{field}[{i}]"),
+            &f.property,
+            f.operator,
+            f.value.as_ref(),
+        ) {
+            Ok(c) => conditions.push(c),
+            Err(v) => out.extend(v),
         }
     }
+    out.finish().map(|()| conditions)
 }
 
-fn check_time_zone(out: &mut Vec<FieldViolation>, field: &str, tz: &str) {
+fn check_filters(out: &mut Violations, field: &str, filters: &[PropertyFilter]) {
+    if let Err(v) = conditions(field, filters) {
+        out.extend(v);
+    }
+}
+
+fn check_time_zone(out: &mut Violations, field: &str, tz: &str) {
     if !tz.is_empty() && jiff::tz::TimeZone::get(tz).is_err() {
-        out.push(FieldViolation::new(
-            field,
-            format!("unknown IANA time zone {tz:?}"),
-        ));
+        out.push(field, format!("unknown IANA time zone {tz:?}"));
     }
 }
 
-fn check_local_time(out: &mut Vec<FieldViolation>, field: &str, value: &str) {
-    let ok = value.len() == 5
-        && value.as_bytes()[2] == b':'
-        && value[..2].parse::<u8>().is_ok_and(|h| h < 24)
-        && value[3..].parse::<u8>().is_ok_and(|m| m < 60);
+fn check_local_time(out: &mut Violations, field: &str, value: &str) {
+    let ok = value.len() == 5 && jiff::civil::Time::strptime("%H:%M", value).is_ok();
     if !ok {
-        out.push(FieldViolation::new(field, "must be a local time \"HH:MM\""));
+        out.push(field, "must be a local time \"HH:MM\"");
     }
 }
 
-fn check_trigger(out: &mut Vec<FieldViolation>, trigger: Option<&Trigger>) {
+fn check_trigger(out: &mut Violations, trigger: Option<&Trigger>) {
     let Some(kind) = trigger.and_then(|t| t.kind.as_ref()) else {
-        out.push(FieldViolation::new(
+        out.push(
             "campaign.trigger",
             "is required: set exactly one kind of trigger",
-        ));
+        );
         return;
     };
     match kind {
         TriggerKind::Event(e) => {
-            check_len(
-                out,
-                "campaign.trigger.event.event_name",
-                &e.event_name,
-                1,
-                128,
-            );
+            out.text("campaign.trigger.event.event_name", &e.event_name, NAME);
             check_filters(
                 out,
                 "campaign.trigger.event.property_filters",
                 &e.property_filters,
             );
         }
-        TriggerKind::SegmentEntry(s) => check_len(
-            out,
+        TriggerKind::SegmentEntry(s) => out.text(
             "campaign.trigger.segment_entry.segment_id",
             &s.segment_id,
-            1,
-            128,
+            Len::required(128),
         ),
         TriggerKind::Goal(g) => {
-            check_len(
-                out,
-                "campaign.trigger.goal.event_name",
-                &g.event_name,
-                1,
-                128,
-            );
+            out.text("campaign.trigger.goal.event_name", &g.event_name, NAME);
             check_filters(
                 out,
                 "campaign.trigger.goal.property_filters",
@@ -152,13 +113,13 @@ fn check_trigger(out: &mut Vec<FieldViolation>, trigger: Option<&Trigger>) {
             );
         }
         TriggerKind::Time(t) => match &t.kind {
-            None => out.push(FieldViolation::new(
+            None => out.push(
                 "campaign.trigger.time",
                 "must set exactly one kind of time trigger",
-            )),
+            ),
             Some(time_trigger::Kind::DelayAfterEvent(d)) => {
                 let f = "campaign.trigger.time.delay_after_event";
-                check_len(out, &format!("{f}.event_name"), &d.event_name, 1, 128);
+                out.text(format!("{f}.event_name"), &d.event_name, NAME);
                 check_filters(out, &format!("{f}.property_filters"), &d.property_filters);
                 check_duration(
                     out,
@@ -167,23 +128,19 @@ fn check_trigger(out: &mut Vec<FieldViolation>, trigger: Option<&Trigger>) {
                     1,
                     90 * DAY_SECS,
                 );
-                check_len(
-                    out,
-                    &format!("{f}.cancel_event_name"),
+                out.text(
+                    format!("{f}.cancel_event_name"),
                     &d.cancel_event_name,
-                    0,
-                    128,
+                    Len::optional(128),
                 );
             }
             Some(time_trigger::Kind::Inactivity(i)) => {
                 let f = "campaign.trigger.time.inactivity";
-                check_len(out, &format!("{f}.event_name"), &i.event_name, 1, 128);
-                check_len(
-                    out,
-                    &format!("{f}.expected_event_name"),
+                out.text(format!("{f}.event_name"), &i.event_name, NAME);
+                out.text(
+                    format!("{f}.expected_event_name"),
                     &i.expected_event_name,
-                    0,
-                    128,
+                    Len::optional(128),
                 );
                 check_duration(
                     out,
@@ -196,22 +153,14 @@ fn check_trigger(out: &mut Vec<FieldViolation>, trigger: Option<&Trigger>) {
             Some(time_trigger::Kind::Schedule(s)) => {
                 let f = "campaign.trigger.time.schedule";
                 match &s.when {
-                    None => out.push(FieldViolation::new(
-                        format!("{f}.when"),
-                        "must set cron or local_time",
-                    )),
-                    Some(local_schedule::When::Cron(c)) if c.split_whitespace().count() != 5 => out
-                        .push(FieldViolation::new(
-                            format!("{f}.cron"),
-                            "must be a five-field cron expression",
-                        )),
+                    None => out.push(format!("{f}.when"), "must set cron or local_time"),
+                    Some(local_schedule::When::Cron(c)) if c.split_whitespace().count() != 5 => {
+                        out.push(format!("{f}.cron"), "must be a five-field cron expression")
+                    }
                     Some(local_schedule::When::LocalTime(t))
                         if t.parse::<jiff::civil::DateTime>().is_err() || t.len() != 16 =>
                     {
-                        out.push(FieldViolation::new(
-                            format!("{f}.local_time"),
-                            "must be \"YYYY-MM-DDTHH:MM\"",
-                        ))
+                        out.push(format!("{f}.local_time"), "must be \"YYYY-MM-DDTHH:MM\"")
                     }
                     Some(_) => {}
                 }
@@ -243,34 +192,32 @@ pub fn assign_variant_ids(campaign: &mut Campaign) {
 
 /// Every violation of the contract by `campaign`, whatever its status.
 pub fn campaign(parser: &liquid::Parser, campaign: &Campaign) -> Vec<FieldViolation> {
-    let mut out = Vec::new();
-    check_len(&mut out, "campaign.name", &campaign.name, 1, 128);
-    check_len(
-        &mut out,
+    let mut out = Violations::new();
+    out.text("campaign.name", &campaign.name, Len::required(128));
+    out.text(
         "campaign.description",
         &campaign.description,
-        0,
-        1024,
+        Len::optional(1024),
     );
-    check_len(&mut out, "campaign.category", &campaign.category, 0, 64);
+    out.text(
+        "campaign.category",
+        &campaign.category,
+        Len::optional(limits::CATEGORY),
+    );
     check_trigger(&mut out, campaign.trigger.as_ref());
     if let Some(audience) = &campaign.audience {
         for (i, id) in audience.include_segment_ids.iter().enumerate() {
-            check_len(
-                &mut out,
-                &format!("campaign.audience.include_segment_ids[{i}]"),
+            out.text(
+                format!("campaign.audience.include_segment_ids[{i}]"),
                 id,
-                1,
-                128,
+                Len::required(128),
             );
         }
         for (i, id) in audience.exclude_segment_ids.iter().enumerate() {
-            check_len(
-                &mut out,
-                &format!("campaign.audience.exclude_segment_ids[{i}]"),
+            out.text(
+                format!("campaign.audience.exclude_segment_ids[{i}]"),
                 id,
-                1,
-                128,
+                Len::required(128),
             );
         }
         check_filters(
@@ -280,47 +227,41 @@ pub fn campaign(parser: &liquid::Parser, campaign: &Campaign) -> Vec<FieldViolat
         );
     }
     if campaign.variants.len() > MAX_VARIANTS {
-        out.push(FieldViolation::new(
+        out.push(
             "campaign.variants",
             format!("must hold at most {MAX_VARIANTS} variants"),
-        ));
+        );
     }
     let mut ids = HashSet::new();
     for (v, variant) in campaign.variants.iter().enumerate() {
         let field = format!("campaign.variants[{v}]");
         if !valid_variant_id(&variant.id) {
-            out.push(FieldViolation::new(
+            out.push(
                 format!("{field}.id"),
                 "must be 1..=64 characters of [A-Za-z0-9_-]",
-            ));
+            );
         } else if !ids.insert(variant.id.as_str()) {
-            out.push(FieldViolation::new(
+            out.push(
                 format!("{field}.id"),
                 format!("duplicates variant id {:?}", variant.id),
-            ));
+            );
         }
-        check_len(&mut out, &format!("{field}.name"), &variant.name, 0, 128);
+        out.text(format!("{field}.name"), &variant.name, Len::optional(128));
         if variant.contents.len() > MAX_CONTENTS {
-            out.push(FieldViolation::new(
+            out.push(
                 format!("{field}.contents"),
                 format!("must hold at most {MAX_CONTENTS} contents"),
-            ));
+            );
         }
         let mut channels = HashSet::new();
         for (c, content) in variant.contents.iter().enumerate() {
             let field = format!("{field}.contents[{c}]");
             let Some(body) = &content.body else {
-                out.push(FieldViolation::new(
-                    field,
-                    "must set exactly one channel's content",
-                ));
+                out.push(field, "must set exactly one channel's content");
                 continue;
             };
             if !channels.insert(render::channel(content)) {
-                out.push(FieldViolation::new(
-                    &field,
-                    "repeats a channel: at most one content per channel",
-                ));
+                out.push(&field, "repeats a channel: at most one content per channel");
             }
             if let Body::InApp(in_app) = body {
                 check_in_app(&mut out, &field, in_app);
@@ -330,18 +271,15 @@ pub fn campaign(parser: &liquid::Parser, campaign: &Campaign) -> Vec<FieldViolat
     }
     if let Some(cap) = &campaign.frequency_cap {
         if cap.max_deliveries == 0 {
-            out.push(FieldViolation::new(
+            out.push(
                 "campaign.frequency_cap.max_deliveries",
                 "must be at least 1",
-            ));
+            );
         }
         if let Some(window) = &cap.window
-            && secs(window) < 60.0
+            && duration_secs(window) < 60.0
         {
-            out.push(FieldViolation::new(
-                "campaign.frequency_cap.window",
-                "must be at least 1 minute",
-            ));
+            out.push("campaign.frequency_cap.window", "must be at least 1 minute");
         }
     }
     if let Some(q) = &campaign.quiet_hours {
@@ -365,18 +303,13 @@ pub fn campaign(parser: &liquid::Parser, campaign: &Campaign) -> Vec<FieldViolat
         && let (Some(start), Some(end)) = (&s.start_time, &s.end_time)
         && (end.seconds, end.nanos) <= (start.seconds, start.nanos)
     {
-        out.push(FieldViolation::new(
-            "campaign.schedule.end_time",
-            "must be after start_time",
-        ));
+        out.push("campaign.schedule.end_time", "must be after start_time");
     }
     if let Some(goal) = &campaign.conversion_goal {
-        check_len(
-            &mut out,
+        out.text(
             "campaign.conversion_goal.event_name",
             &goal.event_name,
-            1,
-            128,
+            NAME,
         );
         if let Some(w) = &goal.attribution_window {
             check_duration(
@@ -389,79 +322,66 @@ pub fn campaign(parser: &liquid::Parser, campaign: &Campaign) -> Vec<FieldViolat
         }
     }
     if let Some(ttl) = &campaign.message_ttl
-        && secs(ttl) <= 0.0
+        && duration_secs(ttl) <= 0.0
     {
-        out.push(FieldViolation::new(
-            "campaign.message_ttl",
-            "must be positive",
-        ));
+        out.push("campaign.message_ttl", "must be positive");
     }
-    out
+    out.into_vec()
 }
 
-fn check_in_app(
-    out: &mut Vec<FieldViolation>,
-    field: &str,
-    c: &herald_proto::common::v1::InAppContent,
-) {
+fn check_in_app(out: &mut Violations, field: &str, c: &herald_proto::common::v1::InAppContent) {
     let format = InAppFormat::try_from(c.format).unwrap_or(InAppFormat::Unspecified);
     if format == InAppFormat::Unspecified {
-        out.push(FieldViolation::new(
-            format!("{field}.in_app.format"),
-            "is required",
-        ));
+        out.push(format!("{field}.in_app.format"), "is required");
     }
     if format == InAppFormat::Tooltip
         && c.tooltip_target
             .as_ref()
             .is_none_or(|t| t.selector.is_empty())
     {
-        out.push(FieldViolation::new(
+        out.push(
             format!("{field}.in_app.tooltip_target.selector"),
             "is required for tooltips",
-        ));
+        );
     }
     if c.actions.len() > 4 {
-        out.push(FieldViolation::new(
+        out.push(
             format!("{field}.in_app.actions"),
             "must hold at most 4 actions",
-        ));
+        );
     }
     let mut ids = HashSet::new();
     for (a, action) in c.actions.iter().enumerate() {
         let field = format!("{field}.in_app.actions[{a}]");
-        check_len(out, &format!("{field}.id"), &action.id, 1, 64);
+        out.text(format!("{field}.id"), &action.id, Len::required(64));
         if !action.id.is_empty() && !ids.insert(action.id.as_str()) {
-            out.push(FieldViolation::new(
-                format!("{field}.id"),
-                "must be unique within the message",
-            ));
+            out.push(format!("{field}.id"), "must be unique within the message");
         }
         if matches!(
             ActionKind::try_from(action.kind),
             Err(_) | Ok(ActionKind::Unspecified)
         ) {
-            out.push(FieldViolation::new(format!("{field}.kind"), "is required"));
+            out.push(format!("{field}.kind"), "is required");
         }
     }
 }
 
-/// What an ACTIVE campaign needs beyond validity: variants with contents, and weights
-/// that give someone a bucket.
+/// What an ACTIVE campaign needs beyond validity: variants with contents, weights that
+/// give someone a bucket, and no setting this version would silently ignore.
 pub fn completeness(campaign: &Campaign) -> Vec<FieldViolation> {
-    let mut out = Vec::new();
+    let mut out = Violations::new();
     if campaign.variants.is_empty() {
-        out.push(FieldViolation::new(
+        out.push(
             "campaign.variants",
             "an active campaign needs at least one variant",
-        ));
+        );
     }
     for (v, variant) in campaign.variants.iter().enumerate() {
         if variant.contents.is_empty() {
-            out.push(FieldViolation::new(
+            out.push(
                 format!("campaign.variants[{v}].contents"),
                 "needs at least one content",
-            ));
+            );
         }
     }
     let total: u64 = campaign
@@ -471,59 +391,121 @@ pub fn completeness(campaign: &Campaign) -> Vec<FieldViolation> {
         .sum::<u64>()
         + u64::from(campaign.control_weight);
     if !campaign.variants.is_empty() && total == 0 {
-        out.push(FieldViolation::new(
+        out.push(
             "campaign.variants[0].weight",
             "the variants' weights plus control_weight must be greater than 0",
-        ));
+        );
     }
     out.extend(not_enforced_yet(campaign));
-    out
+    out.into_vec()
 }
 
-/// Settings this version stores but does not apply when a campaign fires. An active
+/// Why a setting is refused on an ACTIVE campaign.
+const NOT_ENFORCED: &str =
+    "is not enforced by this Herald version yet, so an active campaign cannot use it";
+
+/// Settings this version stores but does not act on when a campaign fires. An active
 /// campaign must not rely on them: a cap or an exclusion silently ignored would message
-/// people it promised not to. They can be saved on drafts.
+/// people it promised not to, a goal or a holdout would report numbers that are always
+/// 0, and a push, email, SMS or webhook content would never leave delivery. They can be
+/// saved on drafts.
 fn not_enforced_yet(campaign: &Campaign) -> Vec<FieldViolation> {
-    let mut out = Vec::new();
-    let why = "is not enforced by this Herald version yet, so an active campaign cannot use it";
+    let mut out = Violations::new();
     if let Some(trigger) = &campaign.trigger
-        && !matches!(
-            trigger.kind,
-            Some(herald_proto::trigger::v1::trigger::Kind::Event(_)) | None
-        )
+        && !matches!(trigger.kind, Some(TriggerKind::Event(_)) | None)
     {
-        out.push(FieldViolation::new(
+        out.push(
             "campaign.trigger",
-            format!("only event triggers fire; this kind {why}"),
-        ));
+            format!("only event triggers fire; this kind {NOT_ENFORCED}"),
+        );
     }
     if campaign.frequency_cap.is_some() {
-        out.push(FieldViolation::new("campaign.frequency_cap", why));
+        out.push("campaign.frequency_cap", NOT_ENFORCED);
     }
     if campaign.quiet_hours.is_some() {
-        out.push(FieldViolation::new("campaign.quiet_hours", why));
+        out.push("campaign.quiet_hours", NOT_ENFORCED);
     }
     if let Some(audience) = &campaign.audience {
         if !audience.include_segment_ids.is_empty() {
-            out.push(FieldViolation::new(
-                "campaign.audience.include_segment_ids",
-                why,
-            ));
+            out.push("campaign.audience.include_segment_ids", NOT_ENFORCED);
         }
         if !audience.exclude_segment_ids.is_empty() {
-            out.push(FieldViolation::new(
-                "campaign.audience.exclude_segment_ids",
-                why,
-            ));
+            out.push("campaign.audience.exclude_segment_ids", NOT_ENFORCED);
         }
     }
-    out
+    if campaign.control_weight > 0 {
+        out.push(
+            "campaign.control_weight",
+            format!("a control holdout (users who are counted but not messaged) {NOT_ENFORCED}"),
+        );
+    }
+    if campaign.conversion_goal.is_some() {
+        out.push(
+            "campaign.conversion_goal",
+            format!("conversion measurement {NOT_ENFORCED}"),
+        );
+    }
+    for (v, variant) in campaign.variants.iter().enumerate() {
+        for (c, content) in variant.contents.iter().enumerate() {
+            if !matches!(content.body, Some(Body::InApp(_)) | None) {
+                out.push(
+                    format!("campaign.variants[{v}].contents[{c}]"),
+                    format!(
+                        "only in-app messages are delivered; the {} channel {NOT_ENFORCED}",
+                        render::channel_name(render::channel(content))
+                    ),
+                );
+            }
+        }
+    }
+    out.into_vec()
+}
+
+/// The campaigns among `others` (ACTIVE campaigns of the same workspace) that fire on the
+/// same event as `campaign` with another priority. Choosing among campaigns that fire
+/// together by priority needs the workspace's channel caps, which this version does not
+/// have, so every one of them would fire and the priority would decide nothing: an
+/// ACTIVE campaign may not rely on it.
+pub fn priority_conflicts<'a>(
+    campaign: &Campaign,
+    others: impl IntoIterator<Item = &'a Campaign>,
+) -> Vec<FieldViolation> {
+    let event = trigger_event_name(campaign);
+    if event.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Violations::new();
+    for other in others {
+        if other.id != campaign.id
+            && other.priority != campaign.priority
+            && trigger_event_name(other) == event
+        {
+            out.push(
+                "campaign.priority",
+                format!(
+                    "campaign {} also fires on {event:?} with priority {}; choosing among \
+                     campaigns that fire together by priority {NOT_ENFORCED} (give them \
+                     the same priority)",
+                    other.id, other.priority
+                ),
+            );
+        }
+    }
+    out.into_vec()
+}
+
+/// The event name an event trigger matches, or empty.
+pub fn trigger_event_name(campaign: &Campaign) -> &str {
+    match campaign.trigger.as_ref().and_then(|t| t.kind.as_ref()) {
+        Some(TriggerKind::Event(e)) => &e.event_name,
+        _ => "",
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use herald_proto::common::v1::{InAppContent, MessageContent, SmsContent};
+    use herald_proto::common::v1::{ComparisonOperator, InAppContent, MessageContent, SmsContent};
     use herald_proto::trigger::v1::{EventTrigger, Variant};
 
     fn valid() -> Campaign {
@@ -655,13 +637,64 @@ mod tests {
     }
 
     #[test]
+    fn goals_holdouts_and_other_channels_are_refused_until_enforced() {
+        let mut c = valid();
+        c.control_weight = 10;
+        c.conversion_goal = Some(herald_proto::trigger::v1::ConversionGoal {
+            event_name: "paid".into(),
+            ..Default::default()
+        });
+        c.variants[0].contents.push(MessageContent {
+            body: Some(Body::Sms(SmsContent { body: "Hi".into() })),
+        });
+        let violations = completeness(&c);
+        let refused: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            refused,
+            [
+                "campaign.control_weight",
+                "campaign.conversion_goal",
+                "campaign.variants[0].contents[1]"
+            ]
+        );
+        assert!(
+            violations[2].description.contains("sms"),
+            "{}",
+            violations[2]
+        );
+        // A draft may hold them all.
+        assert!(fields(&c).is_empty());
+    }
+
+    #[test]
+    fn differing_priorities_on_one_event_are_refused() {
+        let mut a = valid();
+        a.id = "cmp_a".into();
+        a.priority = 5;
+        let mut b = valid();
+        b.id = "cmp_b".into();
+        let mut other_event = valid();
+        other_event.id = "cmp_c".into();
+        other_event.priority = 9;
+        if let Some(TriggerKind::Event(e)) =
+            other_event.trigger.as_mut().and_then(|t| t.kind.as_mut())
+        {
+            e.event_name = "paid".into();
+        }
+        let conflicts = priority_conflicts(&a, [&b, &other_event, &a]);
+        assert_eq!(conflicts.len(), 1);
+        assert_eq!(conflicts[0].field, "campaign.priority");
+        assert!(conflicts[0].description.contains("cmp_b"));
+        b.priority = 5;
+        assert!(priority_conflicts(&a, [&b]).is_empty());
+    }
+
+    #[test]
     fn zero_weights_make_an_incomplete_campaign() {
         let mut c = valid();
         c.variants[0].weight = 0;
         let violations = completeness(&c);
         assert_eq!(violations[0].field, "campaign.variants[0].weight");
-        c.control_weight = 1;
-        assert!(completeness(&c).is_empty());
         c.variants.clear();
         assert_eq!(completeness(&c)[0].field, "campaign.variants");
     }

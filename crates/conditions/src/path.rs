@@ -1,0 +1,63 @@
+//! Dot-separated paths into nested JSON objects.
+
+use prost_types::value::Kind;
+use prost_types::{Struct, Value};
+
+/// A path such as `plan` or `item.category`, split once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Path {
+    keys: Vec<String>,
+}
+
+impl Path {
+    /// The path `text`; every key must be non-empty.
+    pub fn parse(text: &str) -> Option<Path> {
+        let keys: Vec<String> = text.split('.').map(str::to_owned).collect();
+        if keys.iter().any(String::is_empty) {
+            return None;
+        }
+        Some(Path { keys })
+    }
+
+    /// The path as written.
+    pub fn as_dotted(&self) -> String {
+        self.keys.join(".")
+    }
+
+    /// The value at this path in `root`; `None` when a key is missing, a step is not an
+    /// object, or the value is `null`.
+    pub fn lookup<'a>(&self, root: Option<&'a Struct>) -> Option<&'a Value> {
+        let mut keys = self.keys.iter();
+        let mut current = root?.fields.get(keys.next()?)?;
+        for key in keys {
+            match &current.kind {
+                Some(Kind::StructValue(s)) => current = s.fields.get(key)?,
+                _ => return None,
+            }
+        }
+        (!matches!(current.kind, None | Some(Kind::NullValue(_)))).then_some(current)
+    }
+}
+
+impl std::fmt::Display for Path {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.as_dotted())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_need_every_key() {
+        assert!(Path::parse("a.b").is_some());
+        for bad in ["", ".", "a.", ".a", "a..b"] {
+            assert!(Path::parse(bad).is_none(), "{bad:?}");
+        }
+        assert_eq!(
+            Path::parse("item.category").unwrap().to_string(),
+            "item.category"
+        );
+    }
+}
