@@ -127,20 +127,10 @@ impl Suite {
 pub fn spawn(kind: ServiceKind, listener: TcpListener, config: Config, clock: Clock) -> Running {
     use herald_testkit::spawn_on;
     match kind {
-        ServiceKind::Ingest => spawn_on(listener, config, move |c, l, s| {
-            herald_ingest::serve_with(c, clock, l, s)
-        }),
-        ServiceKind::Segmentation => spawn_on(listener, config, move |c, l, s| {
-            herald_segmentation::serve_with(c, clock, l, s)
-        }),
-        ServiceKind::Trigger => spawn_on(listener, config, move |c, l, s| {
-            herald_trigger::serve_with(c, clock, l, s)
-        }),
-        ServiceKind::Delivery => spawn_on(listener, config, move |c, l, s| {
-            herald_delivery::serve_with(c, clock, l, s)
-        }),
-        ServiceKind::Analytics => spawn_on(listener, config, move |c, l, s| {
-            herald_analytics::serve_with(c, clock, l, s)
-        }),
+        ServiceKind::Ingest => spawn_on(listener, config, clock, herald_ingest::serve),
+        ServiceKind::Segmentation => spawn_on(listener, config, clock, herald_segmentation::serve),
+        ServiceKind::Trigger => spawn_on(listener, config, clock, herald_trigger::serve),
+        ServiceKind::Delivery => spawn_on(listener, config, clock, herald_delivery::serve),
+        ServiceKind::Analytics => spawn_on(listener, config, clock, herald_analytics::serve),
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use herald_proto::common::v1::Event;
 use herald_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use herald_proto::ingest::v1::{TrackRequest, TrackStreamRequest};
-use herald_runtime::{Config, ServiceKind};
+use herald_runtime::{Clock, Config, ServiceKind};
 use herald_testkit::{Credentials, Running, TestDatabase, authorized};
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
@@ -25,7 +25,7 @@ async fn ingest_with(adjust: impl FnOnce(&mut Config)) -> Ingest {
     let credentials = Credentials::new();
     let mut config = herald_testkit::config(ServiceKind::Ingest, &db, &credentials);
     adjust(&mut config);
-    let running = herald_testkit::spawn(config, herald_ingest::serve).await;
+    let running = herald_testkit::spawn(config, Clock::system(), herald_ingest::serve).await;
     Ingest {
         running,
         credentials,

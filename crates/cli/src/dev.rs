@@ -146,16 +146,19 @@ async fn run_suite(dir: &Path) -> anyhow::Result<()> {
     let shutdown = herald_runtime::shutdown::on_signal();
     let mut tasks = tokio::task::JoinSet::new();
     for ((kind, config), listener) in ServiceKind::ALL.into_iter().zip(configs).zip(listeners) {
-        let token = shutdown.clone();
+        let launch = herald_runtime::Launch {
+            config,
+            clock: Clock::system(),
+            listener,
+            shutdown: shutdown.clone(),
+        };
         tasks.spawn(async move {
             let result = match kind {
-                ServiceKind::Ingest => herald_ingest::serve(config, listener, token).await,
-                ServiceKind::Segmentation => {
-                    herald_segmentation::serve(config, listener, token).await
-                }
-                ServiceKind::Trigger => herald_trigger::serve(config, listener, token).await,
-                ServiceKind::Delivery => herald_delivery::serve(config, listener, token).await,
-                ServiceKind::Analytics => herald_analytics::serve(config, listener, token).await,
+                ServiceKind::Ingest => herald_ingest::serve(launch).await,
+                ServiceKind::Segmentation => herald_segmentation::serve(launch).await,
+                ServiceKind::Trigger => herald_trigger::serve(launch).await,
+                ServiceKind::Delivery => herald_delivery::serve(launch).await,
+                ServiceKind::Analytics => herald_analytics::serve(launch).await,
             };
             (kind, result)
         });

@@ -98,6 +98,44 @@ impl Violations {
         }
     }
 
+    /// Checks the keys every event carries, under `field`: its `message_id`, `user_id`
+    /// and `name`.
+    pub fn event_keys(&mut self, field: &str, message_id: &str, user_id: &str, name: &str) {
+        use crate::limits;
+        self.text(
+            format!("{field}.message_id"),
+            message_id,
+            Len::required(limits::MESSAGE_ID),
+        );
+        self.text(
+            format!("{field}.user_id"),
+            user_id,
+            Len::required(limits::USER_ID),
+        );
+        self.text(
+            format!("{field}.name"),
+            name,
+            Len::required(limits::EVENT_NAME),
+        );
+    }
+
+    /// Checks an internal batch request: its `workspace_id`, and at most
+    /// [`limits::MAX_BATCH`](crate::limits::MAX_BATCH) entries in `field`.
+    pub fn batch(&mut self, workspace_id: &str, field: &str, len: usize) {
+        use crate::limits;
+        self.text(
+            "workspace_id",
+            workspace_id,
+            Len::required(limits::WORKSPACE_ID),
+        );
+        if len > limits::MAX_BATCH {
+            self.push(
+                field,
+                format!("must hold at most {} items, got {len}", limits::MAX_BATCH),
+            );
+        }
+    }
+
     /// Adds violations found elsewhere.
     pub fn extend(&mut self, more: impl IntoIterator<Item = FieldViolation>) {
         self.0.extend(more);

@@ -108,6 +108,13 @@ pub trait Sink: Send + Sync + 'static {
     async fn send(&self, items: &[Item]) -> Result<(), SinkError>;
 }
 
+#[async_trait::async_trait]
+impl<S: Sink + ?Sized> Sink for Arc<S> {
+    async fn send(&self, items: &[Item]) -> Result<(), SinkError> {
+        self.as_ref().send(items).await
+    }
+}
+
 /// Tuning of the relay.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -204,6 +211,22 @@ impl Outbox {
         }
     }
 
+    /// The outbox of the service `launch` starts: `table` of `db`, relayed under the
+    /// instance id and with the retry bounds of its config, on its clock.
+    pub fn for_service(
+        launch: &herald_runtime::Launch,
+        db: &DatabaseConnection,
+        table: impl Into<String>,
+    ) -> Builder {
+        Outbox::builder(
+            db.clone(),
+            table,
+            launch.config.instance_id(),
+            launch.clock.clone(),
+        )
+        .settings(Settings::from_config(&launch.config))
+    }
+
     /// Inserts `items` within `txn`; nothing is sent until the transaction commits and
     /// the returned [`Staged`] is published.
     pub async fn add<C: ConnectionTrait>(
@@ -269,8 +292,8 @@ impl Builder {
     }
 
     /// Adds a destination and the sink its items go to.
-    pub fn destination(mut self, name: &'static str, sink: Arc<dyn Sink>) -> Self {
-        self.sinks.push((name, sink));
+    pub fn destination(mut self, name: &'static str, sink: impl Sink) -> Self {
+        self.sinks.push((name, Arc::new(sink)));
         self
     }
 

@@ -118,6 +118,28 @@ pub struct GrpcSink<C: Call> {
 }
 
 impl<C: Call> GrpcSink<C> {
+    /// A sink for `destination`, the service `target` as `config` names it (its URL, the
+    /// internal key, a deadline within the relay's lease, the receiver's limits), sending
+    /// each call with `send`.
+    pub fn to<F, Fut>(
+        config: &herald_runtime::Config,
+        destination: &'static str,
+        target: herald_runtime::ServiceKind,
+        send: F,
+    ) -> Result<GrpcSink<C>, tonic::transport::Error>
+    where
+        F: Fn(Downstream, C) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), tonic::Status>> + Send + 'static,
+    {
+        let downstream = Downstream::for_relay(config, target)?;
+        Ok(GrpcSink::new(
+            destination,
+            downstream,
+            CallLimits::from_config(config),
+            send,
+        ))
+    }
+
     /// A sink for `destination` reaching `downstream`.
     pub fn new<F, Fut>(
         destination: &'static str,

@@ -26,5 +26,5 @@ pub use error::{Error, FieldViolation, invalid_argument, not_yet_implemented};
 pub use herald_core::Clock;
 pub use main_helper::{keygen, run_service, service_main};
 pub use secret::Secret;
-pub use server::{ReadinessCheck, ServiceSpec, serve};
+pub use server::{Launch, ReadinessCheck, ServiceSpec, serve};
 pub use tokio_util::sync::CancellationToken;

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Scope, generate_api_key};
 use crate::config::{Config, ServiceKind};
+use crate::server::Launch;
+use herald_core::Clock;
 
 const USAGE: &str = "usage:
   herald-<service> [--config FILE]        serve (config: defaults, FILE or $HERALD_CONFIG, HERALD_* env)
@@ -16,10 +17,11 @@ const USAGE: &str = "usage:
                                           print a new API key and the config entry holding its hash";
 
 /// Runs a service binary: parses arguments, loads config (exiting 2 naming the bad key),
-/// starts telemetry, binds the listen address and calls `serve` until SIGTERM/SIGINT.
+/// starts telemetry, binds the listen address and calls `serve` on the system clock
+/// until SIGTERM/SIGINT.
 pub fn service_main<F, Fut>(kind: ServiceKind, serve: F) -> ExitCode
 where
-    F: FnOnce(Config, TcpListener, CancellationToken) -> Fut,
+    F: FnOnce(Launch) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -30,7 +32,7 @@ where
 /// binaries that host several services, such as `herald serve <service>`.
 pub fn run_service<F, Fut>(kind: ServiceKind, program: &str, args: &[String], serve: F) -> ExitCode
 where
-    F: FnOnce(Config, TcpListener, CancellationToken) -> Fut,
+    F: FnOnce(Launch) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let mut config_file: Option<PathBuf> = None;
@@ -71,7 +73,13 @@ where
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen_addr))?;
         let shutdown = crate::shutdown::on_signal();
-        serve(config, listener, shutdown).await
+        serve(Launch {
+            config,
+            clock: Clock::system(),
+            listener,
+            shutdown,
+        })
+        .await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -96,6 +96,29 @@ const BUILTIN: [&str; 3] = [
     "grpc.reflection.v1alpha.ServerReflection",
 ];
 
+/// What a service process is started with: its configuration, its clock, the bound
+/// listener, and the cancellation that SIGTERM (or a test) triggers.
+pub struct Launch {
+    pub config: Config,
+    pub clock: Clock,
+    pub listener: TcpListener,
+    pub shutdown: CancellationToken,
+}
+
+impl Launch {
+    /// Serves `spec` until the shutdown (see [`serve`]).
+    pub async fn serve(self, spec: ServiceSpec) -> anyhow::Result<()> {
+        serve(
+            &self.config,
+            &self.clock,
+            spec,
+            self.listener,
+            self.shutdown,
+        )
+        .await
+    }
+}
+
 /// Health service name that reports liveness only (not readiness).
 pub const LIVENESS: &str = "liveness";
 

@@ -67,6 +67,14 @@ pub async fn connect_and_migrate<M: MigratorTrait>(
     Ok(db)
 }
 
+/// Opens the database `config` names for `service` and brings its schema up to date.
+pub async fn open<M: MigratorTrait>(
+    config: &herald_runtime::Config,
+    service: herald_runtime::ServiceKind,
+) -> anyhow::Result<DatabaseConnection> {
+    connect_and_migrate::<M>(&config.database_url(service)).await
+}
+
 /// A readiness probe: true while the database answers.
 pub async fn is_reachable(db: &DatabaseConnection) -> bool {
     tokio::time::timeout(Duration::from_secs(2), db.ping())

@@ -53,9 +53,23 @@ pub async fn purge(db: &DatabaseConnection, ledger: Ledger, before_ms: i64) -> R
     }
 }
 
-/// Purges every ledger of entries older than `retention`, now and then every hour by
-/// `clock`, until `shutdown`.
+/// Purges `ledgers` of `db` of entries older than the configured retention, now and then
+/// every hour on the service's clock, until it shuts down.
 pub fn spawn_cleanup(
+    launch: &herald_runtime::Launch,
+    db: &DatabaseConnection,
+    ledgers: Vec<Ledger>,
+) {
+    run_cleanup(
+        db.clone(),
+        ledgers,
+        launch.config.ledger_retention(),
+        launch.clock.clone(),
+        launch.shutdown.clone(),
+    );
+}
+
+fn run_cleanup(
     db: DatabaseConnection,
     ledgers: Vec<Ledger>,
     retention: Duration,

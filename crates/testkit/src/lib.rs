@@ -11,7 +11,7 @@ use std::time::Duration;
 use herald_runtime::auth::{
     Scope, WorkspaceConfig, generate_api_key, random_token, sign_user_token,
 };
-use herald_runtime::{CancellationToken, Clock, Config, Secret, ServiceKind};
+use herald_runtime::{CancellationToken, Clock, Config, Launch, Secret, ServiceKind};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -78,6 +78,34 @@ impl Default for Credentials {
     }
 }
 
+/// The fields a status names in its `google.rpc.BadRequest` details, in order; empty when
+/// it has none.
+pub fn violations(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+/// Asserts that `result` failed with `code` and that its message names `mention` (a
+/// field, a resource), and returns the status.
+#[track_caller]
+pub fn assert_refused<T: std::fmt::Debug>(
+    result: Result<T, tonic::Status>,
+    code: tonic::Code,
+    mention: &str,
+) -> tonic::Status {
+    let status = result.expect_err("the call is refused");
+    assert_eq!(status.code(), code, "{status:?}");
+    assert!(
+        status.message().contains(mention),
+        "{:?} does not mention {mention:?}",
+        status.message()
+    );
+    status
+}
+
 /// `authorization` metadata for `key` on `request`.
 pub fn authorized<T>(message: T, key: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
@@ -119,17 +147,17 @@ impl Running {
     }
 }
 
-/// Binds `listener` (or `config.listen_addr`) and runs `serve` with `config`.
-pub async fn spawn<F, Fut>(config: Config, serve: F) -> Running
+/// Binds `config.listen_addr` and runs `serve` with `config` and `clock`, once it serves.
+pub async fn spawn<F, Fut>(config: Config, clock: Clock, serve: F) -> Running
 where
-    F: FnOnce(Config, TcpListener, CancellationToken) -> Fut,
+    F: FnOnce(Launch) -> Fut,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     init_tracing();
     let listener = TcpListener::bind(config.listen_addr)
         .await
         .expect("bind test listener");
-    let running = spawn_on(listener, config, serve);
+    let running = spawn_on(listener, config, clock, serve);
     wait_until_serving(running.addr).await;
     running
 }
@@ -156,15 +184,20 @@ pub async fn wait_until_serving(addr: SocketAddr) {
     .await;
 }
 
-/// Runs `serve` on an already bound listener (to restart a service on the same port).
-pub fn spawn_on<F, Fut>(listener: TcpListener, config: Config, serve: F) -> Running
+/// Runs `serve` on an already bound listener.
+pub fn spawn_on<F, Fut>(listener: TcpListener, config: Config, clock: Clock, serve: F) -> Running
 where
-    F: FnOnce(Config, TcpListener, CancellationToken) -> Fut,
+    F: FnOnce(Launch) -> Fut,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     let addr = listener.local_addr().expect("local addr");
     let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(serve(config, listener, shutdown.clone()));
+    let handle = tokio::spawn(serve(Launch {
+        config,
+        clock,
+        listener,
+        shutdown: shutdown.clone(),
+    }));
     Running {
         addr,
         shutdown,

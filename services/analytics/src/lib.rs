@@ -3,8 +3,6 @@
 //! rates, conversions, and uplift against control with its significance (the arithmetic
 //! lives in `herald-stats`).
 
-#![forbid(unsafe_code)]
-
 mod api;
 pub mod migration;
 mod store;
@@ -12,39 +10,29 @@ mod validate;
 
 use herald_proto::analytics::v1::analytics_internal_service_server::AnalyticsInternalServiceServer;
 use herald_proto::analytics::v1::analytics_service_server::AnalyticsServiceServer;
-use herald_runtime::{Access, CancellationToken, Clock, Config, Scope, ServiceKind, ServiceSpec};
-use tokio::net::TcpListener;
+use herald_runtime::{Access, Launch, Scope, ServiceKind, ServiceSpec};
 
-/// Runs analytics on `listener` until `shutdown` is cancelled, on the system clock.
-pub async fn serve(
-    config: Config,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    serve_with(config, Clock::system(), listener, shutdown).await
-}
-
-/// Runs analytics on `listener` until `shutdown` is cancelled, reading time from `clock`.
-pub async fn serve_with(
-    config: Config,
-    clock: Clock,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let kind = ServiceKind::Analytics;
-    let db = herald_storage::connect_and_migrate::<migration::Migrator>(&config.database_url(kind))
-        .await?;
+/// Runs analytics until `launch.shutdown` is cancelled.
+pub async fn serve(launch: Launch) -> anyhow::Result<()> {
+    let db =
+        herald_storage::open::<migration::Migrator>(&launch.config, ServiceKind::Analytics).await?;
     let api = api::Analytics {
         db: db.clone(),
-        clock: clock.clone(),
+        clock: launch.clock.clone(),
     };
-    let public = AnalyticsServiceServer::new(api.clone())
-        .max_decoding_message_size(config.max_request_bytes);
-    let internal = AnalyticsInternalServiceServer::new(api)
-        .max_decoding_message_size(config.max_request_bytes);
-    let spec = ServiceSpec::new(kind, herald_proto::analytics::v1::FILE_DESCRIPTOR_SET)
-        .serve(public, Access::Scope(Scope::Admin))
-        .serve(internal, Access::Scope(Scope::Internal))
-        .readiness(herald_storage::readiness(&db));
-    herald_runtime::serve(&config, &clock, spec, listener, shutdown).await
+    let max_bytes = launch.config.max_request_bytes;
+    let spec = ServiceSpec::new(
+        ServiceKind::Analytics,
+        herald_proto::analytics::v1::FILE_DESCRIPTOR_SET,
+    )
+    .serve(
+        AnalyticsServiceServer::new(api.clone()).max_decoding_message_size(max_bytes),
+        Access::Scope(Scope::Admin),
+    )
+    .serve(
+        AnalyticsInternalServiceServer::new(api).max_decoding_message_size(max_bytes),
+        Access::Scope(Scope::Internal),
+    )
+    .readiness(herald_storage::readiness(&db));
+    launch.serve(spec).await
 }

@@ -7,19 +7,19 @@ herald_storage::migrator!(
     /// Analytics' migrations, in order.
     Migrator,
     "analytics_migrations",
-    [CreateRecords]
+    [CreateInteractionsAndEvents]
 );
 
-struct CreateRecords;
+struct CreateInteractionsAndEvents;
 
-impl MigrationName for CreateRecords {
+impl MigrationName for CreateInteractionsAndEvents {
     fn name(&self) -> &str {
         "m20261122_000001_create_records"
     }
 }
 
 #[async_trait::async_trait]
-impl MigrationTrait for CreateRecords {
+impl MigrationTrait for CreateInteractionsAndEvents {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .create_table(

@@ -11,20 +11,6 @@ pub const DEFAULT_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
 /// How far in the future a time may be.
 const MAX_FUTURE_MS: i64 = 24 * 3600 * 1000;
 
-fn check_batch(out: &mut Violations, workspace_id: &str, field: &str, len: usize) {
-    out.text(
-        "workspace_id",
-        workspace_id,
-        Len::required(limits::WORKSPACE_ID),
-    );
-    if len > limits::MAX_BATCH {
-        out.push(
-            field,
-            format!("must hold at most {} items, got {len}", limits::MAX_BATCH),
-        );
-    }
-}
-
 fn check_time(out: &mut Violations, field: String, t: Option<&Timestamp>, now: i64) -> i64 {
     let Some(t) = t else { return now };
     match millis(t) {
@@ -68,7 +54,7 @@ pub fn interactions(
     now: i64,
 ) -> Result<Vec<Valid>, Vec<FieldViolation>> {
     let mut out = Violations::new();
-    check_batch(&mut out, workspace_id, "interactions", interactions.len());
+    out.batch(workspace_id, "interactions", interactions.len());
     let mut valid = Vec::with_capacity(interactions.len());
     for (i, mut interaction) in interactions.into_iter().enumerate() {
         let field = |name: &str| format!("interactions[{i}].{name}");
@@ -150,24 +136,10 @@ pub fn events(
     now: i64,
 ) -> Result<Vec<i64>, Vec<FieldViolation>> {
     let mut out = Violations::new();
-    check_batch(&mut out, workspace_id, "events", events.len());
+    out.batch(workspace_id, "events", events.len());
     let mut times = Vec::with_capacity(events.len());
     for (i, e) in events.iter().enumerate() {
-        out.text(
-            format!("events[{i}].message_id"),
-            &e.message_id,
-            Len::required(limits::MESSAGE_ID),
-        );
-        out.text(
-            format!("events[{i}].user_id"),
-            &e.user_id,
-            Len::required(limits::USER_ID),
-        );
-        out.text(
-            format!("events[{i}].name"),
-            &e.name,
-            Len::required(limits::EVENT_NAME),
-        );
+        out.event_keys(&format!("events[{i}]"), &e.message_id, &e.user_id, &e.name);
         // Past times are fine; ingest already bounded the future.
         times.push(match e.timestamp.as_ref().map(millis) {
             None => now,

@@ -6,11 +6,12 @@ use herald_proto::analytics::v1::analytics_service_client::AnalyticsServiceClien
 use herald_proto::analytics::v1::*;
 use herald_proto::common::v1::Event;
 use herald_runtime::{Clock, ServiceKind};
-use herald_testkit::{Credentials, Running, TestDatabase, WORKSPACE, authorized};
+use herald_testkit::{
+    Credentials, Running, TestDatabase, WORKSPACE, assert_refused, authorized, violations,
+};
 use prost_types::Timestamp;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
-use tonic_types::StatusExt;
 
 struct App {
     running: Running,
@@ -25,10 +26,7 @@ async fn spawn_app() -> App {
     let credentials = Credentials::new();
     let config = herald_testkit::config(ServiceKind::Analytics, &db, &credentials);
     let clock = Clock::manual(NOW.parse().unwrap());
-    let running = herald_testkit::spawn(config, move |c, l, s| {
-        herald_analytics::serve_with(c, clock, l, s)
-    })
-    .await;
+    let running = herald_testkit::spawn(config, clock, herald_analytics::serve).await;
     let internal = AnalyticsInternalServiceClient::connect(running.url())
         .await
         .expect("connect");
@@ -461,27 +459,14 @@ async fn invalid_interactions_name_the_field_and_record_nothing() {
         ..sent("s2", "v1", "u2", "m2", t)
     };
     let no_message = interaction("i3", InteractionKind::Impression, "v1", "u3", "", t);
-    let status = app
-        .record(vec![good.clone(), bad_kind, no_message])
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::InvalidArgument);
-    let details = status
-        .get_details_bad_request()
-        .expect("bad request details");
-    let fields: Vec<&str> = details
-        .field_violations
-        .iter()
-        .map(|v| v.field.as_str())
-        .collect();
-    assert_eq!(
-        fields,
-        ["interactions[1].kind", "interactions[2].message_id"]
+    let status = assert_refused(
+        app.record(vec![good.clone(), bad_kind, no_message]).await,
+        Code::InvalidArgument,
+        "interactions[1].kind",
     );
-    assert!(
-        status.message().contains("interactions[1].kind"),
-        "{}",
-        status.message()
+    assert_eq!(
+        violations(&status),
+        ["interactions[1].kind", "interactions[2].message_id"]
     );
     assert_eq!(app.stats("c1").await.total.unwrap().sent, 0);
 
@@ -489,23 +474,16 @@ async fn invalid_interactions_name_the_field_and_record_nothing() {
         time: Some(at(t + 3 * 86_400)),
         ..good.clone()
     };
-    let status = app.record(vec![far_future]).await.unwrap_err();
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(
-        status.message().contains("interactions[0].time"),
-        "{}",
-        status.message()
+    assert_refused(
+        app.record(vec![far_future]).await,
+        Code::InvalidArgument,
+        "interactions[0].time",
     );
-
-    let status = app
-        .record_events(vec![event("e1", "", "purchased", t)])
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(
-        status.message().contains("events[0].user_id"),
-        "{}",
-        status.message()
+    assert_refused(
+        app.record_events(vec![event("e1", "", "purchased", t)])
+            .await,
+        Code::InvalidArgument,
+        "events[0].user_id",
     );
 
     let key = app.credentials.admin_key.expose().to_owned();
@@ -514,26 +492,18 @@ async fn invalid_interactions_name_the_field_and_record_nothing() {
         start_time: Some(at(t)),
         end_time: Some(at(t - 1)),
     };
-    let status = app
-        .public
-        .get_campaign_stats(authorized(request, &key))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(
-        status.message().contains("end_time"),
-        "{}",
-        status.message()
+    let mut public = app.public.clone();
+    assert_refused(
+        public.get_campaign_stats(authorized(request, &key)).await,
+        Code::InvalidArgument,
+        "end_time",
     );
-    let status = app
-        .public
-        .get_campaign_stats(authorized(GetCampaignStatsRequest::default(), &key))
-        .await
-        .unwrap_err();
-    assert!(
-        status.message().contains("campaign_id"),
-        "{}",
-        status.message()
+    assert_refused(
+        public
+            .get_campaign_stats(authorized(GetCampaignStatsRequest::default(), &key))
+            .await,
+        Code::InvalidArgument,
+        "campaign_id",
     );
 
     assert_eq!(app.record(vec![good]).await.unwrap(), (1, 0));

@@ -1,10 +1,10 @@
 //! The hop out of delivery: interactions (sent, delivered, impression, click, dismissal)
 //! to analytics, relayed through the outbox as batched internal RPCs.
 
-use herald_outbox::{CallLimits, GrpcSink};
+use herald_outbox::GrpcSink;
 use herald_proto::analytics::v1::RecordInteractionsRequest;
 use herald_proto::analytics::v1::analytics_internal_service_client::AnalyticsInternalServiceClient;
-use herald_runtime::{Config, Downstream, ServiceKind};
+use herald_runtime::{Config, ServiceKind};
 
 /// Outbox destination of analytics.
 pub const ANALYTICS: &str = "analytics";
@@ -13,18 +13,16 @@ pub const ANALYTICS: &str = "analytics";
 /// holds a `RecordInteractionsRequest` with one interaction.
 pub fn analytics(
     config: &Config,
-    limits: CallLimits,
 ) -> Result<GrpcSink<RecordInteractionsRequest>, tonic::transport::Error> {
-    let downstream = Downstream::for_relay(config, ServiceKind::Analytics)?;
-    Ok(GrpcSink::new(
+    GrpcSink::to(
+        config,
         ANALYTICS,
-        downstream,
-        limits,
+        ServiceKind::Analytics,
         |d, call| async move {
             AnalyticsInternalServiceClient::new(d.channel())
                 .record_interactions(d.request(call, None))
                 .await
                 .map(drop)
         },
-    ))
+    )
 }

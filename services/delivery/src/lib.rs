@@ -2,8 +2,6 @@
 //! to their open Subscribe streams, takes the app's reports of what the user did with
 //! them, and relays every interaction to analytics through the outbox.
 
-#![forbid(unsafe_code)]
-
 mod api;
 mod downstream;
 mod hub;
@@ -13,64 +11,41 @@ mod store;
 mod subscribe;
 mod validate;
 
-use std::sync::Arc;
-
-use herald_outbox::{CallLimits, Outbox, Settings};
+use herald_outbox::Outbox;
 use herald_proto::delivery::v1::delivery_internal_service_server::DeliveryInternalServiceServer;
 use herald_proto::delivery::v1::delivery_service_server::DeliveryServiceServer;
-use herald_runtime::{Access, CancellationToken, Clock, Config, Scope, ServiceKind, ServiceSpec};
-use tokio::net::TcpListener;
+use herald_runtime::{Access, Launch, Scope, ServiceKind, ServiceSpec};
 
-/// Runs delivery on `listener` until `shutdown` is cancelled, on the system clock.
-pub async fn serve(
-    config: Config,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    serve_with(config, Clock::system(), listener, shutdown).await
-}
-
-/// Runs delivery on `listener` until `shutdown` is cancelled, reading time from `clock`.
-pub async fn serve_with(
-    config: Config,
-    clock: Clock,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let kind = ServiceKind::Delivery;
-    let db = herald_storage::connect_and_migrate::<migration::Migrator>(&config.database_url(kind))
-        .await?;
-    let outbox = Outbox::builder(
-        db.clone(),
-        migration::OUTBOX_TABLE,
-        config.instance_id(),
-        clock.clone(),
-    )
-    .settings(Settings::from_config(&config))
-    .destination(
-        downstream::ANALYTICS,
-        Arc::new(downstream::analytics(
-            &config,
-            CallLimits::from_config(&config),
-        )?),
-    )
-    .start(shutdown.clone());
-
-    // Open Subscribe streams end on `shutdown` themselves, so the drain stays bounded.
+/// Runs delivery until `launch.shutdown` is cancelled. Open Subscribe streams end on the
+/// shutdown themselves, so the drain stays bounded.
+pub async fn serve(launch: Launch) -> anyhow::Result<()> {
+    let db =
+        herald_storage::open::<migration::Migrator>(&launch.config, ServiceKind::Delivery).await?;
     let api = api::Api {
         db: db.clone(),
-        outbox,
+        outbox: Outbox::for_service(&launch, &db, migration::OUTBOX_TABLE)
+            .destination(
+                downstream::ANALYTICS,
+                downstream::analytics(&launch.config)?,
+            )
+            .start(launch.shutdown.clone()),
         hub: hub::Hub::default(),
-        clock: clock.clone(),
-        shutdown: shutdown.clone(),
+        clock: launch.clock.clone(),
+        shutdown: launch.shutdown.clone(),
     };
-    let public =
-        DeliveryServiceServer::new(api.clone()).max_decoding_message_size(config.max_request_bytes);
-    let internal =
-        DeliveryInternalServiceServer::new(api).max_decoding_message_size(config.max_request_bytes);
-    let spec = ServiceSpec::new(kind, herald_proto::delivery::v1::FILE_DESCRIPTOR_SET)
-        .serve(public, Access::UserToken)
-        .serve(internal, Access::Scope(Scope::Internal))
-        .readiness(herald_storage::readiness(&db));
-    herald_runtime::serve(&config, &clock, spec, listener, shutdown).await
+    let max_bytes = launch.config.max_request_bytes;
+    let spec = ServiceSpec::new(
+        ServiceKind::Delivery,
+        herald_proto::delivery::v1::FILE_DESCRIPTOR_SET,
+    )
+    .serve(
+        DeliveryServiceServer::new(api.clone()).max_decoding_message_size(max_bytes),
+        Access::UserToken,
+    )
+    .serve(
+        DeliveryInternalServiceServer::new(api).max_decoding_message_size(max_bytes),
+        Access::Scope(Scope::Internal),
+    )
+    .readiness(herald_storage::readiness(&db));
+    launch.serve(spec).await
 }

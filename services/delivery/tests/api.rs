@@ -87,10 +87,7 @@ async fn spawn_app_with(clock: herald_runtime::Clock) -> App {
     let credentials = Credentials::new();
     let mut config = herald_testkit::config(ServiceKind::Delivery, &db, &credentials);
     config.analytics_url = analytics_url;
-    let running = herald_testkit::spawn(config, move |c, l, s| {
-        herald_delivery::serve_with(c, clock, l, s)
-    })
-    .await;
+    let running = herald_testkit::spawn(config, clock, herald_delivery::serve).await;
     App {
         running,
         credentials,
@@ -142,6 +139,11 @@ impl App {
             "{results:?}"
         );
         results[0].message_id.clone()
+    }
+
+    async fn inbox_is_empty(&self, user_id: &str) -> bool {
+        let inbox = self.inbox(user_id, ListInboxRequest::default()).await;
+        inbox.expect("list inbox").messages.is_empty()
     }
 
     async fn subscribe(&self, user_id: &str) -> Streaming<SubscribeResponse> {
@@ -447,13 +449,7 @@ async fn refusals_are_results_and_are_idempotent_too() {
         again.iter().all(|r| r.duplicate) && again[0].outcome() == DeliveryOutcome::Expired,
         "{again:?}"
     );
-    assert!(
-        app.inbox("u1", ListInboxRequest::default())
-            .await
-            .unwrap()
-            .messages
-            .is_empty()
-    );
+    assert!(app.inbox_is_empty("u1").await);
     app.running.stop().await;
 }
 
@@ -476,13 +472,7 @@ async fn an_invalid_delivery_rejects_the_whole_batch() {
     );
     let empty = app.try_deliver(vec![]).await.unwrap_err();
     assert_eq!(empty.code(), Code::InvalidArgument);
-    assert!(
-        app.inbox("u1", ListInboxRequest::default())
-            .await
-            .unwrap()
-            .messages
-            .is_empty()
-    );
+    assert!(app.inbox_is_empty("u1").await);
     app.running.stop().await;
 }
 

@@ -1,13 +1,13 @@
 //! The hops out of ingest: events and identities to segmentation, events to analytics,
 //! each relayed through the outbox as batched internal RPCs.
 
-use herald_outbox::{Call, CallLimits, GrpcSink};
+use herald_outbox::{Call, GrpcSink};
 use herald_proto::WorkspaceBatch;
 use herald_proto::analytics::v1::RecordEventsRequest;
 use herald_proto::analytics::v1::analytics_internal_service_client::AnalyticsInternalServiceClient;
 use herald_proto::segmentation::v1::segmentation_internal_service_client::SegmentationInternalServiceClient;
 use herald_proto::segmentation::v1::{ApplyEventsRequest, ApplyIdentitiesRequest};
-use herald_runtime::{Config, Downstream, ServiceKind};
+use herald_runtime::{Config, ServiceKind};
 use prost::Message;
 
 /// Outbox destination of segmentation.
@@ -75,13 +75,11 @@ impl Call for SegmentationCall {
 /// kind and workspace, in order.
 pub fn segmentation(
     config: &Config,
-    limits: CallLimits,
 ) -> Result<GrpcSink<SegmentationCall>, tonic::transport::Error> {
-    let downstream = Downstream::for_relay(config, ServiceKind::Segmentation)?;
-    Ok(GrpcSink::new(
+    GrpcSink::to(
+        config,
         SEGMENTATION,
-        downstream,
-        limits,
+        ServiceKind::Segmentation,
         |d, call| async move {
             let mut client = SegmentationInternalServiceClient::new(d.channel());
             match call {
@@ -93,24 +91,22 @@ pub fn segmentation(
                 }
             }
         },
-    ))
+    )
 }
 
 /// Analytics' RecordEvents, one call per run of a workspace.
 pub fn analytics(
     config: &Config,
-    limits: CallLimits,
 ) -> Result<GrpcSink<RecordEventsRequest>, tonic::transport::Error> {
-    let downstream = Downstream::for_relay(config, ServiceKind::Analytics)?;
-    Ok(GrpcSink::new(
+    GrpcSink::to(
+        config,
         ANALYTICS,
-        downstream,
-        limits,
+        ServiceKind::Analytics,
         |d, call| async move {
             AnalyticsInternalServiceClient::new(d.channel())
                 .record_events(d.request(call, None))
                 .await
                 .map(drop)
         },
-    ))
+    )
 }

@@ -94,21 +94,7 @@ fn check_context(out: &mut Violations, field: &str, context: Option<&EventContex
 }
 
 fn check_event(out: &mut Violations, field: &str, event: &mut Event, now: Timestamp) {
-    out.text(
-        format!("{field}.message_id"),
-        &event.message_id,
-        Len::required(limits::MESSAGE_ID),
-    );
-    out.text(
-        format!("{field}.user_id"),
-        &event.user_id,
-        Len::required(limits::USER_ID),
-    );
-    out.text(
-        format!("{field}.name"),
-        &event.name,
-        Len::required(limits::EVENT_NAME),
-    );
+    out.event_keys(field, &event.message_id, &event.user_id, &event.name);
     if event.name.starts_with('$') {
         out.push(
             format!("{field}.name"),

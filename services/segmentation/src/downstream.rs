@@ -1,29 +1,25 @@
 //! The hop out of segmentation: each new event, with its user's state, to trigger's
 //! HandleEvents, relayed through the outbox.
 
-use herald_outbox::{CallLimits, GrpcSink};
+use herald_outbox::GrpcSink;
 use herald_proto::trigger::v1::HandleEventsRequest;
 use herald_proto::trigger::v1::trigger_internal_service_client::TriggerInternalServiceClient;
-use herald_runtime::{Config, Downstream, ServiceKind};
+use herald_runtime::{Config, ServiceKind};
 
 /// Outbox destination of trigger.
 pub const TRIGGER: &str = "trigger";
 
 /// Trigger's HandleEvents, one call per run of a workspace, in order.
-pub fn trigger(
-    config: &Config,
-    limits: CallLimits,
-) -> Result<GrpcSink<HandleEventsRequest>, tonic::transport::Error> {
-    let downstream = Downstream::for_relay(config, ServiceKind::Trigger)?;
-    Ok(GrpcSink::new(
+pub fn trigger(config: &Config) -> Result<GrpcSink<HandleEventsRequest>, tonic::transport::Error> {
+    GrpcSink::to(
+        config,
         TRIGGER,
-        downstream,
-        limits,
+        ServiceKind::Trigger,
         |d, call| async move {
             TriggerInternalServiceClient::new(d.channel())
                 .handle_events(d.request(call, None))
                 .await
                 .map(drop)
         },
-    ))
+    )
 }

@@ -110,8 +110,16 @@ pub struct Applied {
     pub duplicates: u32,
 }
 
-/// Records the message ids of `items` (the first of each id) as processed and returns
-/// the items seen for the first time, in request order.
+/// The items of one call applied for the first time (in request order), their users
+/// (created where new; locked with `lock`), and the call's tally.
+struct FirstSeen<'a, T> {
+    applied: Applied,
+    items: Vec<&'a T>,
+    users: BTreeMap<String, UserState>,
+}
+
+/// Records the message ids of `items` (the first of each id) as processed, and returns
+/// the items seen for the first time with their users.
 async fn first_seen<'a, T>(
     txn: &DatabaseTransaction,
     workspace: &str,
@@ -119,7 +127,8 @@ async fn first_seen<'a, T>(
     key: impl Fn(&T) -> (&str, &str),
     kind: i16,
     now: i64,
-) -> Result<Vec<&'a T>, Error> {
+    lock: bool,
+) -> Result<FirstSeen<'a, T>, Error> {
     let mut unique = HashSet::new();
     let candidates: Vec<&T> = items.iter().filter(|i| unique.insert(key(i).0)).collect();
     let rows = candidates
@@ -135,11 +144,35 @@ async fn first_seen<'a, T>(
             })
         })
         .collect();
-    let fresh = herald_storage::insert_fresh(txn, rows).await?;
-    Ok(candidates
+    let fresh_ids = herald_storage::insert_fresh(txn, rows).await?;
+    let fresh: Vec<&T> = candidates
         .into_iter()
-        .filter(|i| fresh.contains(&(workspace.to_owned(), key(i).0.to_owned())))
-        .collect())
+        .filter(|i| fresh_ids.contains(&(workspace.to_owned(), key(i).0.to_owned())))
+        .collect();
+    let ids: BTreeSet<&str> = fresh.iter().map(|i| key(i).1).collect();
+    let users = if ids.is_empty() {
+        BTreeMap::new()
+    } else {
+        users(txn, workspace, &ids, now, lock).await?
+    };
+    Ok(FirstSeen {
+        applied: Applied {
+            applied: fresh.len() as u32,
+            duplicates: (items.len() - fresh.len()) as u32,
+        },
+        items: fresh,
+        users,
+    })
+}
+
+/// An event's message id and user.
+fn event_key(e: &Event) -> (&str, &str) {
+    (&e.message_id, &e.user_id)
+}
+
+/// An identity's message id and user.
+fn identity_key(i: &Identity) -> (&str, &str) {
+    (&i.message_id, &i.user_id)
 }
 
 /// Applies `events` of `workspace`: counters, users, and one outbox item per new event
@@ -153,25 +186,15 @@ pub async fn apply_events(
 ) -> Result<Applied, Error> {
     let now = clock.now_ms();
     let txn = db.begin().await?;
-    let fresh = first_seen(
-        &txn,
-        workspace,
-        events,
-        |e| (&e.message_id, &e.user_id),
-        KIND_EVENT,
-        now,
-    )
-    .await?;
-    let result = Applied {
-        applied: fresh.len() as u32,
-        duplicates: (events.len() - fresh.len()) as u32,
-    };
+    let FirstSeen {
+        applied,
+        items: fresh,
+        users,
+    } = first_seen(&txn, workspace, events, event_key, KIND_EVENT, now, false).await?;
     if fresh.is_empty() {
         txn.rollback().await?;
-        return Ok(result);
+        return Ok(applied);
     }
-    let ids: BTreeSet<&str> = fresh.iter().map(|e| e.user_id.as_str()).collect();
-    let users = users(&txn, workspace, &ids, now, false).await?;
     let traceparent = herald_runtime::telemetry::current_traceparent();
     // (user, event name) → (count, first, last), in key order so upserts lock rows in
     // the same order in every transaction.
@@ -245,7 +268,7 @@ pub async fn apply_events(
     let staged = outbox.add(&txn, items).await?;
     txn.commit().await?;
     outbox.publish(staged).await;
-    Ok(result)
+    Ok(applied)
 }
 
 /// Merges `identities` of `workspace` into their users' traits in one transaction,
@@ -258,25 +281,24 @@ pub async fn apply_identities(
 ) -> Result<Applied, Error> {
     let now = clock.now_ms();
     let txn = db.begin().await?;
-    let fresh = first_seen(
+    let FirstSeen {
+        applied,
+        items: fresh,
+        mut users,
+    } = first_seen(
         &txn,
         workspace,
         identities,
-        |i| (&i.message_id, &i.user_id),
+        identity_key,
         KIND_IDENTITY,
         now,
+        true,
     )
     .await?;
-    let result = Applied {
-        applied: fresh.len() as u32,
-        duplicates: (identities.len() - fresh.len()) as u32,
-    };
     if fresh.is_empty() {
         txn.rollback().await?;
-        return Ok(result);
+        return Ok(applied);
     }
-    let ids: BTreeSet<&str> = fresh.iter().map(|i| i.user_id.as_str()).collect();
-    let mut users = users(&txn, workspace, &ids, now, true).await?;
     for identity in &fresh {
         if let (Some(update), Some(state)) = (&identity.traits, users.get_mut(&identity.user_id)) {
             let version = Version {
@@ -289,7 +311,7 @@ pub async fn apply_identities(
     }
     save_changed(&txn, workspace, &users, now).await?;
     txn.commit().await?;
-    Ok(result)
+    Ok(applied)
 }
 
 /// One user's traits during a transaction.
@@ -417,36 +439,36 @@ mod tests {
         .destination(TRIGGER, Arc::new(Nowhere))
         .start(shutdown.clone());
 
-        let first = [
-            event("m1", "opened", 100),
-            event("m2", "opened", 50),
-            event("m3", "paid", 70),
+        let calls = [
+            (
+                vec![
+                    event("m1", "opened", 100),
+                    event("m2", "opened", 50),
+                    event("m3", "paid", 70),
+                ],
+                (3, 0),
+            ),
+            (
+                vec![
+                    event("m1", "opened", 100),
+                    event("m4", "opened", 300),
+                    event("m4", "opened", 300),
+                ],
+                (1, 2),
+            ),
         ];
-        let applied = apply_events(&db, &outbox, &clock, "acme", &first)
-            .await
-            .unwrap();
-        assert_eq!(
-            applied,
-            Applied {
-                applied: 3,
-                duplicates: 0
-            }
-        );
-        let again = [
-            event("m1", "opened", 100),
-            event("m4", "opened", 300),
-            event("m4", "opened", 300),
-        ];
-        let applied = apply_events(&db, &outbox, &clock, "acme", &again)
-            .await
-            .unwrap();
-        assert_eq!(
-            applied,
-            Applied {
-                applied: 1,
-                duplicates: 2
-            }
-        );
+        for (events, (applied, duplicates)) in calls {
+            let result = apply_events(&db, &outbox, &clock, "acme", &events)
+                .await
+                .unwrap();
+            assert_eq!(
+                result,
+                Applied {
+                    applied,
+                    duplicates
+                }
+            );
+        }
 
         let counters: HashMap<String, event_count::Model> = event_count::Entity::find()
             .filter(event_count::Column::WorkspaceId.eq("acme"))

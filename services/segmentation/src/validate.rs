@@ -7,40 +7,12 @@ use herald_core::{Len, Violations, limits};
 use herald_proto::common::v1::{Event, Identity};
 use herald_runtime::Error;
 
-fn check_batch(out: &mut Violations, workspace_id: &str, field: &str, len: usize) {
-    out.text(
-        "workspace_id",
-        workspace_id,
-        Len::required(limits::WORKSPACE_ID),
-    );
-    if len > limits::MAX_BATCH {
-        out.push(
-            field,
-            format!("must hold at most {} items, got {len}", limits::MAX_BATCH),
-        );
-    }
-}
-
 /// Checks an ApplyEvents request.
 pub fn events(workspace_id: &str, events: &[Event]) -> Result<(), Error> {
     let mut out = Violations::new();
-    check_batch(&mut out, workspace_id, "events", events.len());
+    out.batch(workspace_id, "events", events.len());
     for (i, e) in events.iter().enumerate() {
-        out.text(
-            format!("events[{i}].message_id"),
-            &e.message_id,
-            Len::required(limits::MESSAGE_ID),
-        );
-        out.text(
-            format!("events[{i}].user_id"),
-            &e.user_id,
-            Len::required(limits::USER_ID),
-        );
-        out.text(
-            format!("events[{i}].name"),
-            &e.name,
-            Len::required(limits::EVENT_NAME),
-        );
+        out.event_keys(&format!("events[{i}]"), &e.message_id, &e.user_id, &e.name);
     }
     Ok(out.finish()?)
 }
@@ -48,7 +20,7 @@ pub fn events(workspace_id: &str, events: &[Event]) -> Result<(), Error> {
 /// Checks an ApplyIdentities request.
 pub fn identities(workspace_id: &str, identities: &[Identity]) -> Result<(), Error> {
     let mut out = Violations::new();
-    check_batch(&mut out, workspace_id, "identities", identities.len());
+    out.batch(workspace_id, "identities", identities.len());
     for (i, identity) in identities.iter().enumerate() {
         out.text(
             format!("identities[{i}].message_id"),

@@ -15,14 +15,16 @@ use herald_proto::trigger::v1::trigger_internal_service_server::{
     TriggerInternalService, TriggerInternalServiceServer,
 };
 use herald_proto::trigger::v1::*;
-use herald_runtime::ServiceKind;
-use herald_testkit::{Credentials, Running, TestDatabase, WORKSPACE, authorized, eventually};
+use herald_runtime::{Clock, ServiceKind};
+use herald_testkit::{
+    Credentials, Running, TestDatabase, WORKSPACE, assert_refused, authorized, eventually,
+    violations,
+};
 use prost_types::value::Kind;
 use prost_types::{Struct, Value};
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
-use tonic_types::StatusExt;
 
 /// What the stand-in trigger received: workspace, event, and the authorization header.
 #[derive(Clone, Default)]
@@ -120,30 +122,30 @@ impl App {
         self.credentials.internal_key.expose().to_owned()
     }
 
+    /// (applied, duplicates) of ApplyEvents.
     async fn apply_events(&mut self, events: Vec<Event>) -> Result<(u32, u32), Status> {
-        let request = ApplyEventsRequest {
-            workspace_id: WORKSPACE.into(),
-            events,
-        };
-        let response = self
-            .internal
-            .apply_events(authorized(request, &self.internal_key()))
-            .await?
-            .into_inner();
-        Ok((response.applied, response.duplicates))
+        let request = authorized(
+            ApplyEventsRequest {
+                workspace_id: WORKSPACE.into(),
+                events,
+            },
+            &self.internal_key(),
+        );
+        let r = self.internal.apply_events(request).await?.into_inner();
+        Ok((r.applied, r.duplicates))
     }
 
+    /// (applied, duplicates) of ApplyIdentities.
     async fn apply_identities(&mut self, identities: Vec<Identity>) -> Result<(u32, u32), Status> {
-        let request = ApplyIdentitiesRequest {
-            workspace_id: WORKSPACE.into(),
-            identities,
-        };
-        let response = self
-            .internal
-            .apply_identities(authorized(request, &self.internal_key()))
-            .await?
-            .into_inner();
-        Ok((response.applied, response.duplicates))
+        let request = authorized(
+            ApplyIdentitiesRequest {
+                workspace_id: WORKSPACE.into(),
+                identities,
+            },
+            &self.internal_key(),
+        );
+        let r = self.internal.apply_identities(request).await?.into_inner();
+        Ok((r.applied, r.duplicates))
     }
 }
 
@@ -153,7 +155,7 @@ async fn spawn_app(trigger: SocketAddr) -> App {
     let credentials = Credentials::new();
     let mut config = herald_testkit::config(ServiceKind::Segmentation, &db, &credentials);
     config.trigger_url = format!("http://{trigger}");
-    let running = herald_testkit::spawn(config, herald_segmentation::serve).await;
+    let running = herald_testkit::spawn(config, Clock::system(), herald_segmentation::serve).await;
     let internal = SegmentationInternalServiceClient::connect(running.url())
         .await
         .expect("connect");
@@ -431,16 +433,8 @@ async fn invalid_events_name_their_fields_and_write_nothing() {
     ];
     let status = app.apply_events(bad).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    let details = status
-        .get_details_bad_request()
-        .expect("bad request details");
-    let fields: Vec<&str> = details
-        .field_violations
-        .iter()
-        .map(|v| v.field.as_str())
-        .collect();
     assert_eq!(
-        fields,
+        violations(&status),
         [
             "events[1].user_id",
             "events[2].message_id",
@@ -453,16 +447,10 @@ async fn invalid_events_name_their_fields_and_write_nothing() {
         workspace_id: String::new(),
         events: vec![event("e1", "u1", "opened")],
     };
-    let status = app
-        .internal
-        .apply_events(authorized(request, &key))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(
-        status.message().contains("workspace_id"),
-        "{}",
-        status.message()
+    assert_refused(
+        app.internal.apply_events(authorized(request, &key)).await,
+        Code::InvalidArgument,
+        "workspace_id",
     );
 
     // Nothing of the refused batch was applied: e1 is still new.
@@ -482,28 +470,19 @@ async fn segments_are_not_implemented_yet() {
     let mut client = SegmentationServiceClient::connect(app.running.url())
         .await
         .unwrap();
-    let key = app.credentials.admin_key.expose().to_owned();
-    let status = client
-        .get_segment(authorized(
-            GetSegmentRequest {
-                segment_id: "s".into(),
-            },
-            &key,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented);
-    // The public API is for admin keys only.
-    let key = app.credentials.internal_key.expose().to_owned();
-    let status = client
-        .get_segment(authorized(
-            GetSegmentRequest {
-                segment_id: "s".into(),
-            },
-            &key,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::PermissionDenied);
+    // Admin keys are told it comes later; the public API is for admin keys only.
+    for (key, code) in [
+        (&app.credentials.admin_key, Code::Unimplemented),
+        (&app.credentials.internal_key, Code::PermissionDenied),
+    ] {
+        let request = GetSegmentRequest {
+            segment_id: "s".into(),
+        };
+        let status = client
+            .get_segment(authorized(request, key.expose()))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), code);
+    }
     app.running.stop().await;
 }

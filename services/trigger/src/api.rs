@@ -151,20 +151,11 @@ fn check_events(request: &HandleEventsRequest) -> Result<(), Error> {
             out.push(format!("events[{i}].event"), "is required");
             continue;
         };
-        out.text(
-            format!("events[{i}].event.message_id"),
+        out.event_keys(
+            &format!("events[{i}].event"),
             &event.message_id,
-            Len::required(limits::MESSAGE_ID),
-        );
-        out.text(
-            format!("events[{i}].event.user_id"),
             &event.user_id,
-            Len::required(limits::USER_ID),
-        );
-        out.text(
-            format!("events[{i}].event.name"),
             &event.name,
-            Len::required(limits::EVENT_NAME),
         );
     }
     Ok(out.finish()?)

@@ -1,29 +1,25 @@
 //! The hop out of trigger: rendered deliveries to delivery, relayed through the outbox
 //! as batched internal RPCs.
 
-use herald_outbox::{CallLimits, GrpcSink};
+use herald_outbox::GrpcSink;
 use herald_proto::delivery::v1::DeliverRequest;
 use herald_proto::delivery::v1::delivery_internal_service_client::DeliveryInternalServiceClient;
-use herald_runtime::{Config, Downstream, ServiceKind};
+use herald_runtime::{Config, ServiceKind};
 
 /// Outbox destination of delivery.
 pub const DELIVERY: &str = "delivery";
 
 /// Delivery's Deliver, one call per run of a workspace, in order.
-pub fn delivery(
-    config: &Config,
-    limits: CallLimits,
-) -> Result<GrpcSink<DeliverRequest>, tonic::transport::Error> {
-    let downstream = Downstream::for_relay(config, ServiceKind::Delivery)?;
-    Ok(GrpcSink::new(
+pub fn delivery(config: &Config) -> Result<GrpcSink<DeliverRequest>, tonic::transport::Error> {
+    GrpcSink::to(
+        config,
         DELIVERY,
-        downstream,
-        limits,
+        ServiceKind::Delivery,
         |d, call| async move {
             DeliveryInternalServiceClient::new(d.channel())
                 .deliver(d.request(call, None))
                 .await
                 .map(drop)
         },
-    ))
+    )
 }

@@ -21,15 +21,16 @@ use herald_proto::delivery::v1::{
 use herald_proto::trigger::v1::trigger_internal_service_client::TriggerInternalServiceClient;
 use herald_proto::trigger::v1::trigger_service_client::TriggerServiceClient;
 use herald_proto::trigger::v1::*;
-use herald_runtime::ServiceKind;
 use herald_runtime::auth::{Scope, generate_api_key};
+use herald_runtime::{Clock, ServiceKind};
 use herald_storage::sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
-use herald_testkit::{Credentials, Running, TestDatabase, authorized, config, eventually, spawn};
+use herald_testkit::{
+    Credentials, Running, TestDatabase, authorized, config, eventually, spawn, violations,
+};
 use prost::Message;
 use prost_types::{FieldMask, Struct, Value, value::Kind};
 use tonic::transport::Channel as GrpcChannel;
 use tonic::{Code, Request, Response, Status};
-use tonic_types::StatusExt;
 
 struct App {
     running: Running,
@@ -67,7 +68,7 @@ async fn spawn_trigger(db: &TestDatabase, delivery_url: &str) -> App {
     config.delivery_url = delivery_url.to_owned();
     let (other_admin_key, other) = generate_api_key("globex", &[Scope::Admin]);
     config.api_keys.push(other);
-    let running = spawn(config, herald_trigger::serve).await;
+    let running = spawn(config, Clock::system(), herald_trigger::serve).await;
     App {
         running,
         credentials,
@@ -130,13 +131,6 @@ fn campaign(event_name: &str) -> Campaign {
         category: "product_updates".into(),
         ..Default::default()
     }
-}
-
-fn violations(status: &Status) -> Vec<String> {
-    status
-        .get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default()
 }
 
 async fn create(app: &App, campaign: Campaign) -> Campaign {
