@@ -2,7 +2,8 @@
 # Starts the embedded suite (`herald dev`) on a fresh data directory, and checks it as a
 # new user would: every server answers grpcurl list/describe and health, credentials are
 # enforced, the README walkthrough works, the generated Python client runs the same
-# scenario, SIGTERM drains and exits, and a restart keeps the state.
+# scenario, SIGTERM drains and exits, a restart keeps the state, and `herald serve`
+# refuses another workspace's key on every internal RPC.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(bash scripts/tools.sh)
@@ -13,7 +14,12 @@ herald=target/debug/herald
 work=$(mktemp -d)
 data="$work/data"
 pid=""
-cleanup() { [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true; rm -rf "$work"; }
+serve_pids=()
+cleanup() {
+  [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+  [ ${#serve_pids[@]} -gt 0 ] && kill -KILL "${serve_pids[@]}" 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 start() {
@@ -102,4 +108,30 @@ inbox=$(grpcurl -plaintext -H "authorization: Bearer $HERALD_TOKEN" -d '{}' 127.
 grep -q '"title": "Welcome, Alice!"' <<< "$inbox" || { echo "inbox lost across a restart:"; echo "$inbox"; exit 1; }
 echo "ok   campaigns and inbox survive a restart"
 kill -TERM "$pid"; wait "$pid" || true; pid=""
+
+echo "== tenancy: another workspace's key with every scope, through herald serve"
+# The internal RPCs name the workspace they act on; a key of workspace "other" may not
+# act on "demo" whatever its scopes. Ports below Linux's ephemeral range.
+keygen=$("$herald" keygen --workspace other --scopes internal,admin,ingest)
+other_key=$(sed -n 2p <<< "$keygen" | sed 's/^# //')
+other_sha=$(grep sha256 <<< "$keygen" | cut -d'"' -f2)
+serve_pids=()
+port=31052
+for service in segmentation trigger delivery analytics; do
+  HERALD_LISTEN_ADDR=127.0.0.1:$port HERALD_DATA_DIR="$work/serve" HERALD_LOG=warn \
+  HERALD_API_KEYS="[{workspace=\"other\", scopes=[\"internal\",\"admin\",\"ingest\"], sha256=\"$other_sha\"}]" \
+    "$herald" serve $service > "$work/serve-$service.log" 2>&1 &
+  serve_pids+=($!)
+  for attempt in $(seq 151); do
+    grpcurl -plaintext 127.0.0.1:$port grpc.health.v1.Health/Check 2>/dev/null | grep -q SERVING && break
+    [ "$attempt" = 151 ] && { cat "$work/serve-$service.log"; echo "herald serve $service never became SERVING"; exit 1; }
+    sleep 0.2
+  done
+  internal=$(grpcurl -plaintext 127.0.0.1:$port list | grep InternalService)
+  for method in $(grpcurl -plaintext 127.0.0.1:$port list "$internal"); do
+    expect_code PermissionDenied -plaintext -H "authorization: Bearer $other_key" -d '{"workspace_id":"demo"}' 127.0.0.1:$port "$method"
+  done
+  port=$((port + 1))
+done
+kill -TERM "${serve_pids[@]}"; wait "${serve_pids[@]}" || true
 echo "smoke: ok"

@@ -83,6 +83,11 @@ impl Suite {
         self.running.insert(kind, running);
     }
 
+    /// The proxy in front of `kind`.
+    pub fn proxy(&self, kind: ServiceKind) -> &Proxy {
+        &self.proxies[&kind]
+    }
+
     /// `http://addr` of `kind` (its proxy).
     pub fn url(&self, kind: ServiceKind) -> String {
         self.proxies[&kind].url()

@@ -1,14 +1,15 @@
 //! What every Herald server does the same way, checked on a real ingest server over
-//! gRPC: health, credentials, bad input, deadlines, size limits, load shedding and the
-//! graceful drain.
+//! gRPC: health and readiness, credentials, bad input, deadlines, size limits, load
+//! shedding, a panicking handler, and the graceful drain. No test waits a fixed time for
+//! something to happen: each waits for a signal, or polls within a bound.
 
 use std::time::Duration;
 
 use herald_proto::common::v1::Event;
 use herald_proto::ingest::v1::ingest_service_client::IngestServiceClient;
-use herald_proto::ingest::v1::{TrackRequest, TrackStreamRequest};
+use herald_proto::ingest::v1::{TrackBatchRequest, TrackRequest, TrackStreamRequest};
 use herald_runtime::{Clock, Config, ServiceKind};
-use herald_testkit::{Credentials, Running, TestDatabase, authorized};
+use herald_testkit::{Credentials, Running, TestDatabase, authorized, eventually};
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -43,6 +44,56 @@ impl Ingest {
     fn key(&self) -> String {
         self.credentials.ingest_key.expose().to_owned()
     }
+
+    /// Waits until the event `message_id` is committed (a Track of it is a duplicate).
+    async fn wait_until_stored(&self, message_id: &str) {
+        let client = self.client().await;
+        eventually(
+            Duration::from_secs(30),
+            &format!("{message_id} to be stored"),
+            || {
+                let mut client = client.clone();
+                let request = track(message_id, &self.key());
+                async move {
+                    client
+                        .track(request)
+                        .await
+                        .ok()?
+                        .into_inner()
+                        .duplicate
+                        .then_some(())
+                }
+            },
+        )
+        .await;
+    }
+
+    async fn health(&self) -> HealthClient<tonic::transport::Channel> {
+        health_client(&self.running).await
+    }
+}
+
+async fn health_client(running: &Running) -> HealthClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(running.url())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    HealthClient::new(channel)
+}
+
+/// Waits until `health` reports NOT_SERVING or stops answering: the drain has begun.
+async fn wait_until_draining(health: &mut HealthClient<tonic::transport::Channel>) {
+    eventually(Duration::from_secs(30), "the drain to begin", || {
+        let mut health = health.clone();
+        async move {
+            match health.check(HealthCheckRequest::default()).await {
+                Ok(r) if r.get_ref().status == ServingStatus::Serving as i32 => None,
+                _ => Some(()),
+            }
+        }
+    })
+    .await;
 }
 
 fn event(id: &str) -> Event {
@@ -222,10 +273,20 @@ async fn calls_beyond_the_concurrency_limit_are_shed() {
             ))
             .await
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Once the held stream occupies the one slot, the next call is shed.
     let mut client = ingest.client().await;
-    let shed = client.track(track("m2", &ingest.key())).await.unwrap_err();
-    assert_eq!(shed.code(), Code::ResourceExhausted);
+    let mut n = 0;
+    eventually(Duration::from_secs(30), "a call to be shed", || {
+        n += 1;
+        let mut client = client.clone();
+        let request = track(&format!("probe-{n}"), &ingest.key());
+        async move {
+            let status = client.track(request).await.err()?;
+            assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+            Some(())
+        }
+    })
+    .await;
     // Health checks are never shed: an overloaded server must not look dead.
     let channel = tonic::transport::Endpoint::from_shared(ingest.running.url())
         .unwrap()
@@ -268,12 +329,13 @@ async fn shutdown_lets_in_flight_calls_finish_then_exits() {
     })
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    ingest.wait_until_stored("s1").await;
+    let mut health = ingest.health().await;
 
     let Ingest { running, _db, .. } = ingest;
     running.shutdown.cancel();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    // The in-flight call is still served after the signal.
+    wait_until_draining(&mut health).await;
+    // The in-flight call is still served after the drain began.
     tx.send(TrackStreamRequest {
         event: Some(event("s2")),
     })
@@ -297,7 +359,7 @@ async fn shutdown_lets_in_flight_calls_finish_then_exits() {
 async fn shutdown_is_bounded_by_the_grace_period() {
     let ingest = ingest_with(|c| c.shutdown_grace_secs = 1).await;
     let mut client = ingest.client().await;
-    let (_tx, rx) = tokio::sync::mpsc::channel::<TrackStreamRequest>(1);
+    let (tx, rx) = tokio::sync::mpsc::channel::<TrackStreamRequest>(1);
     let key = ingest.key();
     let _stuck = tokio::spawn(async move {
         client
@@ -307,7 +369,13 @@ async fn shutdown_is_bounded_by_the_grace_period() {
             ))
             .await
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The call is in flight once its first event is stored; it never ends by itself.
+    tx.send(TrackStreamRequest {
+        event: Some(event("stuck-1")),
+    })
+    .await
+    .unwrap();
+    ingest.wait_until_stored("stuck-1").await;
     let Ingest { running, _db, .. } = ingest;
     let started = std::time::Instant::now();
     running.shutdown.cancel();
@@ -317,4 +385,154 @@ async fn shutdown_is_bounded_by_the_grace_period() {
         "a stuck call cannot hold the process past the grace period"
     );
     assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+/// Ingest's contract, every RPC a panic but TrackBatch.
+struct Panicking;
+
+#[tonic::async_trait]
+impl herald_proto::ingest::v1::ingest_service_server::IngestService for Panicking {
+    async fn track(
+        &self,
+        _: tonic::Request<TrackRequest>,
+    ) -> Result<tonic::Response<herald_proto::ingest::v1::TrackResponse>, tonic::Status> {
+        panic!("a bug in a handler")
+    }
+
+    async fn track_batch(
+        &self,
+        _: tonic::Request<TrackBatchRequest>,
+    ) -> Result<tonic::Response<herald_proto::ingest::v1::TrackBatchResponse>, tonic::Status> {
+        Ok(tonic::Response::new(Default::default()))
+    }
+
+    async fn track_stream(
+        &self,
+        _: tonic::Request<tonic::Streaming<TrackStreamRequest>>,
+    ) -> Result<tonic::Response<herald_proto::ingest::v1::TrackStreamResponse>, tonic::Status> {
+        panic!("a bug in a handler")
+    }
+
+    async fn identify(
+        &self,
+        _: tonic::Request<herald_proto::ingest::v1::IdentifyRequest>,
+    ) -> Result<tonic::Response<herald_proto::ingest::v1::IdentifyResponse>, tonic::Status> {
+        panic!("a bug in a handler")
+    }
+
+    async fn delete_user(
+        &self,
+        _: tonic::Request<herald_proto::ingest::v1::DeleteUserRequest>,
+    ) -> Result<tonic::Response<herald_proto::ingest::v1::DeleteUserResponse>, tonic::Status> {
+        panic!("a bug in a handler")
+    }
+
+    async fn export_user(
+        &self,
+        _: tonic::Request<herald_proto::ingest::v1::ExportUserRequest>,
+    ) -> Result<tonic::Response<herald_proto::ingest::v1::ExportUserResponse>, tonic::Status> {
+        panic!("a bug in a handler")
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_handler_answers_internal_and_the_connection_lives_on() {
+    use herald_proto::ingest::v1::ingest_service_server::IngestServiceServer;
+    use herald_runtime::{Access, Scope, ServiceSpec};
+    let db = TestDatabase::new().await;
+    let credentials = Credentials::new();
+    let config = herald_testkit::config(ServiceKind::Ingest, &db, &credentials);
+    let running = herald_testkit::spawn(config, Clock::system(), |launch| {
+        let spec = ServiceSpec::new(
+            ServiceKind::Ingest,
+            herald_proto::ingest::v1::FILE_DESCRIPTOR_SET,
+        )
+        .serve(
+            IngestServiceServer::new(Panicking),
+            Access::Scope(Scope::Ingest),
+        );
+        launch.serve(spec)
+    })
+    .await;
+    // One connection for every call below.
+    let channel = tonic::transport::Endpoint::from_shared(running.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = IngestServiceClient::new(channel);
+    let key = credentials.ingest_key.expose().to_owned();
+    for _ in 0..3 {
+        let status = client.track(track("m1", &key)).await.unwrap_err();
+        assert_eq!(status.code(), Code::Internal, "{status:?}");
+        assert_eq!(status.message(), "internal error");
+        client
+            .track_batch(authorized(TrackBatchRequest::default(), &key))
+            .await
+            .expect("the other calls on the connection are unharmed");
+    }
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_follows_the_database_without_a_restart() {
+    let db = TestDatabase::new().await;
+    if db.backend() != herald_testkit::Backend::Postgres {
+        eprintln!(
+            "skipped: an embedded SQLite file cannot become unreachable; run with HERALD_TEST_DATABASE=postgres"
+        );
+        return;
+    }
+    let url = db.url("ingest");
+    let target = {
+        let rest = url.split_once('@').map(|(_, r)| r).unwrap_or(&url);
+        let host = rest.split('/').next().unwrap_or(rest);
+        tokio::net::lookup_host(host).await.unwrap().next().unwrap()
+    };
+    let proxy = herald_testkit::Proxy::start(target).await;
+    let credentials = Credentials::new();
+    let mut config = herald_testkit::config(ServiceKind::Ingest, &db, &credentials);
+    config.database_url = Some(proxy.database_url(&url));
+    let running = herald_testkit::spawn(config, Clock::system(), herald_ingest::serve).await;
+    let mut health = health_client(&running).await;
+    let status = |service: &'static str| {
+        let mut health = health.clone();
+        async move {
+            health
+                .check(HealthCheckRequest {
+                    service: service.into(),
+                })
+                .await
+                .map(|r| r.into_inner().status)
+                .ok()
+        }
+    };
+    let serving = ServingStatus::Serving as i32;
+    let not_serving = ServingStatus::NotServing as i32;
+    assert_eq!(status("").await, Some(serving));
+
+    proxy.cut();
+    eventually(
+        Duration::from_secs(30),
+        "NOT_SERVING while the database is unreachable",
+        || async { (status("").await == Some(not_serving)).then_some(()) },
+    )
+    .await;
+    // Liveness ignores the database: the process is fine, only its dependency is not.
+    assert_eq!(status("liveness").await, Some(serving));
+
+    proxy.forward(target);
+    eventually(
+        Duration::from_secs(30),
+        "SERVING once the database is back",
+        || async { (status("").await == Some(serving)).then_some(()) },
+    )
+    .await;
+    let mut client = IngestServiceClient::connect(running.url()).await.unwrap();
+    client
+        .track(track("after-outage", credentials.ingest_key.expose()))
+        .await
+        .expect("stores again without a restart");
+    let _ = health.check(HealthCheckRequest::default()).await;
+    running.stop().await;
 }

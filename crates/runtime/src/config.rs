@@ -177,7 +177,9 @@ impl Config {
         }
         figment = figment.merge(EnvPairs(
             env.into_iter()
-                .filter(|(k, _)| k.starts_with("HERALD_") && k != "HERALD_CONFIG")
+                .filter(|(k, _)| {
+                    k.starts_with("HERALD_") && !CLIENT_VARIABLES.contains(&k.as_str())
+                })
                 .collect(),
         ));
         let config: Config = figment.extract().map_err(|e| ConfigError(describe(&e)))?;
@@ -305,6 +307,10 @@ impl Config {
     }
 }
 
+/// `HERALD_*` variables that are not service configuration: the config file's path, and
+/// the server key and user token the walkthrough exports for grpcurl in the same shell.
+const CLIENT_VARIABLES: [&str; 3] = ["HERALD_CONFIG", "HERALD_KEY", "HERALD_TOKEN"];
+
 /// A configuration that cannot be used; the message names the bad key and its source.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -395,6 +401,16 @@ mod tests {
         assert_eq!(config.listen_addr.port(), 9000);
         assert_eq!(config.segmentation_url, "http://segmentation:50052");
         assert_eq!(config.api_keys[0].scopes, [crate::auth::Scope::Ingest]);
+    }
+
+    #[test]
+    fn the_walkthroughs_shell_variables_are_not_configuration() {
+        let config = Config::load(
+            ServiceKind::Trigger,
+            None,
+            env(&[("HERALD_KEY", "hk_x"), ("HERALD_TOKEN", "a.b.c")]),
+        );
+        assert!(config.is_ok(), "{config:?}");
     }
 
     #[test]

@@ -11,9 +11,10 @@
 use std::collections::HashSet;
 use std::hash::Hash;
 
+use sea_orm::sea_query::{Iden, Query};
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, Iterable,
-    PrimaryKeyTrait, TryInsertResult,
+    ActiveModelTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, IntoActiveModel, Iterable,
+    PrimaryKeyToColumn, PrimaryKeyTrait, QueryTrait, Statement,
 };
 
 /// Bound parameters per statement, under SQLite's limit (32,766) and PostgreSQL's
@@ -22,6 +23,23 @@ const MAX_PARAMS: usize = 30_000;
 
 type Key<A> =
     <<<A as ActiveModelTrait>::Entity as EntityTrait>::PrimaryKey as PrimaryKeyTrait>::ValueType;
+
+/// How many rows of `A` go into one statement.
+pub fn rows_per_statement<A: ActiveModelTrait>() -> usize {
+    let columns = <A::Entity as EntityTrait>::Column::iter().count().max(1);
+    (MAX_PARAMS / columns).max(1)
+}
+
+/// The statement [`insert_fresh`] runs for `rows` (at most [`rows_per_statement`]).
+pub fn statement<A>(backend: DbBackend, rows: Vec<A>) -> Statement
+where
+    A: ActiveModelTrait,
+{
+    let mut insert = <A::Entity as EntityTrait>::insert_many(rows).on_conflict_do_nothing();
+    let keys = <A::Entity as EntityTrait>::PrimaryKey::iter().map(PrimaryKeyToColumn::into_column);
+    insert.query().returning(Query::returning().columns(keys));
+    insert.build(backend)
+}
 
 /// Inserts the `rows` whose primary key is not stored yet and returns the keys of those
 /// it inserted. The rows' keys must be distinct (dedupe a batch before calling).
@@ -32,18 +50,16 @@ where
     Key<A>: Eq + Hash,
     C: ConnectionTrait,
 {
-    let columns = <A::Entity as EntityTrait>::Column::iter().count().max(1);
-    let per_statement = (MAX_PARAMS / columns).max(1);
+    let backend = db.get_database_backend();
+    let columns: Vec<String> = <A::Entity as EntityTrait>::PrimaryKey::iter()
+        .map(|key| key.into_column().to_string())
+        .collect();
     let mut fresh = HashSet::with_capacity(rows.len());
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        let chunk: Vec<A> = rows.by_ref().take(per_statement).collect();
-        let inserted = <A::Entity as EntityTrait>::insert_many(chunk)
-            .on_conflict_do_nothing()
-            .exec_with_returning_keys(db)
-            .await?;
-        if let TryInsertResult::Inserted(keys) = inserted {
-            fresh.extend(keys);
+        let chunk: Vec<A> = rows.by_ref().take(rows_per_statement::<A>()).collect();
+        for row in db.query_all_raw(statement(backend, chunk)).await? {
+            fresh.insert(row.try_get_many::<Key<A>>("", &columns)?);
         }
     }
     Ok(fresh)

@@ -60,7 +60,7 @@ pub fn spawn_cleanup(
     db: &DatabaseConnection,
     ledgers: Vec<Ledger>,
 ) {
-    run_cleanup(
+    spawn_cleanup_on(
         db.clone(),
         ledgers,
         launch.config.ledger_retention(),
@@ -69,7 +69,9 @@ pub fn spawn_cleanup(
     );
 }
 
-fn run_cleanup(
+/// Purges `ledgers` of entries older than `retention` on `clock`, now and then every
+/// hour, until `shutdown`.
+pub fn spawn_cleanup_on(
     db: DatabaseConnection,
     ledgers: Vec<Ledger>,
     retention: Duration,
@@ -78,8 +80,10 @@ fn run_cleanup(
 ) {
     tokio::spawn(async move {
         loop {
-            let cutoff = clock
-                .now_ms()
+            // The next run is an hour after this one started, however long it took.
+            let started = clock.now();
+            let cutoff = started
+                .as_millisecond()
                 .saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
             for ledger in &ledgers {
                 match purge(&db, *ledger, cutoff).await {
@@ -96,7 +100,7 @@ fn run_cleanup(
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = clock.sleep(EVERY) => {}
+                _ = clock.sleep_until(herald_core::time::add(started, EVERY)) => {}
             }
         }
     });

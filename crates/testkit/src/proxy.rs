@@ -22,9 +22,18 @@ pub struct Proxy {
     state: watch::Sender<State>,
     task: tokio::task::JoinHandle<()>,
     connections: Arc<Mutex<usize>>,
+    refused: Arc<Mutex<usize>>,
 }
 
 impl Proxy {
+    /// A proxy on a free loopback port that refuses connections until
+    /// [`Proxy::forward`].
+    pub async fn cut_off() -> Proxy {
+        let proxy = Proxy::start(SocketAddr::from(([127, 0, 0, 1], 1))).await;
+        proxy.cut();
+        proxy
+    }
+
     /// A proxy on a free loopback port forwarding to `target`.
     pub async fn start(target: SocketAddr) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
@@ -32,6 +41,8 @@ impl Proxy {
         let (state, watching) = watch::channel(State::Forward(target));
         let connections = Arc::new(Mutex::new(0));
         let counted = connections.clone();
+        let refused = Arc::new(Mutex::new(0));
+        let refusals = refused.clone();
         let mut watching = watching;
         let task = tokio::spawn(async move {
             loop {
@@ -43,6 +54,7 @@ impl Proxy {
                 let State::Forward(target) = state else {
                     // Cut: close at once.
                     drop(client);
+                    *refusals.lock().expect("counter") += 1;
                     continue;
                 };
                 *counted.lock().expect("counter") += 1;
@@ -65,6 +77,7 @@ impl Proxy {
             state,
             task,
             connections,
+            refused,
         }
     }
 
@@ -102,6 +115,11 @@ impl Proxy {
     /// Connections forwarded so far.
     pub fn connections(&self) -> usize {
         *self.connections.lock().expect("counter")
+    }
+
+    /// Connections refused while cut: someone tried to reach the target meanwhile.
+    pub fn refused(&self) -> usize {
+        *self.refused.lock().expect("counter")
     }
 }
 

@@ -17,7 +17,7 @@ use herald_proto::trigger::v1::trigger_internal_service_server::{
 use herald_proto::trigger::v1::*;
 use herald_runtime::{Clock, ServiceKind};
 use herald_testkit::{
-    Credentials, Running, TestDatabase, WORKSPACE, assert_refused, authorized, eventually,
+    Credentials, Proxy, Running, TestDatabase, WORKSPACE, assert_refused, authorized, eventually,
     violations,
 };
 use prost_types::value::Kind;
@@ -340,33 +340,31 @@ async fn a_repeated_message_id_reaches_trigger_once() {
             .then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Items leave in the order they were stored: what was not before the marker never
+    // comes.
     assert_eq!(recorder.message_ids(), ["e1", "e2", "marker"]);
     app.running.stop().await;
 }
 
 #[tokio::test]
 async fn events_wait_for_trigger_while_it_is_down() {
-    // Trigger is not listening at first: reserve a port, then free it.
-    let reserved = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = reserved.local_addr().unwrap();
-    drop(reserved);
-    let mut app = spawn_app(addr).await;
+    // Trigger is not reachable at first.
+    let proxy = Proxy::cut_off().await;
+    let mut app = spawn_app(proxy.addr()).await;
     app.apply_events(vec![
         event("e1", "u1", "opened"),
         event("e2", "u2", "opened"),
     ])
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually(Duration::from_secs(15), "a relay attempt", || async {
+        (proxy.refused() > 0).then_some(())
+    })
+    .await;
 
     // Then it comes up, but refuses its first calls while it is starting.
     let recorder = Recorder::failing_first(2);
-    recorder.serve(
-        TcpListener::bind(addr)
-            .await
-            .expect("rebind the reserved port"),
-    );
+    proxy.forward(spawn_trigger(&recorder).await);
     app.apply_events(vec![event("e3", "u1", "opened")])
         .await
         .unwrap();
@@ -417,8 +415,14 @@ async fn internal_rpcs_need_the_internal_key() {
     let status = client.apply_events(Request::new(events)).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
 
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(recorder.events().is_empty(), "refused calls change nothing");
+    // Refused calls change nothing: the first event to reach trigger is a marker sent
+    // after them with the internal key.
+    let mut app = app;
+    app.apply_events(vec![event("marker", "u1", "opened")])
+        .await
+        .unwrap();
+    received(&recorder, 1).await;
+    assert_eq!(recorder.message_ids(), ["marker"]);
     app.running.stop().await;
 }
 
