@@ -18,6 +18,8 @@ pub const USAGE: &str = "usage: herald-bench [options]   (or: just bench [option
   --subscribers N             users with an open Subscribe stream (default 50)
   --probe-rate N              matching events/s whose delivery is timed (default 20)
   --settle-max-secs N         longest wait for the pipeline to drain between phases (default 60)
+  --timers N                  timers pending during the timers phase (default 1000000; 0 skips it)
+  --due-timers N              timers due at once, fired during the timers phase (default 20000)
   --markdown                  print the final table as Markdown
   -h, --help                  this text";
 
@@ -52,6 +54,8 @@ pub struct Settings {
     pub subscribers: usize,
     pub probe_rate: u32,
     pub settle_max: Duration,
+    pub timers: u64,
+    pub due_timers: u64,
     pub markdown: bool,
 }
 
@@ -70,6 +74,8 @@ impl Default for Settings {
             subscribers: 50,
             probe_rate: 20,
             settle_max: Duration::from_secs(60),
+            timers: 1_000_000,
+            due_timers: 20_000,
             markdown: false,
         }
     }
@@ -131,6 +137,8 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             "--subscribers" => s.subscribers = number(1, 10_000)? as usize,
             "--probe-rate" => s.probe_rate = number(1, 1000)? as u32,
             "--settle-max-secs" => s.settle_max = Duration::from_secs(number(0, 3600)?),
+            "--timers" => s.timers = number(0, 100_000_000)?,
+            "--due-timers" => s.due_timers = number(1, 10_000_000)?,
             _ => return Err(format!("unknown option {flag}")),
         }
     }

@@ -15,6 +15,7 @@ mod load;
 mod machine;
 mod phases;
 mod report;
+mod timers;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -117,7 +118,26 @@ async fn run(mut settings: Settings) -> anyhow::Result<()> {
             }
         }
     }
+    // The services are done: the timers phase has the machine to itself.
+    drop(fleet);
+    let timers = if settings.timers > 0 {
+        println!();
+        Some(
+            timers::run(
+                backend,
+                &settings.postgres_url,
+                settings.timers,
+                settings.due_timers,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     println!();
-    println!("{}", report::table(&settings, backend, &results));
+    println!(
+        "{}",
+        report::table(&settings, backend, &results, timers.as_ref())
+    );
     Ok(())
 }

@@ -96,7 +96,12 @@ fn drain(d: Drain, s: &Settings) -> String {
     }
 }
 
-pub fn table(s: &Settings, backend: Backend, r: &Results) -> String {
+pub fn table(
+    s: &Settings,
+    backend: Backend,
+    r: &Results,
+    timers: Option<&crate::timers::TimersResult>,
+) -> String {
     let header = [
         "measurement".to_owned(),
         format!("Herald ({})", backend.name()),
@@ -202,6 +207,32 @@ pub fn table(s: &Settings, backend: Backend, r: &Results) -> String {
         "-".into(),
         "-".into(),
     ]);
+    if let Some(t) = timers {
+        rows.push([
+            format!(
+                "durable timers scheduled, until {} pending: timers/s",
+                thousands(t.pending as f64)
+            ),
+            thousands(t.schedule_rate),
+            "-".into(),
+            "-".into(),
+        ]);
+        rows.push([
+            format!(
+                "  {} due timers fired by one runner, {} pending: timers/s; timers another replica scheduled, fired late by p50 / p99 (ms)",
+                thousands(t.due as f64),
+                thousands(t.pending as f64)
+            ),
+            format!(
+                "{}; {} / {}",
+                thousands(t.fire_rate),
+                t.lateness.value_at_quantile(0.5),
+                t.lateness.value_at_quantile(0.99)
+            ),
+            "-".into(),
+            "-".into(),
+        ]);
+    }
     if r.streams_ended > 0 {
         rows.push([
             "  Subscribe streams that ended during the phase".into(),
