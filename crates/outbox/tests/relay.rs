@@ -14,6 +14,7 @@ use herald_core::Clock;
 use herald_outbox::{Item, NewItem, Outbox, Settings, Sink, SinkError};
 use herald_storage::sea_orm::{DatabaseConnection, TransactionTrait};
 use herald_storage::testing::TestDatabase;
+use herald_testkit::wait_until;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -153,24 +154,8 @@ fn numbers(range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|n| n.to_string()).collect()
 }
 
-/// Polls `check` every 20 ms for at most 30 s.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn wait_for(downstream: &Downstream, payloads: usize) -> Vec<Item> {
-    eventually(&format!("{payloads} distinct items downstream"), || async {
+    wait_until(&format!("{payloads} distinct items downstream"), || async {
         let received = downstream.received.lock().await;
         received
             .iter()
@@ -184,7 +169,7 @@ async fn wait_for(downstream: &Downstream, payloads: usize) -> Vec<Item> {
 }
 
 async fn wait_until_empty(outbox: &Outbox) {
-    eventually("the outbox to be empty", || async {
+    wait_until("the outbox to be empty", || async {
         outbox.pending("down").await.unwrap() == 0
     })
     .await;
@@ -271,7 +256,7 @@ async fn a_relay_killed_mid_batch_resumes_after_restart() {
     );
     commit(&db, &outbox, &numbers(0..120), 5, 10).await;
     // Wait until a batch is in flight, then kill the relay.
-    eventually("a batch in flight", || async {
+    wait_until("a batch in flight", || async {
         stuck.calls.load(Ordering::SeqCst) > 0
     })
     .await;
@@ -401,7 +386,7 @@ async fn an_item_that_can_never_be_accepted_is_parked_at_once_and_replayed_on_de
     // Everything behind the poison arrives; the poison is parked, not retried forever.
     let received = wait_for(&downstream, 39).await;
     assert!(received.iter().all(|i| i.payload != b"poison"));
-    eventually("the poison to be parked", || async {
+    wait_until("the poison to be parked", || async {
         outbox.parked("down").await.unwrap() == 1 && outbox.pending("down").await.unwrap() == 0
     })
     .await;
@@ -446,7 +431,7 @@ async fn retries_are_bounded_by_attempts() {
         &shutdown,
     );
     commit(&db, &outbox, &numbers(0..5), 2, 5).await;
-    eventually("the items to run out of attempts", || async {
+    wait_until("the items to run out of attempts", || async {
         outbox.parked("down").await.unwrap() == 5
     })
     .await;
@@ -480,7 +465,7 @@ async fn retries_are_bounded_by_age_on_the_clock() {
         &shutdown,
     );
     commit(&db, &outbox, &numbers(0..3), 1, 3).await;
-    eventually("a few retries", || async {
+    wait_until("a few retries", || async {
         downstream.calls.load(Ordering::SeqCst) >= 3
     })
     .await;
@@ -490,7 +475,7 @@ async fn retries_are_bounded_by_age_on_the_clock() {
         "young items keep being retried"
     );
     clock.advance(Duration::from_secs(3600));
-    eventually("the items to age out", || async {
+    wait_until("the items to age out", || async {
         outbox.parked("down").await.unwrap() == 3
     })
     .await;

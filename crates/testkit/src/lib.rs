@@ -215,6 +215,19 @@ pub fn init_tracing() {
     }
 }
 
+/// Polls `check` every 10 ms until it is true, failing the test after 30 s.
+pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    eventually(Duration::from_secs(30), what, || {
+        let next = check();
+        async move { next.await.then_some(()) }
+    })
+    .await
+}
+
 /// Polls `check` every 20 ms until it returns `Some`, failing the test after `within`.
 pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
 where

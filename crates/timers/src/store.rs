@@ -172,14 +172,17 @@ impl Store {
             return Ok(());
         }
         let backend = self.rows.backend();
+        let mut values: Vec<Value> = fired.iter().map(|(id, _)| Value::from(*id)).collect();
+        let ids = sql::params(backend, 1, fired.len());
         let mut pairs = Vec::with_capacity(fired.len());
-        let mut values = Vec::with_capacity(fired.len() * 2);
         for (id, generation) in fired {
             pairs.push(format!("({})", sql::params(backend, values.len() + 1, 2)));
             values.extend([Value::from(*id), Value::from(*generation)]);
         }
+        // `id IN (…)` finds the rows through the primary key; the pairs then keep only the
+        // claimed versions (a row-value IN alone is not planned as an index lookup).
         let statement = format!(
-            "DELETE FROM {} WHERE (id, generation) IN ({})",
+            "DELETE FROM {} WHERE id IN ({ids}) AND (id, generation) IN ({})",
             self.table(),
             pairs.join(", ")
         );

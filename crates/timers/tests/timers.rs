@@ -10,6 +10,7 @@ use std::time::Duration;
 use herald_core::{Clock, Timestamp};
 use herald_storage::sea_orm::{DatabaseConnection, TransactionTrait};
 use herald_storage::testing::TestDatabase;
+use herald_testkit::wait_until;
 use herald_timers::{Settings, Timer, TimerHandler, Timers};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -82,22 +83,6 @@ async fn schedule(db: &DatabaseConnection, timers: &Timers, key: &str, due: i64,
     timers.notify();
 }
 
-/// Polls `check` every 10 ms for at most 30 s.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_timer_fires_exactly_when_the_clock_passes_its_due_time() {
     let (_guard, db) = database().await;
@@ -138,12 +123,12 @@ async fn the_runner_wakes_when_the_clock_moves() {
     timers.start(handler.clone(), shutdown.clone());
     schedule(&db, &timers, "k1", at(60.0), "x").await;
     schedule(&db, &timers, "k0", at(-1.0), "overdue").await;
-    eventually("the overdue timer", || async {
+    wait_until("the overdue timer", || async {
         handler.keys().await == ["k0"]
     })
     .await;
     clock.advance(Duration::from_secs(60));
-    eventually("the timer due in a minute", || async {
+    wait_until("the timer due in a minute", || async {
         handler.keys().await == ["k0", "k1"]
     })
     .await;
@@ -187,7 +172,7 @@ async fn a_timer_that_fell_due_while_nobody_ran_fires_at_the_next_start() {
     let handler = Arc::new(Recorder::default());
     let shutdown = CancellationToken::new();
     timers(&db, "a", &clock).start(handler.clone(), shutdown.clone());
-    eventually("the missed timer", || async {
+    wait_until("the missed timer", || async {
         handler.keys().await == ["k"]
     })
     .await;
@@ -214,11 +199,11 @@ async fn each_timer_fires_once_across_replicas() {
         timers(&db, owner, &clock).start(handler.clone(), shutdown.clone());
     }
     clock.advance(Duration::from_secs(11));
-    eventually("every timer", || async {
+    wait_until("every timer", || async {
         handler.fired.lock().await.len() >= 300
     })
     .await;
-    eventually("the table to empty", || async {
+    wait_until("the table to empty", || async {
         scheduler.pending().await.unwrap() == 0
     })
     .await;

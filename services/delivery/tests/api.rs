@@ -499,6 +499,31 @@ async fn an_invalid_delivery_rejects_the_whole_batch() {
 }
 
 #[tokio::test]
+async fn a_token_valid_for_ever_is_refused_and_harms_nothing() {
+    let app = spawn_app().await;
+    let clock = herald_runtime::Clock::system();
+    for ttl in [Duration::MAX, Duration::from_secs(400 * 24 * 3600)] {
+        let token = herald_runtime::auth::sign_user_token(
+            &app.credentials.workspace,
+            "u1",
+            ttl,
+            clock.now(),
+        )
+        .unwrap();
+        let status = app
+            .public()
+            .await
+            .list_inbox(authorized(ListInboxRequest::default(), &token))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    }
+    // The server is unharmed: a token within the maximum lifetime works.
+    assert!(app.inbox_is_empty("u1").await);
+    app.running.stop().await;
+}
+
+#[tokio::test]
 async fn a_token_cannot_reach_another_users_stream_inbox_or_messages() {
     let app = spawn_app().await;
     let theirs = app.deliver_one(in_app("k1", "B", 0)).await;
