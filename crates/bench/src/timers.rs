@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use hdrhistogram::Histogram;
 use herald_runtime::Clock;
-use herald_storage::sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
+use herald_storage::sea_orm::{DatabaseConnection, TransactionTrait};
 use herald_storage::testing::ScratchPostgres;
 use herald_timers::{Settings, Timer, TimerHandler, Timers};
 use tokio_util::sync::CancellationToken;
@@ -144,13 +144,6 @@ pub async fn run(
     });
     let now = clock.now_ms();
     schedule(&db, &timers, "due", due, |_| now).await?;
-    if backend == Backend::Postgres {
-        // The claim finds due timers through the due-time index only once the planner has
-        // statistics (without them it guesses a scan and sort of the whole table, ~120 ms
-        // a claim at 1M rows). Autovacuum would analyze the table within a minute of this
-        // bulk load; the PostgreSQL here may run with autovacuum off, so do what it does.
-        db.execute_unprepared("ANALYZE bench_timers").await?;
-    }
     let shutdown = CancellationToken::new();
     let started = Instant::now();
     timers.start(counter.clone(), shutdown.clone());

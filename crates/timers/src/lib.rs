@@ -169,6 +169,12 @@ impl Timers {
         runner::fire_due(&self.store, &self.settings, handler).await
     }
 
+    /// The plan the database chooses for claiming a batch of due timers, one line per node
+    /// (it walks the due-time index; see [`herald_leases::LeasedTable::explain_claim`]).
+    pub async fn explain_claim(&self) -> Result<String, DbErr> {
+        self.store.explain_claim(self.settings.batch_size).await
+    }
+
     /// Timers scheduled and not yet fired (parked ones excluded).
     pub async fn pending(&self) -> Result<u64, DbErr> {
         self.store.rows.count(None).await

@@ -135,18 +135,25 @@ impl Store {
         row.map(|r| r.try_get::<i64>("", "due_at")).transpose()
     }
 
+    /// Which timers a claim takes: due ones, earliest first, through the due-time index.
+    fn due(limit: usize) -> Claim<'static> {
+        Claim {
+            only: None,
+            due: Some("due_at"),
+            order_by: "due_at, id",
+            limit,
+            returning: "id, generation, timer_key, due_at, payload, attempts",
+        }
+    }
+
+    /// The database's plan for a claim of `limit` due timers.
+    pub(crate) async fn explain_claim(&self, limit: usize) -> Result<String, DbErr> {
+        self.rows.explain_claim(Store::due(limit)).await
+    }
+
     /// Leases up to `limit` due timers, earliest first.
     pub(crate) async fn claim(&self, limit: usize) -> Result<Vec<Claimed>, DbErr> {
-        let rows = self
-            .rows
-            .claim(Claim {
-                only: None,
-                due: Some("due_at"),
-                order_by: "due_at, id",
-                limit,
-                returning: "id, generation, timer_key, due_at, payload, attempts",
-            })
-            .await?;
+        let rows = self.rows.claim(Store::due(limit)).await?;
         let mut claimed = rows
             .iter()
             .map(|row| {

@@ -1,7 +1,8 @@
 //! Durable timers against a real database (SQLite by default, PostgreSQL with
 //! `HERALD_TEST_DATABASE=postgres`), on a manual clock: a timer fires exactly when the
 //! clock passes its due time, once, also across replicas and after a restart; replacing
-//! and cancelling by key work; a failing handler is retried and then parked.
+//! and cancelling by key work; a failing handler is retried and then parked; claims walk
+//! the due-time index; on the system clock a timer fires within a second.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -245,4 +246,80 @@ async fn a_failing_handler_is_retried_with_backoff_then_parked() {
     }
     assert_eq!(timers.parked().await.unwrap(), 1);
     assert_eq!(timers.pending().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn due_timers_are_claimed_through_the_due_index_even_before_statistics() {
+    let (_guard, db) = database().await;
+    let clock = Clock::manual(start_time());
+    let timers = timers(&db, "a", &clock);
+    // Many pending timers and a few due ones, and no ANALYZE: without statistics
+    // PostgreSQL would rather scan and sort the whole table.
+    let keys: Vec<String> = (0..20_000).map(|i| format!("k{i}")).collect();
+    let batch: Vec<(&str, i64, Vec<u8>)> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let due = if i % 1_000 == 0 {
+                at(-1.0)
+            } else {
+                at(86_400.0)
+            };
+            (k.as_str(), due, Vec::new())
+        })
+        .collect();
+    let txn = db.begin().await.unwrap();
+    timers.schedule_many(&txn, &batch).await.unwrap();
+    txn.commit().await.unwrap();
+
+    let plan = timers.explain_claim().await.unwrap();
+    assert!(plan.contains(&format!("{TABLE}_due")), "{plan}");
+    for scan in ["Seq Scan", "Sort", "TEMP B-TREE"] {
+        assert!(!plan.contains(scan), "{scan} in the claim's plan:\n{plan}");
+    }
+    let handler = Recorder::default();
+    assert_eq!(timers.fire_due(&handler).await.unwrap(), 20);
+}
+
+/// Records when it was called, on its clock.
+struct Stamp {
+    clock: Clock,
+    at: Mutex<Option<i64>>,
+}
+
+#[async_trait::async_trait]
+impl TimerHandler for Stamp {
+    async fn fire(&self, _: &Timer) -> Result<(), String> {
+        *self.at.lock().await = Some(self.clock.now_ms());
+        Ok(())
+    }
+}
+
+/// On the system clock, a timer another replica scheduled (so nobody wakes this runner)
+/// fires within a second of its due time: the runner looks again every `poll`.
+#[tokio::test]
+async fn a_timer_fires_within_a_second_in_real_time() {
+    let (_guard, db) = database().await;
+    let clock = Clock::system();
+    let handler = Arc::new(Stamp {
+        clock: clock.clone(),
+        at: Mutex::new(None),
+    });
+    let shutdown = CancellationToken::new();
+    timers(&db, "runner", &clock).start(handler.clone(), shutdown.clone());
+    let other = timers(&db, "other", &clock);
+    let due = clock.now_ms() + 200;
+    let txn = db.begin().await.unwrap();
+    other.schedule(&txn, "soon", due, Vec::new()).await.unwrap();
+    txn.commit().await.unwrap();
+    // Due, or committed if the commit took longer: the runner cannot see it before.
+    let visible = due.max(clock.now_ms());
+    wait_until("the timer", || async { handler.at.lock().await.is_some() }).await;
+    let fired = handler.at.lock().await.unwrap();
+    assert!(
+        fired - visible < 1_000,
+        "fired {} ms after it was due",
+        fired - visible
+    );
+    shutdown.cancel();
 }
