@@ -215,7 +215,7 @@ pub fn init_tracing() {
     }
 }
 
-/// Polls `check` every 10 ms until it is true, failing the test after 30 s.
+/// Polls `check` (every 20 ms) until it is true, failing the test after 30 s.
 pub async fn wait_until<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,

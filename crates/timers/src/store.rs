@@ -175,28 +175,29 @@ impl Store {
 
     /// Deletes the claimed versions of fired timers (a timer replaced meanwhile stays).
     pub(crate) async fn complete(&self, fired: &[(i64, i64)]) -> Result<(), DbErr> {
-        if fired.is_empty() {
-            return Ok(());
-        }
         let backend = self.rows.backend();
-        let mut values: Vec<Value> = fired.iter().map(|(id, _)| Value::from(*id)).collect();
-        let ids = sql::params(backend, 1, fired.len());
-        let mut pairs = Vec::with_capacity(fired.len());
-        for (id, generation) in fired {
-            pairs.push(format!("({})", sql::params(backend, values.len() + 1, 2)));
-            values.extend([Value::from(*id), Value::from(*generation)]);
+        // Three parameters a timer: chunks stay under SQLite's bound-parameter limit.
+        for chunk in fired.chunks(CHUNK) {
+            let mut values: Vec<Value> = chunk.iter().map(|(id, _)| Value::from(*id)).collect();
+            let ids = sql::params(backend, 1, chunk.len());
+            let mut pairs = Vec::with_capacity(chunk.len());
+            for (id, generation) in chunk {
+                pairs.push(format!("({})", sql::params(backend, values.len() + 1, 2)));
+                values.extend([Value::from(*id), Value::from(*generation)]);
+            }
+            // `id IN (…)` probes the primary key once with the whole list (a row-value IN
+            // alone is planned as one OR-ed probe per pair); the pairs then keep only the
+            // claimed versions.
+            let statement = format!(
+                "DELETE FROM {} WHERE id IN ({ids}) AND (id, generation) IN ({})",
+                self.table(),
+                pairs.join(", ")
+            );
+            self.rows
+                .db()
+                .execute_raw(sql::statement(backend, statement, values))
+                .await?;
         }
-        // `id IN (…)` finds the rows through the primary key; the pairs then keep only the
-        // claimed versions (a row-value IN alone is not planned as an index lookup).
-        let statement = format!(
-            "DELETE FROM {} WHERE id IN ({ids}) AND (id, generation) IN ({})",
-            self.table(),
-            pairs.join(", ")
-        );
-        self.rows
-            .db()
-            .execute_raw(sql::statement(backend, statement, values))
-            .await?;
         Ok(())
     }
 
