@@ -11,6 +11,11 @@ pub fn add(t: Timestamp, d: std::time::Duration) -> Timestamp {
     t.saturating_add(d).unwrap_or(Timestamp::MAX)
 }
 
+/// The whole milliseconds in `d`, saturating at `i64::MAX`.
+pub fn ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// The instant `ms` milliseconds after the Unix epoch, clamped to jiff's range.
 pub fn from_ms(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(ms).unwrap_or(if ms < 0 {

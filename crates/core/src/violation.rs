@@ -32,6 +32,15 @@ impl std::fmt::Display for FieldViolation {
     }
 }
 
+/// `violations` in one line, `field: description` joined with `; `.
+pub fn describe(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The allowed length of a text field, in characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Len {

@@ -135,7 +135,7 @@ impl LeasedTable {
     /// When a lease taken now runs out.
     pub fn lease_until(&self) -> i64 {
         self.now_ms()
-            .saturating_add(i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX))
+            .saturating_add(herald_core::time::ms(self.lease))
     }
 
     fn p(&self, i: usize) -> String {
@@ -305,35 +305,6 @@ impl LeasedTable {
             self.p(1),
             self.p(2)
         );
-        self.execute(sql, values).await?;
-        Ok(())
-    }
-
-    /// Gives up the lease on `id` and records `error`, so the row is claimed again (by
-    /// any replica) once `column` (e.g. a timer's `due_at`) reaches `retry_at`.
-    pub async fn retry_at(
-        &self,
-        id: i64,
-        column: &str,
-        retry_at: i64,
-        error: &str,
-    ) -> Result<(), DbErr> {
-        sql::assert_identifier(column);
-        let sql = format!(
-            "UPDATE {} SET {column} = {}, last_error = {}, lease_owner = NULL, lease_until = 0 \
-             WHERE id = {} AND lease_owner = {}",
-            self.table,
-            self.p(1),
-            self.p(2),
-            self.p(3),
-            self.p(4)
-        );
-        let values = vec![
-            Value::from(retry_at),
-            Value::from(error.to_owned()),
-            Value::from(id),
-            Value::from(self.owner.clone()),
-        ];
         self.execute(sql, values).await?;
         Ok(())
     }

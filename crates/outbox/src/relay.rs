@@ -125,7 +125,7 @@ impl Relay {
     }
 
     fn lease_ms(&self) -> i64 {
-        i64::try_from(self.settings.lease.as_millis()).unwrap_or(i64::MAX)
+        herald_core::time::ms(self.settings.lease)
     }
 
     pub(crate) async fn run(mut self, shutdown: CancellationToken) {
@@ -265,7 +265,7 @@ impl Relay {
 
     /// Whether `item` has used up its retries.
     fn exhausted(&self, item: &Item, now_ms: i64) -> bool {
-        let max_age = i64::try_from(self.settings.max_age.as_millis()).unwrap_or(i64::MAX);
+        let max_age = herald_core::time::ms(self.settings.max_age);
         item.attempts >= self.settings.max_attempts
             || now_ms.saturating_sub(item.created_ms) >= max_age
     }

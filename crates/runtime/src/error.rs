@@ -11,6 +11,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 pub use herald_core::FieldViolation;
+use herald_core::violation::describe;
 
 /// A boxed cause.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -19,7 +20,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The request is malformed: every wrong field.
-    #[error("invalid argument: {}", list(.0))]
+    #[error("invalid argument: {}", describe(.0))]
     InvalidArgument(Vec<FieldViolation>),
     /// What the request names does not exist (in the caller's workspace).
     #[error("{0}")]
@@ -43,14 +44,6 @@ pub enum Error {
     /// A bug or corrupt stored data; retrying will not help.
     #[error("internal error")]
     Internal(#[source] BoxError),
-}
-
-fn list(violations: &[FieldViolation]) -> String {
-    violations
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// A cause that is only a message.
@@ -132,7 +125,7 @@ impl From<Error> for Status {
                 violations,
             } => with_violations(
                 Code::FailedPrecondition,
-                format!("{message}: {}", list(&violations)),
+                format!("{message}: {}", describe(&violations)),
                 &violations,
             ),
             Error::Aborted(message) => Status::aborted(message),
@@ -160,7 +153,7 @@ fn with_violations(code: Code, message: String, violations: &[FieldViolation]) -
 pub fn invalid_argument(violations: &[FieldViolation]) -> Status {
     with_violations(
         Code::InvalidArgument,
-        format!("invalid {}", list(violations)),
+        format!("invalid {}", describe(violations)),
         violations,
     )
 }

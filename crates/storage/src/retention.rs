@@ -84,7 +84,7 @@ pub fn spawn_cleanup_on(
             let started = clock.now();
             let cutoff = started
                 .as_millisecond()
-                .saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+                .saturating_sub(herald_core::time::ms(retention));
             for ledger in &ledgers {
                 match purge(&db, *ledger, cutoff).await {
                     Ok(0) => {}

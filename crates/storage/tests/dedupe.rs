@@ -9,6 +9,7 @@ use herald_storage::sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait,
 };
 use herald_storage::testing::{Backend, TestDatabase};
+use herald_testkit::wait_until;
 
 mod probe {
     use herald_storage::sea_orm::entity::prelude::*;
@@ -252,14 +253,9 @@ async fn ledger_entries_past_retention_are_purged_on_the_clock() {
     );
     // Two hours on, the hourly cleanup removes what is older than an hour, young or not.
     clock.advance(Duration::from_secs(2 * 3600));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while count(&db).await != 10 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} rows left",
-            count(&db).await
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until("the cleanup to leave the 10 young rows", || async {
+        count(&db).await == 10
+    })
+    .await;
     shutdown.cancel();
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_core::time::{add, from_ms};
+use herald_core::time::{add, from_ms, ms};
 use sea_orm::DbErr;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -84,10 +84,7 @@ pub(crate) async fn fire_due(
                 Err(error) => {
                     let delay = backoff(settings, timer.timer.attempts);
                     tracing::warn!(key = %timer.timer.key, attempts = timer.timer.attempts, retry_in_ms = delay.as_millis() as u64, %error, "timer handler failed, will retry");
-                    let at = store
-                        .rows
-                        .now_ms()
-                        .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+                    let at = store.rows.now_ms().saturating_add(ms(delay));
                     store.retry(timer, at, &error).await?;
                 }
             }

@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use herald_campaigns::{MatchIndex, Occurrence, decide};
 use herald_core::time::proto_from_ms;
+use herald_core::violation::describe;
 use herald_outbox::{NewItem, Outbox};
 use herald_proto::delivery::v1::{DeliverRequest, Delivery};
 use herald_proto::trigger::v1::UserEvent;
@@ -72,11 +73,7 @@ pub async fn handle_events(
                 // Saved campaigns were valid when saved; this one is not any more.
                 return Err(Error::corrupt(format!(
                     "active campaign {id:?} does not compile: {}",
-                    violations
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; ")
+                    describe(&violations)
                 )));
             }
         }
