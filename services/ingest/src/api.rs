@@ -8,7 +8,8 @@ use herald_runtime::{Caller, Clock, Error, not_yet_implemented};
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::store::{self, Incoming};
+use crate::group_commit::GroupCommit;
+use crate::store::{self, Entry, Incoming};
 use crate::validate;
 
 /// Events committed per transaction on a TrackStream.
@@ -18,6 +19,8 @@ pub struct Ingest {
     pub db: DatabaseConnection,
     pub outbox: Outbox,
     pub clock: Clock,
+    /// Where unary calls wait for a shared transaction.
+    pub group: GroupCommit,
 }
 
 fn workspace<T>(request: &Request<T>) -> Result<String, Error> {
@@ -48,8 +51,8 @@ impl IngestService for Ingest {
         let workspace = workspace(&request)?;
         let events = request.into_inner().events;
         let records = validate::batch(events, self.now())?;
-        let outcome =
-            store::record(&self.db, &self.outbox, &self.clock, &workspace, &records).await?;
+        let entries = Entry::all_here(&workspace, records);
+        let outcome = store::record(&self.db, &self.outbox, &self.clock, &entries).await?;
         Ok(Response::new(TrackBatchResponse {
             accepted: outcome.accepted(),
             duplicates: outcome.duplicates(),
@@ -128,11 +131,10 @@ impl Ingest {
         herald_core::time::proto(self.clock.now())
     }
 
-    /// Stores one validated record; true when its message_id was seen before.
+    /// Stores one validated record, in a transaction shared with concurrent calls; true
+    /// when its message_id was seen before.
     async fn record_one(&self, workspace: &str, incoming: Incoming) -> Result<bool, Error> {
-        let outcome =
-            store::record(&self.db, &self.outbox, &self.clock, workspace, &[incoming]).await?;
-        Ok(outcome.duplicates() == 1)
+        self.group.record(Entry::here(workspace, incoming)).await
     }
 
     async fn commit_chunk(
@@ -144,10 +146,10 @@ impl Ingest {
         if chunk.is_empty() {
             return Ok(());
         }
-        let outcome = store::record(&self.db, &self.outbox, &self.clock, workspace, chunk).await?;
+        let entries = Entry::all_here(workspace, std::mem::take(chunk));
+        let outcome = store::record(&self.db, &self.outbox, &self.clock, &entries).await?;
         response.accepted += outcome.accepted();
         response.duplicates += outcome.duplicates();
-        chunk.clear();
         Ok(())
     }
 }

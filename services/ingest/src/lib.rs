@@ -4,10 +4,12 @@
 
 mod api;
 mod downstream;
+mod group_commit;
 pub mod migration;
 mod store;
 mod validate;
 
+use group_commit::GroupCommit;
 use herald_outbox::Outbox;
 use herald_proto::ingest::v1::ingest_service_server::IngestServiceServer;
 use herald_runtime::{Access, Launch, Scope, ServiceKind, ServiceSpec};
@@ -26,10 +28,17 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
             downstream::analytics(&launch.config)?,
         )
         .start(launch.shutdown.clone());
+    // SQLite has one connection, so one writer; PostgreSQL overlaps a few commits.
+    let writers = match db.get_database_backend() {
+        sea_orm::DbBackend::Sqlite => 1,
+        _ => 4,
+    };
+    let group = GroupCommit::start(db.clone(), outbox.clone(), launch.clock.clone(), writers);
     let ingest = IngestServiceServer::new(api::Ingest {
         db: db.clone(),
         outbox,
         clock: launch.clock.clone(),
+        group,
     })
     .max_decoding_message_size(launch.config.max_request_bytes);
     let spec = ServiceSpec::new(

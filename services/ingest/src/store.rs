@@ -57,6 +57,14 @@ impl Incoming {
         }
     }
 
+    /// The size of its protobuf encoding.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Incoming::Event(e) => e.encoded_len(),
+            Incoming::Identity(i) => i.encoded_len(),
+        }
+    }
+
     fn user_id(&self) -> &str {
         match self {
             Incoming::Event(e) => &e.user_id,
@@ -82,42 +90,87 @@ impl Outcome {
     }
 }
 
-/// Stores `records` of `workspace` and their outbox items in one transaction; returns
-/// once committed. Records whose message_id was seen before (or earlier in the same
-/// request) are duplicates and change nothing.
+/// One record to store, with what it carries downstream besides itself.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub workspace: String,
+    pub incoming: Incoming,
+    /// The W3C trace context of the call that brought it.
+    pub traceparent: Option<String>,
+}
+
+impl Entry {
+    /// `incoming` of `workspace`, in the trace of the current span.
+    pub fn here(workspace: &str, incoming: Incoming) -> Entry {
+        Entry {
+            workspace: workspace.to_owned(),
+            incoming,
+            traceparent: herald_runtime::telemetry::current_traceparent(),
+        }
+    }
+
+    /// `records` of `workspace`, all in the trace of the current span.
+    pub fn all_here(workspace: &str, records: Vec<Incoming>) -> Vec<Entry> {
+        let traceparent = herald_runtime::telemetry::current_traceparent();
+        records
+            .into_iter()
+            .map(|incoming| Entry {
+                workspace: workspace.to_owned(),
+                incoming,
+                traceparent: traceparent.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Stores `entries` and their outbox items in one transaction; returns once committed.
+/// An entry whose (workspace, message_id) was stored before, or comes earlier in
+/// `entries`, is a duplicate and changes nothing.
 pub async fn record(
     db: &DatabaseConnection,
     outbox: &Outbox,
     clock: &Clock,
-    workspace: &str,
-    records: &[Incoming],
+    entries: &[Entry],
 ) -> Result<Outcome, Error> {
     let received_at = clock.now_ms();
-    // The first record of each message_id in the request; later repeats are duplicates.
+    // The first entry of each (workspace, message_id); later repeats are duplicates.
     let mut first = HashSet::new();
     let mut outcome = Outcome::default();
-    let mut rows = Vec::with_capacity(records.len());
-    for incoming in records {
-        let new_here = first.insert(incoming.message_id());
+    let mut rows = Vec::with_capacity(entries.len());
+    // Encoded before the transaction opens, so that it holds its connection only for
+    // statements; a duplicate's items are dropped unused.
+    let mut candidates = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let new_here = first.insert((entry.workspace.as_str(), entry.incoming.message_id()));
         outcome.duplicate.push(!new_here);
         if new_here {
-            rows.push(row(workspace, incoming, received_at));
+            rows.push(row(&entry.workspace, &entry.incoming, received_at));
+            candidates.push(outbox_items(entry));
+        } else {
+            candidates.push(Vec::new());
         }
     }
     let txn = db.begin().await?;
     // One statement inserts what is new and says which it was.
     let fresh = herald_storage::insert_fresh(&txn, rows).await?;
-    let traceparent = herald_runtime::telemetry::current_traceparent();
-    let mut items = Vec::new();
-    for (incoming, duplicate) in records.iter().zip(outcome.duplicate.iter_mut()) {
+    let mut items = Vec::with_capacity(entries.len() * 2);
+    for ((entry, duplicate), candidate) in entries
+        .iter()
+        .zip(outcome.duplicate.iter_mut())
+        .zip(candidates)
+    {
         if *duplicate {
             continue;
         }
-        if !fresh.contains(&(workspace.to_owned(), incoming.message_id().to_owned())) {
+        let key = (
+            entry.workspace.clone(),
+            entry.incoming.message_id().to_owned(),
+        );
+        if fresh.contains(&key) {
+            items.extend(candidate);
+        } else {
             *duplicate = true;
-            continue;
         }
-        items.extend(outbox_items(workspace, incoming, traceparent.as_ref()));
     }
     if items.is_empty() {
         txn.rollback().await?;
@@ -149,16 +202,18 @@ fn row(workspace: &str, incoming: &Incoming, received_at: i64) -> record::Active
 
 /// The outbox items a new record makes: every record goes to segmentation (events and
 /// identities share the destination, so one user's stay in order), events to analytics.
-fn outbox_items(
-    workspace: &str,
-    incoming: &Incoming,
-    traceparent: Option<&String>,
-) -> Vec<NewItem> {
+fn outbox_items(entry: &Entry) -> Vec<NewItem> {
+    let Entry {
+        workspace,
+        incoming,
+        traceparent,
+    } = entry;
+    let workspace = workspace.as_str();
     let item = |destination, payload: Vec<u8>| NewItem {
         destination,
         key: incoming.user_id().to_owned(),
         payload,
-        traceparent: traceparent.cloned(),
+        traceparent: traceparent.clone(),
     };
     match incoming {
         Incoming::Event(event) => vec![

@@ -169,6 +169,59 @@ async fn racing_calls_with_one_new_message_id_store_it_once() {
     app.running.stop().await;
 }
 
+/// Concurrent unary calls share transactions (group commit); each is answered only after
+/// its own record is committed, so a reader on another connection finds it at once.
+#[tokio::test]
+async fn concurrent_calls_are_each_acknowledged_after_their_own_commit() {
+    let app = spawn_app().await;
+    let store = app.store().await;
+    let stored = |id: String| {
+        let store = &store;
+        async move {
+            let statement = Statement::from_sql_and_values(
+                store.get_database_backend(),
+                match store.get_database_backend() {
+                    herald_storage::sea_orm::DbBackend::Postgres => {
+                        "SELECT COUNT(*) AS n FROM ingest_records WHERE message_id = $1"
+                    }
+                    _ => "SELECT COUNT(*) AS n FROM ingest_records WHERE message_id = ?",
+                },
+                [id.into()],
+            );
+            let row = store.query_one_raw(statement).await.unwrap().unwrap();
+            row.try_get::<i64>("", "n").unwrap()
+        }
+    };
+    let callers = (0..32).map(|caller| {
+        let app = &app;
+        let stored = &stored;
+        async move {
+            let mut client = app.client().await;
+            for n in 0..5 {
+                let id = format!("c{caller}-{n}");
+                let request = authorized(
+                    TrackRequest {
+                        event: Some(event(&id)),
+                    },
+                    &app.key(),
+                );
+                let duplicate = client.track(request).await.unwrap().into_inner().duplicate;
+                assert!(!duplicate, "{id} is new");
+                assert_eq!(stored(id.clone()).await, 1, "{id} acknowledged, not stored");
+            }
+        }
+    });
+    futures::future::join_all(callers).await;
+    assert_eq!(
+        app.outbox().await,
+        [
+            ("analytics".to_owned(), 160),
+            ("segmentation".to_owned(), 160)
+        ]
+    );
+    app.running.stop().await;
+}
+
 #[tokio::test]
 async fn timestamps_are_filled_and_bounded_by_the_clock() {
     let app = spawn_app().await;
