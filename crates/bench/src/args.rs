@@ -20,6 +20,8 @@ pub const USAGE: &str = "usage: herald-bench [options]   (or: just bench [option
   --settle-max-secs N         longest wait for the pipeline to drain between phases (default 60)
   --timers N                  timers pending during the timers phase (default 1000000; 0 skips it)
   --due-timers N              timers due at once, fired during the timers phase (default 20000)
+  --idle-secs N               how long the idle services are watched before the load (default 10; 0 skips)
+  --json FILE                 also write every figure to FILE as JSON, under stable names
   --markdown                  print the final table as Markdown
   -h, --help                  this text";
 
@@ -56,6 +58,8 @@ pub struct Settings {
     pub settle_max: Duration,
     pub timers: u64,
     pub due_timers: u64,
+    pub idle: Duration,
+    pub json: Option<std::path::PathBuf>,
     pub markdown: bool,
 }
 
@@ -76,6 +80,8 @@ impl Default for Settings {
             settle_max: Duration::from_secs(60),
             timers: 1_000_000,
             due_timers: 20_000,
+            idle: Duration::from_secs(10),
+            json: None,
             markdown: false,
         }
     }
@@ -139,6 +145,8 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             "--settle-max-secs" => s.settle_max = Duration::from_secs(number(0, 3600)?),
             "--timers" => s.timers = number(0, 100_000_000)?,
             "--due-timers" => s.due_timers = number(1, 10_000_000)?,
+            "--idle-secs" => s.idle = Duration::from_secs(number(0, 600)?),
+            "--json" => s.json = Some(value.into()),
             _ => return Err(format!("unknown option {flag}")),
         }
     }

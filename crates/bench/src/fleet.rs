@@ -53,6 +53,9 @@ pub fn postgres_answers() -> bool {
 /// Five running service processes and the credentials to call them.
 pub struct Fleet {
     children: Vec<(ServiceKind, Child)>,
+    /// When the processes were started, and how long each took to answer SERVING.
+    started: Instant,
+    ready: Vec<(ServiceKind, Duration)>,
     addrs: HashMap<ServiceKind, SocketAddr>,
     /// Server API key with the ingest and admin scopes.
     pub key: String,
@@ -101,6 +104,8 @@ impl Fleet {
         let url = |k: ServiceKind| format!("http://{}", addrs[&k]);
         let mut fleet = Fleet {
             children: Vec::new(),
+            started: Instant::now(),
+            ready: Vec::new(),
             addrs: addrs.clone(),
             key: key.expose().to_owned(),
             workspace: workspace.clone(),
@@ -158,25 +163,43 @@ impl Fleet {
         Ok(fleet)
     }
 
-    /// Waits until every service answers `grpc.health.v1.Health/Check` with SERVING.
+    /// Waits until every service answers `grpc.health.v1.Health/Check` with SERVING,
+    /// noting how long after the start each one took (polled every 10 ms).
     async fn wait_serving(&mut self, within: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + within;
-        for kind in ServiceKind::ALL {
-            loop {
-                self.check_alive()?;
+        let deadline = self.started + within;
+        let mut waiting: Vec<ServiceKind> = ServiceKind::ALL.to_vec();
+        while !waiting.is_empty() {
+            self.check_alive()?;
+            let mut still = Vec::new();
+            for kind in waiting {
                 if self.serving(kind).await {
-                    break;
+                    self.ready.push((kind, self.started.elapsed()));
+                } else {
+                    still.push(kind);
                 }
-                if Instant::now() > deadline {
-                    bail!(
-                        "{kind} did not report SERVING within {within:?}; its log:\n{}",
-                        self.log_tail(kind)
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
             }
+            waiting = still;
+            if let Some(kind) = waiting.first()
+                && Instant::now() > deadline
+            {
+                bail!(
+                    "{kind} did not report SERVING within {within:?}; its log:\n{}",
+                    self.log_tail(*kind)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         Ok(())
+    }
+
+    /// The PostgreSQL database the services share; none on SQLite.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url.as_deref()
+    }
+
+    /// How long after their start each service answered SERVING.
+    pub fn ready(&self) -> &[(ServiceKind, Duration)] {
+        &self.ready
     }
 
     async fn serving(&self, kind: ServiceKind) -> bool {

@@ -136,3 +136,13 @@ impl CpuUse {
         format!("{} cores", parts.join(", "))
     }
 }
+
+/// Resident memory of process `pid` in MiB (VmRSS of /proc/<pid>/status), 0 if unknown.
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}

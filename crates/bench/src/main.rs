@@ -9,8 +9,11 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod dbwork;
 mod echo;
 mod fleet;
+mod idle;
+mod json;
 mod load;
 mod machine;
 mod phases;
@@ -20,6 +23,7 @@ mod timers;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use anyhow::Context;
 use args::{Backend, Parsed, Settings};
 
 fn main() -> ExitCode {
@@ -106,6 +110,34 @@ async fn run(mut settings: Settings) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
         fleet.dir().display()
     );
+    let slowest = fleet.ready().iter().max_by_key(|(_, d)| *d);
+    if let Some((kind, d)) = slowest {
+        println!(
+            "the slowest to answer SERVING was {kind}, {:.0} ms after its start",
+            d.as_secs_f64() * 1000.0
+        );
+    }
+    let ready = fleet.ready().to_vec();
+    let idle = if settings.idle.is_zero() {
+        None
+    } else {
+        println!(
+            "watching the idle services for {} s",
+            settings.idle.as_secs()
+        );
+        let idle = idle::measure(&fleet, settings.idle).await;
+        let rss: Vec<String> = idle
+            .rss_mib
+            .iter()
+            .map(|(name, mib)| format!("{name} {mib:.1}"))
+            .collect();
+        println!(
+            "  idle: {:.3} CPU cores for the five together; resident MiB: {}",
+            idle.cores(),
+            rss.join(", ")
+        );
+        Some(idle)
+    };
     let mut fleet = fleet;
     let results = phases::run_all(&mut fleet, &settings).await?;
     fleet.check_alive()?;
@@ -137,7 +169,21 @@ async fn run(mut settings: Settings) -> anyhow::Result<()> {
     println!();
     println!(
         "{}",
-        report::table(&settings, backend, &results, timers.as_ref())
+        report::table(
+            &settings,
+            backend,
+            &results,
+            idle.as_ref(),
+            &ready,
+            timers.as_ref()
+        )
     );
+    if let Some(path) = &settings.json {
+        let figures = json::figures(backend, &results, idle.as_ref(), &ready, timers.as_ref());
+        let text = serde_json::to_string_pretty(&figures)?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("figures written to {}", path.display());
+    }
     Ok(())
 }

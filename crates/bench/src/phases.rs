@@ -29,6 +29,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::args::Settings;
+use crate::dbwork::{self, Counter, Work};
 use crate::echo::{self, EchoServer};
 use crate::fleet::{Backlog, Fleet};
 use crate::load::{self, LoadResult, ProbeResult, Probes, Window, closed_loop, paced};
@@ -64,6 +65,9 @@ pub struct Results {
     pub cpu_latency: CpuUse,
     pub cpu_unary: CpuUse,
     pub cpu_batch: CpuUse,
+    /// PostgreSQL's count of the work per event of the latency and unary phases.
+    pub work_latency: Option<Work>,
+    pub work_unary: Option<Work>,
 }
 
 fn bearer(secret: &str) -> MetadataValue<tonic::metadata::Ascii> {
@@ -250,6 +254,11 @@ pub async fn run_all(fleet: &mut Fleet, s: &Settings) -> anyhow::Result<Results>
         "[herald] event-to-stream latency: {} open Subscribe streams, {} matching events/s, {} background events/s…",
         s.subscribers, s.probe_rate, s.background_rate
     );
+    let counter = match fleet.database_url() {
+        Some(url) => Some(Counter::connect(url).await?),
+        None => None,
+    };
+    let before = snapshot(counter.as_ref()).await?;
     let meter = CpuMeter::start(&fleet.pids());
     let (latency, latency_track, background, streams_ended) =
         event_to_stream(fleet, s, &ingest, &auth).await?;
@@ -273,6 +282,14 @@ pub async fn run_all(fleet: &mut Fleet, s: &Settings) -> anyhow::Result<Results>
     );
     println!("  cpu: {}", cpu_latency.summary());
     let drain_after_latency = settle(fleet, &backlog, s).await?;
+    let work_latency = work(
+        counter.as_ref(),
+        before,
+        background.total_events + latency.sent,
+    )
+    .await?;
+
+    let before = snapshot(counter.as_ref()).await?;
 
     // a. Durable Track, unary.
     println!(
@@ -311,6 +328,7 @@ pub async fn run_all(fleet: &mut Fleet, s: &Settings) -> anyhow::Result<Results>
     );
     println!("  cpu: {}", cpu_unary.summary());
     let drain_after_unary = settle(fleet, &backlog, s).await?;
+    let work_unary = work(counter.as_ref(), before, unary.total_events).await?;
 
     // b. Durable TrackBatch.
     println!(
@@ -376,6 +394,8 @@ pub async fn run_all(fleet: &mut Fleet, s: &Settings) -> anyhow::Result<Results>
         cpu_latency,
         cpu_unary,
         cpu_batch,
+        work_latency,
+        work_unary,
     })
 }
 
@@ -576,6 +596,28 @@ async fn event_to_stream(
 /// Waits until every outbox is empty, i.e. segmentation, trigger, delivery and analytics
 /// have caught up with what ingest accepted; returns the backlog left at the end of the
 /// phase and how long it took to drain (`None`: not within `settle_max`).
+async fn snapshot(counter: Option<&Counter>) -> anyhow::Result<Option<dbwork::Snapshot>> {
+    Ok(match counter {
+        Some(counter) => Some(counter.snapshot().await?),
+        None => None,
+    })
+}
+
+/// PostgreSQL's work per event since `before`, once every session has published it.
+async fn work(
+    counter: Option<&Counter>,
+    before: Option<dbwork::Snapshot>,
+    events: u64,
+) -> anyhow::Result<Option<Work>> {
+    let (Some(counter), Some(before)) = (counter, before) else {
+        return Ok(None);
+    };
+    tokio::time::sleep(dbwork::PUBLISHED_AFTER).await;
+    let work = dbwork::per_event(&before, &counter.snapshot().await?, events);
+    print!("{}", dbwork::render(&work));
+    Ok(Some(work))
+}
+
 async fn settle(fleet: &mut Fleet, backlog: &Backlog, s: &Settings) -> anyhow::Result<Drain> {
     let start = Instant::now();
     let rows = backlog.pending().await?;

@@ -100,6 +100,8 @@ pub fn table(
     s: &Settings,
     backend: Backend,
     r: &Results,
+    idle: Option<&crate::idle::Idle>,
+    ready: &[(herald_runtime::ServiceKind, std::time::Duration)],
     timers: Option<&crate::timers::TimersResult>,
 ) -> String {
     let header = [
@@ -207,6 +209,25 @@ pub fn table(
         "-".into(),
         "-".into(),
     ]);
+    if let Some(idle) = idle {
+        rows.push([
+            format!(
+                "idle, {} s without calls: CPU cores (five together); resident MiB (largest)",
+                idle.secs
+            ),
+            format!("{:.3}; {:.1}", idle.cores(), idle.max_rss_mib()),
+            "-".into(),
+            "<= 0.01; <= 30".into(),
+        ]);
+    }
+    if let Some(slowest) = ready.iter().map(|(_, d)| d.as_millis()).max() {
+        rows.push([
+            "ready: ms from process start to SERVING (slowest of five, started together)".into(),
+            slowest.to_string(),
+            "-".into(),
+            "<= 300".into(),
+        ]);
+    }
     if let Some(t) = timers {
         rows.push([
             format!(

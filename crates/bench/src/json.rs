@@ -1,0 +1,122 @@
+//! `--json FILE`: every figure of a run under a stable name, for scripts and comparisons.
+//! Latencies are in milliseconds, rates per second, memory in MiB; a figure the run did
+//! not measure (a skipped phase, a backlog that did not drain) is absent.
+
+use hdrhistogram::Histogram;
+use serde_json::{Map, Value, json};
+
+use crate::args::Backend;
+use crate::idle::Idle;
+use crate::phases::{Drain, Results};
+use crate::timers::TimersResult;
+
+fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+/// Events per second through the whole pipeline in a phase: its events over the phase
+/// plus the time its backlog took to drain; none when it did not drain.
+fn through(events: u64, phase_secs: f64, drain: &Drain) -> Option<f64> {
+    drain
+        .took
+        .map(|t| events as f64 / (phase_secs + t.as_secs_f64()))
+}
+
+pub fn figures(
+    backend: Backend,
+    r: &Results,
+    idle: Option<&Idle>,
+    ready: &[(herald_runtime::ServiceKind, std::time::Duration)],
+    timers: Option<&TimersResult>,
+) -> Value {
+    let mut f = Map::new();
+    let mut put = |name: &str, value: Value| {
+        f.insert(name.to_owned(), value);
+    };
+    put("backend", json!(backend.name()));
+    put("ingest_unary_eps", json!(r.unary.rate()));
+    put("ingest_unary_p50_ms", json!(ms(&r.unary.hist, 0.5)));
+    put("ingest_unary_p99_ms", json!(ms(&r.unary.hist, 0.99)));
+    put("ingest_batch_eps", json!(r.batch.rate()));
+    put("ingest_batch_call_p50_ms", json!(ms(&r.batch.hist, 0.5)));
+    put("ingest_batch_call_p99_ms", json!(ms(&r.batch.hist, 0.99)));
+    put("baseline_unary_calls_per_s", json!(r.echo_unary.rate()));
+    put("baseline_stream_p50_ms", json!(ms(&r.echo_stream, 0.5)));
+    put("baseline_stream_p99_ms", json!(ms(&r.echo_stream, 0.99)));
+    put("e2s_p50_ms", json!(ms(&r.latency.hist, 0.5)));
+    put("e2s_p95_ms", json!(ms(&r.latency.hist, 0.95)));
+    put("e2s_p99_ms", json!(ms(&r.latency.hist, 0.99)));
+    put("e2s_max_ms", json!(r.latency.hist.max() as f64 / 1000.0));
+    put("e2s_probes", json!(r.latency.sent));
+    put("e2s_lost", json!(r.latency.lost));
+    put("background_achieved_eps", json!(r.background.rate()));
+    put("background_errors", json!(r.background.errors));
+    let unary = through(r.unary.total_events, r.phase_secs, &r.drain_after_unary);
+    let batch = through(r.batch.total_events, r.phase_secs, &r.drain_after_batch);
+    if let Some(eps) = unary {
+        put("pipeline_unary_eps", json!(eps));
+    }
+    if let Some(eps) = batch {
+        put("pipeline_batch_eps", json!(eps));
+    }
+    if let Some(eps) = unary.into_iter().chain(batch).reduce(f64::max) {
+        put("pipeline_eps", json!(eps));
+    }
+    put("backlog_after_batch_rows", json!(r.drain_after_batch.rows));
+    put("backlog_after_batch_left", json!(r.drain_after_batch.left));
+    let cores = |c: &crate::machine::CpuUse| c.services.iter().map(|(_, x)| x).sum::<f64>();
+    put("services_cpu_cores_unary", json!(cores(&r.cpu_unary)));
+    put("services_cpu_cores_batch", json!(cores(&r.cpu_batch)));
+    put("services_cpu_cores_latency", json!(cores(&r.cpu_latency)));
+    put("machine_cpu_cores_unary", json!(r.cpu_unary.machine));
+    for (phase, work) in [("latency", &r.work_latency), ("unary", &r.work_unary)] {
+        let Some(work) = work else { continue };
+        put(
+            &format!("pg_commits_per_event_{phase}"),
+            json!(work.commits),
+        );
+        let written: f64 = work.tables.iter().map(|(_, d)| d[0] + d[1] + d[2]).sum();
+        put(
+            &format!("pg_rows_written_per_event_{phase}"),
+            json!(written),
+        );
+        let seq_read: f64 = work.tables.iter().map(|(_, d)| d[4]).sum();
+        put(
+            &format!("pg_rows_seq_read_per_event_{phase}"),
+            json!(seq_read),
+        );
+    }
+    if let Some(idle) = idle {
+        put("idle_cpu_cores", json!(idle.cores()));
+        put("max_idle_rss_mib", json!(idle.max_rss_mib()));
+        let rss: Map<String, Value> = idle
+            .rss_mib
+            .iter()
+            .map(|(name, mib)| ((*name).to_owned(), json!(mib)))
+            .collect();
+        put("idle_rss_mib", Value::Object(rss));
+    }
+    let ready_ms = |d: &std::time::Duration| d.as_secs_f64() * 1000.0;
+    if let Some(slowest) = ready.iter().map(|(_, d)| ready_ms(d)).reduce(f64::max) {
+        put("ready_ms", json!(slowest));
+    }
+    let by_service: Map<String, Value> = ready
+        .iter()
+        .map(|(kind, d)| (kind.name().to_owned(), json!(ready_ms(d))))
+        .collect();
+    put("ready_ms_by_service", Value::Object(by_service));
+    if let Some(t) = timers {
+        put("timers_pending", json!(t.pending));
+        put("timers_schedule_per_s", json!(t.schedule_rate));
+        put("timers_fire_per_s", json!(t.fire_rate));
+        put(
+            "timers_late_p50_ms",
+            json!(t.lateness.value_at_quantile(0.5)),
+        );
+        put(
+            "timers_late_p99_ms",
+            json!(t.lateness.value_at_quantile(0.99)),
+        );
+    }
+    Value::Object(f)
+}
