@@ -120,6 +120,12 @@ pub struct Config {
     /// How long the dedupe ledgers (the ids a service has already processed) keep an
     /// entry, in seconds; at least `outbox_max_age_secs`, the longest an item is retried.
     pub ledger_retention_secs: u64,
+    /// Delivery: Subscribe streams one user may hold open at once.
+    pub max_streams_per_user: usize,
+    /// Delivery: Subscribe streams one workspace may hold open at once, in this process.
+    pub max_streams_per_workspace: usize,
+    /// Delivery: Subscribe streams this process holds open at once.
+    pub max_streams: usize,
 }
 
 impl Config {
@@ -149,6 +155,9 @@ impl Config {
             outbox_max_attempts: 10_000,
             outbox_max_age_secs: 24 * 3600,
             ledger_retention_secs: 7 * 24 * 3600,
+            max_streams_per_user: 10,
+            max_streams_per_workspace: 50_000,
+            max_streams: 50_000,
         }
     }
 
@@ -201,6 +210,15 @@ impl Config {
         }
         if self.max_user_token_lifetime_secs == 0 {
             return bad("max_user_token_lifetime_secs", "must be greater than 0");
+        }
+        for (key, value) in [
+            ("max_streams_per_user", self.max_streams_per_user),
+            ("max_streams_per_workspace", self.max_streams_per_workspace),
+            ("max_streams", self.max_streams),
+        ] {
+            if value == 0 {
+                return bad(key, "must be greater than 0");
+            }
         }
         if self.outbox_max_attempts == 0 {
             return bad("outbox_max_attempts", "must be greater than 0");

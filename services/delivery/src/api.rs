@@ -80,7 +80,7 @@ impl DeliveryService for Api {
             expires_at,
             shutdown: self.shutdown.clone(),
         };
-        Ok(Response::new(session.open(&self.hub)))
+        Ok(Response::new(session.open(&self.hub)?))
     }
 
     async fn list_inbox(

@@ -16,19 +16,47 @@ const STREAM_BUFFER: usize = 256;
 
 type Key = (String, String);
 
-/// The open streams of each user, each with its registration id.
-type Streams = HashMap<Key, Vec<(u64, mpsc::Sender<Message>)>>;
+/// The most streams open at once: per user, per workspace and in this process. A
+/// Subscribe beyond one is refused with RESOURCE_EXHAUSTED, so one user's runaway client
+/// or one workspace cannot take every stream the process can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    pub per_user: usize,
+    pub per_workspace: usize,
+    pub per_process: usize,
+}
 
-/// The open streams per (workspace, user).
-#[derive(Default, Clone)]
+/// Which cap a refused subscription hit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CapReached {
+    #[error("this user already has {0} open streams (max_streams_per_user); close one first")]
+    User(usize),
+    #[error("this workspace already has {0} open streams (max_streams_per_workspace)")]
+    Workspace(usize),
+    #[error("this server already holds {0} open streams (max_streams); retry on another replica")]
+    Process(usize),
+}
+
+/// The open streams per (workspace, user), and their counts.
+#[derive(Clone)]
 pub struct Hub {
     inner: Arc<Inner>,
 }
 
-#[derive(Default)]
 struct Inner {
+    caps: Caps,
     next_id: AtomicU64,
-    streams: Mutex<Streams>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Each user's streams that still take live messages, with their registration ids.
+    streams: HashMap<Key, Vec<(u64, mpsc::Sender<Message>)>>,
+    /// Open subscriptions (counted until dropped, even once cut off from live messages).
+    per_user: HashMap<Key, usize>,
+    per_workspace: HashMap<String, usize>,
+    total: usize,
 }
 
 /// One registered stream; unregisters itself when dropped.
@@ -40,26 +68,52 @@ pub struct Subscription {
 }
 
 impl Hub {
-    /// Registers a stream for `user_id` of `workspace`.
-    pub fn subscribe(&self, workspace: &str, user_id: &str) -> Subscription {
+    pub fn new(caps: Caps) -> Hub {
+        Hub {
+            inner: Arc::new(Inner {
+                caps,
+                next_id: AtomicU64::new(0),
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    /// Registers a stream for `user_id` of `workspace`, unless a cap is reached.
+    pub fn subscribe(&self, workspace: &str, user_id: &str) -> Result<Subscription, CapReached> {
+        let caps = self.inner.caps;
+        let key = (workspace.to_owned(), user_id.to_owned());
+        let mut state = self.lock();
+        if state.total >= caps.per_process {
+            return Err(CapReached::Process(state.total));
+        }
+        let in_workspace = state.per_workspace.get(workspace).copied().unwrap_or(0);
+        if in_workspace >= caps.per_workspace {
+            return Err(CapReached::Workspace(in_workspace));
+        }
+        let of_user = state.per_user.get(&key).copied().unwrap_or(0);
+        if of_user >= caps.per_user {
+            return Err(CapReached::User(of_user));
+        }
+        state.total += 1;
+        *state.per_workspace.entry(workspace.to_owned()).or_default() += 1;
+        *state.per_user.entry(key.clone()).or_default() += 1;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let key = (workspace.to_owned(), user_id.to_owned());
-        self.lock().entry(key.clone()).or_default().push((id, tx));
-        Subscription {
+        state.streams.entry(key.clone()).or_default().push((id, tx));
+        Ok(Subscription {
             messages: rx,
             hub: self.clone(),
             key,
             id,
-        }
+        })
     }
 
     /// Hands `message` to every open stream of its user in `workspace`, without waiting:
     /// closed streams are removed, and so are streams whose buffer is full.
     pub fn publish(&self, workspace: &str, message: &Message) {
         let key = (workspace.to_owned(), message.user_id.clone());
-        let mut streams = self.lock();
-        let Some(senders) = streams.get_mut(&key) else {
+        let mut state = self.lock();
+        let Some(senders) = state.streams.get_mut(&key) else {
             return;
         };
         senders.retain(|(id, tx)| match tx.try_send(message.clone()) {
@@ -71,7 +125,7 @@ impl Hub {
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         });
         if senders.is_empty() {
-            streams.remove(&key);
+            state.streams.remove(&key);
         }
     }
 
@@ -79,34 +133,54 @@ impl Hub {
     #[cfg(test)]
     pub fn streams(&self, workspace: &str, user_id: &str) -> usize {
         self.lock()
+            .streams
             .get(&(workspace.to_owned(), user_id.to_owned()))
             .map_or(0, Vec::len)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Streams> {
-        // The map stays consistent even if a holder panicked: every change is one call.
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state stays consistent even if a holder panicked: every change is one call.
         self.inner
-            .streams
+            .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
+/// Decrements `map[key]`, removing it at zero.
+fn release<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
+    if let Some(n) = map.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
+}
+
 impl Drop for Subscription {
     fn drop(&mut self) {
-        let mut streams = self.hub.lock();
-        if let Some(senders) = streams.get_mut(&self.key) {
+        let mut state = self.hub.lock();
+        if let Some(senders) = state.streams.get_mut(&self.key) {
             senders.retain(|(id, _)| *id != self.id);
             if senders.is_empty() {
-                streams.remove(&self.key);
+                state.streams.remove(&self.key);
             }
         }
+        state.total -= 1;
+        release(&mut state.per_user, &self.key);
+        release(&mut state.per_workspace, &self.key.0);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ROOMY: Caps = Caps {
+        per_user: 100,
+        per_workspace: 1000,
+        per_process: 1000,
+    };
 
     fn message(user: &str, id: &str) -> Message {
         Message {
@@ -118,11 +192,11 @@ mod tests {
 
     #[tokio::test]
     async fn fans_out_per_user_and_unregisters_on_drop() {
-        let hub = Hub::default();
-        let mut a1 = hub.subscribe("ws", "a");
-        let mut a2 = hub.subscribe("ws", "a");
-        let mut b = hub.subscribe("ws", "b");
-        let mut other_ws = hub.subscribe("other", "a");
+        let hub = Hub::new(ROOMY);
+        let mut a1 = hub.subscribe("ws", "a").unwrap();
+        let mut a2 = hub.subscribe("ws", "a").unwrap();
+        let mut b = hub.subscribe("ws", "b").unwrap();
+        let mut other_ws = hub.subscribe("other", "a").unwrap();
         hub.publish("ws", &message("a", "m1"));
         assert_eq!(a1.messages.recv().await.unwrap().id, "m1");
         assert_eq!(a2.messages.recv().await.unwrap().id, "m1");
@@ -136,8 +210,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_that_falls_behind_is_closed() {
-        let hub = Hub::default();
-        let mut slow = hub.subscribe("ws", "a");
+        let hub = Hub::new(ROOMY);
+        let mut slow = hub.subscribe("ws", "a").unwrap();
         for i in 0..=STREAM_BUFFER {
             hub.publish("ws", &message("a", &format!("m{i}")));
         }
@@ -147,5 +221,45 @@ mod tests {
             received += 1;
         }
         assert_eq!(received, STREAM_BUFFER);
+    }
+
+    #[test]
+    fn each_cap_refuses_one_more_stream_until_one_closes() {
+        let hub = Hub::new(Caps {
+            per_user: 2,
+            per_workspace: 3,
+            per_process: 4,
+        });
+        let a1 = hub.subscribe("ws", "a").unwrap();
+        let _a2 = hub.subscribe("ws", "a").unwrap();
+        assert_eq!(hub.subscribe("ws", "a").err(), Some(CapReached::User(2)));
+        let _b = hub.subscribe("ws", "b").unwrap();
+        assert_eq!(
+            hub.subscribe("ws", "c").err(),
+            Some(CapReached::Workspace(3))
+        );
+        let _other = hub.subscribe("other", "a").unwrap();
+        assert_eq!(
+            hub.subscribe("third", "a").err(),
+            Some(CapReached::Process(4))
+        );
+        drop(a1);
+        let _a3 = hub.subscribe("ws", "a").unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_stream_cut_off_for_falling_behind_counts_until_it_ends() {
+        let hub = Hub::new(Caps {
+            per_user: 1,
+            ..ROOMY
+        });
+        let slow = hub.subscribe("ws", "a").unwrap();
+        for i in 0..=STREAM_BUFFER {
+            hub.publish("ws", &message("a", &format!("m{i}")));
+        }
+        assert_eq!(hub.streams("ws", "a"), 0);
+        assert!(hub.subscribe("ws", "a").is_err());
+        drop(slow);
+        assert!(hub.subscribe("ws", "a").is_ok());
     }
 }

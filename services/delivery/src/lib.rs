@@ -29,7 +29,11 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
                 downstream::analytics(&launch.config)?,
             )
             .start(launch.shutdown.clone()),
-        hub: hub::Hub::default(),
+        hub: hub::Hub::new(hub::Caps {
+            per_user: launch.config.max_streams_per_user,
+            per_workspace: launch.config.max_streams_per_workspace,
+            per_process: launch.config.max_streams,
+        }),
         clock: launch.clock.clone(),
         shutdown: launch.shutdown.clone(),
     };

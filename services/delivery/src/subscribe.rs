@@ -60,12 +60,15 @@ enum End {
 
 impl Session {
     /// Registers with `hub` before anything is read, so no message delivered from now on
-    /// can fall between the replay and the live feed, then streams in a task.
-    pub fn open(self, hub: &Hub) -> Stream {
-        let subscription = hub.subscribe(&self.workspace, &self.user_id);
+    /// can fall between the replay and the live feed, then streams in a task. Refused
+    /// with RESOURCE_EXHAUSTED when a cap on open streams is reached.
+    pub fn open(self, hub: &Hub) -> Result<Stream, Status> {
+        let subscription = hub
+            .subscribe(&self.workspace, &self.user_id)
+            .map_err(|cap| Status::resource_exhausted(cap.to_string()))?;
         let (out, rx) = mpsc::channel(OUT_BUFFER);
         tokio::spawn(self.run(subscription, out));
-        ReceiverStream::new(rx)
+        Ok(ReceiverStream::new(rx))
     }
 
     async fn run(self, subscription: Subscription, out: Out) {

@@ -75,6 +75,13 @@ async fn spawn_app() -> App {
 }
 
 async fn spawn_app_with(clock: herald_runtime::Clock) -> App {
+    spawn_app_configured(clock, |_| {}).await
+}
+
+async fn spawn_app_configured(
+    clock: herald_runtime::Clock,
+    configure: impl FnOnce(&mut herald_runtime::Config),
+) -> App {
     let analytics = FakeAnalytics::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let analytics_url = format!("http://{}", listener.local_addr().unwrap());
@@ -87,6 +94,7 @@ async fn spawn_app_with(clock: herald_runtime::Clock) -> App {
     let credentials = Credentials::new();
     let mut config = herald_testkit::config(ServiceKind::Delivery, &db, &credentials);
     config.analytics_url = analytics_url;
+    configure(&mut config);
     let running = herald_testkit::spawn(config, clock, herald_delivery::serve).await;
     App {
         running,
@@ -147,6 +155,10 @@ impl App {
     }
 
     async fn subscribe(&self, user_id: &str) -> Streaming<SubscribeResponse> {
+        self.try_subscribe(user_id).await.expect("subscribe")
+    }
+
+    async fn try_subscribe(&self, user_id: &str) -> Result<Streaming<SubscribeResponse>, Status> {
         let request = self.as_user(
             user_id,
             SubscribeRequest {
@@ -158,8 +170,7 @@ impl App {
             .await
             .subscribe(request)
             .await
-            .expect("subscribe")
-            .into_inner()
+            .map(Response::into_inner)
     }
 
     async fn inbox(
@@ -938,5 +949,40 @@ async fn preferences_default_update_by_mask_and_are_enforced() {
         DeliveryOutcome::Accepted,
         "preferences are per user"
     );
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn streams_beyond_a_cap_are_resource_exhausted_until_one_closes() {
+    let app = spawn_app_configured(herald_runtime::Clock::system(), |config| {
+        config.max_streams_per_user = 2;
+        config.max_streams = 3;
+    })
+    .await;
+    let first = app.subscribe("u1").await;
+    let _second = app.subscribe("u1").await;
+    let refused = app
+        .try_subscribe("u1")
+        .await
+        .expect_err("a third stream of u1");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("max_streams_per_user"),
+        "{refused:?}"
+    );
+    let _other = app.subscribe("u2").await;
+    let refused = app
+        .try_subscribe("u3")
+        .await
+        .expect_err("a fourth stream in all");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("(max_streams)"), "{refused:?}");
+
+    // Once the client drops a stream, the server lets a new one open.
+    drop(first);
+    eventually(WAIT, "a closed stream to free its place", || async {
+        app.try_subscribe("u1").await.ok()
+    })
+    .await;
     app.running.stop().await;
 }
