@@ -207,10 +207,7 @@ pub async fn serve(
     let drain_started = shutdown.clone();
     let reporter_for_stop = reporter.clone();
     let stop_names = names.clone();
-    // serve_with_incoming ignores the builder's TCP options; set them on the listener.
-    let incoming = TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(Duration::from_secs(60)));
+    let incoming = incoming(listener);
     let server = tonic::transport::Server::builder()
         .accept_http1(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -230,6 +227,19 @@ pub async fn serve(
     }
     tracing::info!(service = %spec.kind, "stopped");
     Ok(())
+}
+
+/// TCP keep-alive probes on accepted connections start after this much silence.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// The connections `listener` accepts, with Nagle's algorithm off (a small response or
+/// stream item goes out at once instead of waiting for the peer's delayed ACK, ~40 ms)
+/// and TCP keep-alive on. `serve_with_incoming*` ignores the builder's TCP options, so
+/// they are set here.
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(TCP_KEEPALIVE))
 }
 
 async fn set_all(reporter: &HealthReporter, names: &[&'static str], status: ServingStatus) {
@@ -287,4 +297,30 @@ fn cors() -> tower_http::cors::CorsLayer {
             HeaderName::from_static("grpc-status-details-bin"),
         ])
         .max_age(Duration::from_secs(3600))
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_have_nodelay_and_keepalive() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut incoming = incoming(listener);
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let accepted = incoming.next().await.unwrap().unwrap();
+        assert!(
+            accepted.nodelay().unwrap(),
+            "TCP_NODELAY on an accepted socket"
+        );
+        let socket = socket2::SockRef::from(&accepted);
+        assert!(
+            socket.keepalive().unwrap(),
+            "SO_KEEPALIVE on an accepted socket"
+        );
+        assert_eq!(socket.tcp_keepalive_time().unwrap(), TCP_KEEPALIVE);
+    }
 }
