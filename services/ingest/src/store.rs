@@ -137,28 +137,17 @@ pub async fn record(
     let mut first = HashSet::new();
     let mut outcome = Outcome::default();
     let mut rows = Vec::with_capacity(entries.len());
-    // Encoded before the transaction opens, so that it holds its connection only for
-    // statements; a duplicate's items are dropped unused.
-    let mut candidates = Vec::with_capacity(entries.len());
     for entry in entries {
         let new_here = first.insert((entry.workspace.as_str(), entry.incoming.message_id()));
         outcome.duplicate.push(!new_here);
         if new_here {
             rows.push(row(&entry.workspace, &entry.incoming, received_at));
-            candidates.push(outbox_items(entry));
-        } else {
-            candidates.push(Vec::new());
         }
     }
     let txn = db.begin().await?;
-    // One statement inserts what is new and says which it was.
     let fresh = herald_storage::insert_fresh(&txn, rows).await?;
     let mut items = Vec::with_capacity(entries.len() * 2);
-    for ((entry, duplicate), candidate) in entries
-        .iter()
-        .zip(outcome.duplicate.iter_mut())
-        .zip(candidates)
-    {
+    for (entry, duplicate) in entries.iter().zip(outcome.duplicate.iter_mut()) {
         if *duplicate {
             continue;
         }
@@ -167,7 +156,7 @@ pub async fn record(
             entry.incoming.message_id().to_owned(),
         );
         if fresh.contains(&key) {
-            items.extend(candidate);
+            items.extend(outbox_items(entry));
         } else {
             *duplicate = true;
         }
