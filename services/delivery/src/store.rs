@@ -414,42 +414,41 @@ pub async fn replay(
         .await?)
 }
 
-/// Moves `message_id` from PENDING to DELIVERED and records the DELIVERED interaction
-/// in the same transaction; false when it was no longer PENDING (another session, or
-/// the user already acted on it).
+/// Moves `message_ids` from PENDING to DELIVERED and records a DELIVERED interaction for
+/// each, all in one transaction; returns the ids it moved (not those no longer PENDING:
+/// another session marked them, or the user already acted on them).
 pub async fn mark_delivered(
     db: &DatabaseConnection,
     outbox: &Outbox,
     clock: &Clock,
     workspace: &str,
-    message_id: &str,
-) -> Result<bool, Error> {
+    message_ids: &[&str],
+) -> Result<HashSet<String>, Error> {
+    if message_ids.is_empty() {
+        return Ok(HashSet::new());
+    }
     let now = clock.now_ms();
     let txn = db.begin().await?;
-    let updated = message::Entity::update_many()
+    let moved = message::Entity::update_many()
         .col_expr(message::Column::State, Expr::value(DELIVERED))
         .col_expr(message::Column::UpdateTime, Expr::value(now))
-        .filter(message::Column::Id.eq(message_id))
+        .filter(message::Column::Id.is_in(message_ids.iter().copied()))
         .filter(message::Column::WorkspaceId.eq(workspace))
         .filter(message::Column::State.eq(PENDING))
-        .exec(&txn)
+        .exec_with_returning(&txn)
         .await?;
-    let Some(model) = (match updated.rows_affected {
-        0 => None,
-        _ => message::Entity::find_by_id(message_id).one(&txn).await?,
-    }) else {
+    if moved.is_empty() {
         txn.rollback().await?;
-        return Ok(false);
-    };
-    let staged = outbox
-        .add(
-            &txn,
-            vec![model.interaction(InteractionKind::Delivered, "delivered", "", now)],
-        )
-        .await?;
+        return Ok(HashSet::new());
+    }
+    let interactions = moved
+        .iter()
+        .map(|m| m.interaction(InteractionKind::Delivered, "delivered", "", now))
+        .collect();
+    let staged = outbox.add(&txn, interactions).await?;
     txn.commit().await?;
     outbox.publish(staged).await;
-    Ok(true)
+    Ok(moved.into_iter().map(|m| m.id).collect())
 }
 
 /// Where an inbox page ends: (create_time, id) of its last message.

@@ -88,7 +88,7 @@ impl Session {
     }
 
     async fn stream(&self, mut subscription: Subscription, out: &Out) -> End {
-        let mut sent = HashSet::new();
+        let mut replayed = HashSet::new();
         let mut last_write = Instant::now();
         let mut unread = 0;
 
@@ -108,12 +108,29 @@ impl Session {
                 Ok(page) => page,
                 Err(e) => return End::Status(e.into()),
             };
+            let mut messages = Vec::with_capacity(page.len());
             for model in &page {
-                let message = match model.to_proto() {
-                    Ok(message) => message,
+                match model.to_proto() {
+                    Ok(message) => messages.push(message),
                     Err(e) => return End::Status(e.into()),
-                };
-                if !self.write(message, out, &mut sent, &mut last_write).await {
+                }
+            }
+            // The page's PENDING messages become DELIVERED in one transaction before any
+            // is written: a DELIVERED message is still replayed, so a write that does not
+            // reach the client is retried on its next connect.
+            let pending: Vec<&str> = messages
+                .iter()
+                .filter(|m| m.state == MessageState::Pending as i32)
+                .map(|m| m.id.as_str())
+                .collect();
+            let marked = self.mark_delivered(&pending).await;
+            for mut message in messages {
+                if marked && message.state == MessageState::Pending as i32 {
+                    message.state = MessageState::Delivered as i32;
+                }
+                // Kept only for the replay: a live message it raced with is skipped.
+                replayed.insert(message.id.clone());
+                if !self.write(message, out, &mut last_write).await {
                     return End::Gone;
                 }
             }
@@ -129,9 +146,14 @@ impl Session {
             tokio::select! {
                 live = subscription.messages.recv() => match live {
                     // Already sent by the replay, which may have raced with this delivery.
-                    Some(message) if sent.contains(&message.id) => {}
-                    Some(message) => {
-                        if !self.write(message, out, &mut sent, &mut last_write).await {
+                    Some(message) if replayed.contains(&message.id) => {}
+                    Some(mut message) => {
+                        if message.state == MessageState::Pending as i32
+                            && self.mark_delivered(&[message.id.as_str()]).await
+                        {
+                            message.state = MessageState::Delivered as i32;
+                        }
+                        if !self.write(message, out, &mut last_write).await {
                             return End::Gone;
                         }
                     }
@@ -154,34 +176,22 @@ impl Session {
         }
     }
 
-    /// Writes `message` to the stream, first moving it from PENDING to DELIVERED (which
-    /// records the DELIVERED interaction). False when the client is gone.
-    async fn write(
-        &self,
-        mut message: Message,
-        out: &Out,
-        sent: &mut HashSet<String>,
-        last_write: &mut Instant,
-    ) -> bool {
-        sent.insert(message.id.clone());
-        if message.state == MessageState::Pending as i32 {
-            // Marked before the write: a DELIVERED message is still replayed, so a write
-            // that does not reach the client is retried on its next connect.
-            match store::mark_delivered(
-                &self.db,
-                &self.outbox,
-                &self.clock,
-                &self.workspace,
-                &message.id,
-            )
-            .await
-            {
-                Ok(_) => message.state = MessageState::Delivered as i32,
-                Err(e) => {
-                    tracing::warn!(message_id = %message.id, error = %e, "cannot mark message delivered")
-                }
+    /// Moves those of `ids` still PENDING to DELIVERED (recording the DELIVERED
+    /// interactions) in one transaction; false when that failed, which is logged, and the
+    /// messages go out as they are.
+    async fn mark_delivered(&self, ids: &[&str]) -> bool {
+        match store::mark_delivered(&self.db, &self.outbox, &self.clock, &self.workspace, ids).await
+        {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(messages = ids.len(), error = %e, "cannot mark messages delivered");
+                false
             }
         }
+    }
+
+    /// Writes `message` to the stream. False when the client is gone.
+    async fn write(&self, message: Message, out: &Out, last_write: &mut Instant) -> bool {
         *last_write = Instant::now();
         out.send(Ok(SubscribeResponse {
             kind: Some(Kind::Message(message)),

@@ -986,3 +986,55 @@ async fn streams_beyond_a_cap_are_resource_exhausted_until_one_closes() {
     .await;
     app.running.stop().await;
 }
+
+#[tokio::test]
+async fn a_replay_of_many_pending_messages_delivers_each_once_and_records_each_delivery() {
+    let app = spawn_app().await;
+    let deliveries: Vec<Delivery> = (0..100)
+        .map(|i| in_app(&format!("k{i}"), "u1", 0))
+        .collect();
+    let ids: Vec<String> = app
+        .deliver(deliveries)
+        .await
+        .into_iter()
+        .map(|r| r.message_id)
+        .collect();
+
+    let mut stream = app.subscribe("u1").await;
+    let mut replayed = Vec::new();
+    for _ in 0..100 {
+        let message = next_message(&mut stream).await;
+        assert_eq!(message.state(), MessageState::Delivered, "{}", message.id);
+        replayed.push(message.id);
+    }
+    replayed.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(replayed, expected, "each pending message once");
+    assert_nothing_before_a_marker(&app, &mut stream, "u1").await;
+    drop(stream);
+
+    let delivered = |app: &App| {
+        let interactions = app.analytics.interactions.lock().unwrap();
+        interactions
+            .iter()
+            .filter(|i| i.kind() == InteractionKind::Delivered)
+            .map(|i| i.id.clone())
+            .collect::<Vec<_>>()
+    };
+    // 100 replayed and the marker: each DELIVERED once.
+    eventually(WAIT, "101 DELIVERED interactions", || {
+        let found = delivered(&app);
+        std::future::ready((found.len() >= 101).then_some(()))
+    })
+    .await;
+    let mut found = delivered(&app);
+    found.sort();
+    found.dedup();
+    assert_eq!(found.len(), delivered(&app).len(), "no DELIVERED twice");
+    assert_eq!(found.len(), 101);
+    for id in &ids {
+        assert!(found.contains(&format!("{id}:delivered")), "{id}");
+    }
+    app.running.stop().await;
+}
