@@ -21,6 +21,7 @@ pub const USAGE: &str = "usage: herald-bench [options]   (or: just bench [option
   --timers N                  timers pending during the timers phase (default 1000000; 0 skips it)
   --due-timers N              timers due at once, fired during the timers phase (default 20000)
   --idle-secs N               how long the idle services are watched before the load (default 10; 0 skips)
+  --idle-streams N            idle Subscribe streams whose memory is measured (default 10000; 0 skips)
   --json FILE                 also write every figure to FILE as JSON, under stable names
   --markdown                  print the final table as Markdown
   -h, --help                  this text";
@@ -59,6 +60,7 @@ pub struct Settings {
     pub timers: u64,
     pub due_timers: u64,
     pub idle: Duration,
+    pub idle_streams: usize,
     pub json: Option<std::path::PathBuf>,
     pub markdown: bool,
 }
@@ -81,6 +83,7 @@ impl Default for Settings {
             timers: 1_000_000,
             due_timers: 20_000,
             idle: Duration::from_secs(10),
+            idle_streams: 10_000,
             json: None,
             markdown: false,
         }
@@ -146,6 +149,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             "--timers" => s.timers = number(0, 100_000_000)?,
             "--due-timers" => s.due_timers = number(1, 10_000_000)?,
             "--idle-secs" => s.idle = Duration::from_secs(number(0, 600)?),
+            "--idle-streams" => s.idle_streams = number(0, 40_000)? as usize,
             "--json" => s.json = Some(value.into()),
             _ => return Err(format!("unknown option {flag}")),
         }

@@ -26,6 +26,7 @@ pub fn figures(
     backend: Backend,
     r: &Results,
     idle: Option<&Idle>,
+    stream_memory: Option<&crate::streams::StreamMemory>,
     ready: &[(herald_runtime::ServiceKind, std::time::Duration)],
     timers: Option<&TimersResult>,
 ) -> Value {
@@ -95,6 +96,14 @@ pub fn figures(
             .map(|(name, mib)| ((*name).to_owned(), json!(mib)))
             .collect();
         put("idle_rss_mib", Value::Object(rss));
+    }
+    if let Some(m) = stream_memory {
+        put("idle_streams", json!(m.streams));
+        put("stream_bytes_idle", json!(m.shared_bytes));
+        put(
+            "stream_bytes_idle_own_connection",
+            json!(m.own_connection_bytes),
+        );
     }
     let ready_ms = |d: &std::time::Duration| d.as_secs_f64() * 1000.0;
     if let Some(slowest) = ready.iter().map(|(_, d)| ready_ms(d)).reduce(f64::max) {

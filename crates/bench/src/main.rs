@@ -18,6 +18,7 @@ mod load;
 mod machine;
 mod phases;
 mod report;
+mod streams;
 mod timers;
 
 use std::process::ExitCode;
@@ -138,6 +139,20 @@ async fn run(mut settings: Settings) -> anyhow::Result<()> {
         );
         Some(idle)
     };
+    let stream_memory = if settings.idle_streams == 0 {
+        None
+    } else {
+        println!(
+            "opening {} idle Subscribe streams, over shared connections and then one connection each…",
+            settings.idle_streams
+        );
+        let memory = streams::measure(&fleet, settings.idle_streams).await?;
+        println!(
+            "  delivery's resident memory per idle stream: {:.0} bytes shared, {:.0} bytes with a connection each",
+            memory.shared_bytes, memory.own_connection_bytes
+        );
+        Some(memory)
+    };
     let mut fleet = fleet;
     let results = phases::run_all(&mut fleet, &settings).await?;
     fleet.check_alive()?;
@@ -174,12 +189,20 @@ async fn run(mut settings: Settings) -> anyhow::Result<()> {
             backend,
             &results,
             idle.as_ref(),
+            stream_memory.as_ref(),
             &ready,
             timers.as_ref()
         )
     );
     if let Some(path) = &settings.json {
-        let figures = json::figures(backend, &results, idle.as_ref(), &ready, timers.as_ref());
+        let figures = json::figures(
+            backend,
+            &results,
+            idle.as_ref(),
+            stream_memory.as_ref(),
+            &ready,
+            timers.as_ref(),
+        );
         let text = serde_json::to_string_pretty(&figures)?;
         std::fs::write(path, text + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?;

@@ -101,6 +101,7 @@ pub fn table(
     backend: Backend,
     r: &Results,
     idle: Option<&crate::idle::Idle>,
+    stream_memory: Option<&crate::streams::StreamMemory>,
     ready: &[(herald_runtime::ServiceKind, std::time::Duration)],
     timers: Option<&crate::timers::TimersResult>,
 ) -> String {
@@ -218,6 +219,21 @@ pub fn table(
             format!("{:.3}; {:.1}", idle.cores(), idle.max_rss_mib()),
             "-".into(),
             "<= 0.01; <= 30".into(),
+        ]);
+    }
+    if let Some(m) = stream_memory {
+        rows.push([
+            format!(
+                "delivery memory per idle Subscribe stream, {} open: bytes (shared connections; a connection each)",
+                thousands(m.streams as f64)
+            ),
+            format!(
+                "{}; {}",
+                thousands(m.shared_bytes),
+                thousands(m.own_connection_bytes)
+            ),
+            "-".into(),
+            "<= 10,000".into(),
         ]);
     }
     if let Some(slowest) = ready.iter().map(|(_, d)| d.as_millis()).max() {
