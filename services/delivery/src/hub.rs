@@ -16,6 +16,9 @@ const STREAM_BUFFER: usize = 256;
 
 type Key = (String, String);
 
+/// Where a stream takes its live messages.
+type Live = mpsc::Sender<Arc<Message>>;
+
 /// The most streams open at once: per user, per workspace and in this process. A
 /// Subscribe beyond one is refused with RESOURCE_EXHAUSTED, so one user's runaway client
 /// or one workspace cannot take every stream the process can hold.
@@ -52,7 +55,7 @@ struct Inner {
 #[derive(Default)]
 struct State {
     /// Each user's streams that still take live messages, with their registration ids.
-    streams: HashMap<Key, Vec<(u64, mpsc::Sender<Message>)>>,
+    streams: HashMap<Key, Vec<(u64, Live)>>,
     /// Open subscriptions (counted until dropped, even once cut off from live messages).
     per_user: HashMap<Key, usize>,
     per_workspace: HashMap<String, usize>,
@@ -61,7 +64,8 @@ struct State {
 
 /// One registered stream; unregisters itself when dropped.
 pub struct Subscription {
-    pub messages: mpsc::Receiver<Message>,
+    /// Shared by every stream of the user: a channel's buffer holds pointers, not messages.
+    pub messages: mpsc::Receiver<Arc<Message>>,
     hub: Hub,
     key: Key,
     id: u64,
@@ -116,6 +120,7 @@ impl Hub {
         let Some(senders) = state.streams.get_mut(&key) else {
             return;
         };
+        let message = Arc::new(message.clone());
         senders.retain(|(id, tx)| match tx.try_send(message.clone()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {

@@ -31,9 +31,17 @@ const REPLAY_PAGE: u64 = 100;
 const OUT_BUFFER: usize = 16;
 
 /// The stream handed to tonic.
-pub type Stream = ReceiverStream<Result<SubscribeResponse, Status>>;
+pub type Stream = futures::stream::Map<ReceiverStream<Box<Item>>, fn(Box<Item>) -> Item>;
 
-type Out = mpsc::Sender<Result<SubscribeResponse, Status>>;
+/// One item of the stream. The buffer between the stream task and tonic holds them boxed,
+/// so an idle stream's buffer is a few pointers rather than a few full responses.
+type Item = Result<SubscribeResponse, Status>;
+
+type Out = mpsc::Sender<Box<Item>>;
+
+fn unbox(item: Box<Item>) -> Item {
+    *item
+}
 
 /// Everything one stream needs.
 pub struct Session {
@@ -68,7 +76,10 @@ impl Session {
             .map_err(|cap| Status::resource_exhausted(cap.to_string()))?;
         let (out, rx) = mpsc::channel(OUT_BUFFER);
         tokio::spawn(self.run(subscription, out));
-        Ok(ReceiverStream::new(rx))
+        Ok(futures::StreamExt::map(
+            ReceiverStream::new(rx),
+            unbox as fn(Box<Item>) -> Item,
+        ))
     }
 
     async fn run(self, subscription: Subscription, out: Out) {
@@ -83,7 +94,8 @@ impl Session {
         if let End::Status(status) = end {
             tracing::debug!(user_id = %self.user_id, code = ?status.code(), "subscribe stream closed");
             // Bounded: a client that stopped reading must not hold up the drain.
-            let _ = tokio::time::timeout(Duration::from_secs(1), out.send(Err(status))).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), out.send(Box::new(Err(status)))).await;
         }
     }
 
@@ -147,7 +159,8 @@ impl Session {
                 live = subscription.messages.recv() => match live {
                     // Already sent by the replay, which may have raced with this delivery.
                     Some(message) if replayed.contains(&message.id) => {}
-                    Some(mut message) => {
+                    Some(message) => {
+                        let mut message = std::sync::Arc::unwrap_or_clone(message);
                         if message.state == MessageState::Pending as i32
                             && self.mark_delivered(&[message.id.as_str()]).await
                         {
@@ -167,7 +180,7 @@ impl Session {
                         Err(e) => tracing::warn!(error = %e, "cannot count unread messages for a heartbeat"),
                     }
                     let heartbeat = Heartbeat { server_time: Some(proto_from_ms(now)), unread_count: unread };
-                    if out.send(Ok(SubscribeResponse { kind: Some(Kind::Heartbeat(heartbeat)) })).await.is_err() {
+                    if out.send(Box::new(Ok(SubscribeResponse { kind: Some(Kind::Heartbeat(heartbeat)) }))).await.is_err() {
                         return End::Gone;
                     }
                     last_write = Instant::now();
@@ -193,9 +206,9 @@ impl Session {
     /// Writes `message` to the stream. False when the client is gone.
     async fn write(&self, message: Message, out: &Out, last_write: &mut Instant) -> bool {
         *last_write = Instant::now();
-        out.send(Ok(SubscribeResponse {
+        out.send(Box::new(Ok(SubscribeResponse {
             kind: Some(Kind::Message(message)),
-        }))
+        })))
         .await
         .is_ok()
     }
