@@ -22,7 +22,8 @@ pub const USAGE: &str = "usage: herald-bench [options]   (or: just bench [option
   --due-timers N              timers due at once, fired during the timers phase (default 20000)
   --idle-secs N               how long the idle services are watched before the load (default 10; 0 skips)
   --idle-streams N            idle Subscribe streams whose memory is measured (default 10000; 0 skips)
-  --json FILE                 also write every figure to FILE as JSON, under stable names
+  --json [FILE]               also write every figure as JSON, under stable names, to FILE
+                              (to standard output, after the table, without FILE or with -)
   --markdown                  print the final table as Markdown
   -h, --help                  this text";
 
@@ -61,7 +62,8 @@ pub struct Settings {
     pub due_timers: u64,
     pub idle: Duration,
     pub idle_streams: usize,
-    pub json: Option<std::path::PathBuf>,
+    /// Where the JSON figures go: `Some(None)` is standard output.
+    pub json: Option<Option<std::path::PathBuf>>,
     pub markdown: bool,
 }
 
@@ -98,13 +100,19 @@ pub enum Parsed {
 
 pub fn parse(args: &[String]) -> Result<Parsed, String> {
     let mut s = Settings::default();
-    let mut it = args.iter();
+    let mut it = args.iter().peekable();
     while let Some(flag) = it.next() {
         let flag = flag.as_str();
         match flag {
             "-h" | "--help" => return Ok(Parsed::Help),
             "--markdown" => {
                 s.markdown = true;
+                continue;
+            }
+            // The file is optional: without one (or with -) the JSON goes to stdout.
+            "--json" => {
+                let file = it.next_if(|next| !next.starts_with("--"));
+                s.json = Some(file.filter(|f| *f != "-").map(Into::into));
                 continue;
             }
             _ => {}
@@ -150,7 +158,6 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             "--due-timers" => s.due_timers = number(1, 10_000_000)?,
             "--idle-secs" => s.idle = Duration::from_secs(number(0, 600)?),
             "--idle-streams" => s.idle_streams = number(0, 40_000)? as usize,
-            "--json" => s.json = Some(value.into()),
             _ => return Err(format!("unknown option {flag}")),
         }
     }

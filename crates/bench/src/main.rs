@@ -194,7 +194,7 @@ async fn run(mut settings: Settings) -> anyhow::Result<()> {
             timers.as_ref()
         )
     );
-    if let Some(path) = &settings.json {
+    if let Some(target) = &settings.json {
         let figures = json::figures(
             backend,
             &results,
@@ -203,10 +203,15 @@ async fn run(mut settings: Settings) -> anyhow::Result<()> {
             &ready,
             timers.as_ref(),
         );
-        let text = serde_json::to_string_pretty(&figures)?;
-        std::fs::write(path, text + "\n")
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("figures written to {}", path.display());
+        let text = serde_json::to_string_pretty(&figures)? + "\n";
+        match target {
+            Some(path) => {
+                std::fs::write(path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                println!("figures written to {}", path.display());
+            }
+            None => print!("{text}"),
+        }
     }
     Ok(())
 }
