@@ -32,11 +32,11 @@ pub struct Caps {
 /// Which cap a refused subscription hit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CapReached {
-    #[error("this user already has {0} open streams (max_streams_per_user); close one first")]
+    #[error("this user already has {0} open stream(s) (max_streams_per_user); close one first")]
     User(usize),
-    #[error("this workspace already has {0} open streams (max_streams_per_workspace)")]
+    #[error("this workspace already has {0} open stream(s) (max_streams_per_workspace)")]
     Workspace(usize),
-    #[error("this server already holds {0} open streams (max_streams); retry on another replica")]
+    #[error("this server already holds {0} open stream(s) (max_streams); retry on another replica")]
     Process(usize),
 }
 
