@@ -6,9 +6,8 @@ use hdrhistogram::Histogram;
 use serde_json::{Map, Value, json};
 
 use crate::args::Backend;
-use crate::idle::Idle;
 use crate::phases::{Drain, Results};
-use crate::timers::TimersResult;
+use crate::report::Extras;
 
 fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
@@ -22,14 +21,14 @@ fn through(events: u64, phase_secs: f64, drain: &Drain) -> Option<f64> {
         .map(|t| events as f64 / (phase_secs + t.as_secs_f64()))
 }
 
-pub fn figures(
-    backend: Backend,
-    r: &Results,
-    idle: Option<&Idle>,
-    stream_memory: Option<&crate::streams::StreamMemory>,
-    ready: &[(herald_runtime::ServiceKind, std::time::Duration)],
-    timers: Option<&TimersResult>,
-) -> Value {
+pub fn figures(backend: Backend, r: &Results, extras: &Extras) -> Value {
+    let Extras {
+        idle,
+        stream_memory,
+        raw,
+        ready,
+        timers,
+    } = *extras;
     let mut f = Map::new();
     let mut put = |name: &str, value: Value| {
         f.insert(name.to_owned(), value);
@@ -39,6 +38,11 @@ pub fn figures(
     put("ingest_unary_p50_ms", json!(ms(&r.unary.hist, 0.5)));
     put("ingest_unary_p99_ms", json!(ms(&r.unary.hist, 0.99)));
     put("ingest_batch_eps", json!(r.batch.rate()));
+    put("raw_insert_rows_per_s", json!(raw.rate()));
+    put(
+        "ingest_batch_raw_ratio",
+        json!(r.batch.rate() / raw.rate().max(1.0)),
+    );
     put("ingest_batch_call_p50_ms", json!(ms(&r.batch.hist, 0.5)));
     put("ingest_batch_call_p99_ms", json!(ms(&r.batch.hist, 0.99)));
     put("baseline_unary_calls_per_s", json!(r.echo_unary.rate()));

@@ -17,6 +17,7 @@ mod json;
 mod load;
 mod machine;
 mod phases;
+mod raw;
 mod report;
 mod streams;
 mod timers;
@@ -153,6 +154,12 @@ async fn run(mut settings: Settings) -> anyhow::Result<()> {
         );
         Some(memory)
     };
+    println!(
+        "[baseline] raw inserts: {} rows per INSERT, {} tasks, into a bare table of the same database…",
+        settings.batch_size, settings.batch_concurrency
+    );
+    let raw = raw::measure(&fleet, &settings).await?;
+    println!("  {:.0} rows/s, errors {}", raw.rate(), raw.errors);
     let mut fleet = fleet;
     let results = phases::run_all(&mut fleet, &settings).await?;
     fleet.check_alive()?;
@@ -181,28 +188,17 @@ async fn run(mut settings: Settings) -> anyhow::Result<()> {
     } else {
         None
     };
+    let extras = report::Extras {
+        idle: idle.as_ref(),
+        stream_memory: stream_memory.as_ref(),
+        raw: &raw,
+        ready: &ready,
+        timers: timers.as_ref(),
+    };
     println!();
-    println!(
-        "{}",
-        report::table(
-            &settings,
-            backend,
-            &results,
-            idle.as_ref(),
-            stream_memory.as_ref(),
-            &ready,
-            timers.as_ref()
-        )
-    );
+    println!("{}", report::table(&settings, backend, &results, &extras));
     if let Some(target) = &settings.json {
-        let figures = json::figures(
-            backend,
-            &results,
-            idle.as_ref(),
-            stream_memory.as_ref(),
-            &ready,
-            timers.as_ref(),
-        );
+        let figures = json::figures(backend, &results, &extras);
         let text = serde_json::to_string_pretty(&figures)? + "\n";
         match target {
             Some(path) => {

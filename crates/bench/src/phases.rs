@@ -98,7 +98,7 @@ fn properties(fields: &[(&str, String)]) -> prost_types::Struct {
 }
 
 /// A small non-matching event with a unique message id.
-fn page_view(message_id: String, n: u64) -> Event {
+pub(crate) fn page_view(message_id: String, n: u64) -> Event {
     Event {
         message_id,
         user_id: format!("user-{}", n % USERS),

@@ -96,15 +96,24 @@ fn drain(d: Drain, s: &Settings) -> String {
     }
 }
 
-pub fn table(
-    s: &Settings,
-    backend: Backend,
-    r: &Results,
-    idle: Option<&crate::idle::Idle>,
-    stream_memory: Option<&crate::streams::StreamMemory>,
-    ready: &[(herald_runtime::ServiceKind, std::time::Duration)],
-    timers: Option<&crate::timers::TimersResult>,
-) -> String {
+/// What a run measured besides the Herald phases.
+#[derive(Clone, Copy)]
+pub struct Extras<'a> {
+    pub idle: Option<&'a crate::idle::Idle>,
+    pub stream_memory: Option<&'a crate::streams::StreamMemory>,
+    pub raw: &'a crate::load::LoadResult,
+    pub ready: &'a [(herald_runtime::ServiceKind, std::time::Duration)],
+    pub timers: Option<&'a crate::timers::TimersResult>,
+}
+
+pub fn table(s: &Settings, backend: Backend, r: &Results, extras: &Extras) -> String {
+    let Extras {
+        idle,
+        stream_memory,
+        raw,
+        ready,
+        timers,
+    } = *extras;
     let header = [
         "measurement".to_owned(),
         format!("Herald ({})", backend.name()),
@@ -132,6 +141,19 @@ pub fn table(
         thousands(r.batch.rate()),
         "-".into(),
         ">= 20,000".into(),
+    ]);
+    rows.push([
+        format!(
+            "  raw-insert baseline: rows/s into a bare table ({} per INSERT x {} tasks); TrackBatch as a share of it",
+            s.batch_size, s.batch_concurrency
+        ),
+        format!(
+            "{}; {:.2}",
+            thousands(raw.rate()),
+            r.batch.rate() / raw.rate().max(1.0)
+        ),
+        "-".into(),
+        ">= 0.3".into(),
     ]);
     rows.push([
         "  TrackBatch call latency p50 / p99 (ms)".into(),
