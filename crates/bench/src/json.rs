@@ -6,19 +6,11 @@ use hdrhistogram::Histogram;
 use serde_json::{Map, Value, json};
 
 use crate::args::Backend;
-use crate::phases::{Drain, Results};
+use crate::phases::Results;
 use crate::report::Extras;
 
 fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
-}
-
-/// Events per second through the whole pipeline in a phase: its events over the phase
-/// plus the time its backlog took to drain; none when it did not drain.
-fn through(events: u64, phase_secs: f64, drain: &Drain) -> Option<f64> {
-    drain
-        .took
-        .map(|t| events as f64 / (phase_secs + t.as_secs_f64()))
 }
 
 pub fn figures(backend: Backend, r: &Results, extras: &Extras) -> Value {
@@ -56,8 +48,12 @@ pub fn figures(backend: Backend, r: &Results, extras: &Extras) -> Value {
     put("e2s_lost", json!(r.latency.lost));
     put("background_achieved_eps", json!(r.background.rate()));
     put("background_errors", json!(r.background.errors));
-    let unary = through(r.unary.total_events, r.phase_secs, &r.drain_after_unary);
-    let batch = through(r.batch.total_events, r.phase_secs, &r.drain_after_batch);
+    let unary = r
+        .drain_after_unary
+        .through(r.unary.total_events, r.phase_secs);
+    let batch = r
+        .drain_after_batch
+        .through(r.batch.total_events, r.phase_secs);
     if let Some(eps) = unary {
         put("pipeline_unary_eps", json!(eps));
     }

@@ -666,3 +666,12 @@ pub struct Drain {
     /// How long the bench waited.
     pub waited: Duration,
 }
+
+impl Drain {
+    /// Events per second through the whole pipeline for a phase of `phase_secs` that
+    /// acknowledged `events`: over the phase plus the drain; none when it did not drain.
+    pub fn through(&self, events: u64, phase_secs: f64) -> Option<f64> {
+        self.took
+            .map(|t| events as f64 / (phase_secs + t.as_secs_f64()))
+    }
+}

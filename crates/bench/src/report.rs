@@ -201,11 +201,11 @@ pub fn table(s: &Settings, backend: Backend, r: &Results, extras: &Extras) -> St
         "-".into(),
         "-".into(),
     ]);
-    let pipeline = |events: u64, d: Drain| match d.took {
-        Some(t) => format!(
+    let pipeline = |events: u64, d: Drain| match d.through(events, r.phase_secs) {
+        Some(eps) => format!(
             "{}; ~{} events/s through the whole pipeline",
             drain(d, s),
-            thousands(events as f64 / (r.phase_secs + t.as_secs_f64()))
+            thousands(eps)
         ),
         None => drain(d, s),
     };
