@@ -1,19 +1,23 @@
-//! Compiled campaigns per version, so a campaign's conditions and templates are compiled
-//! once per update rather than once per firing.
+//! The compiled ACTIVE campaigns of each workspace, kept in memory by campaign version.
+//! Every campaign write moves its workspace's version in the same transaction
+//! (`store::version`), so a replica reads one primary-key row per batch of events and
+//! recompiles only after a change, made through it or through any other replica.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use herald_campaigns::CompiledCampaign;
-use herald_core::FieldViolation;
+use herald_campaigns::{CompiledCampaign, MatchIndex};
+use herald_core::violation::describe;
+use herald_runtime::Error;
+use sea_orm::ConnectionTrait;
 
-use crate::store::Stored;
+use crate::store;
 
-/// Versions kept before the cache starts over.
+/// Workspaces kept before the cache starts over.
 const CAPACITY: usize = 10_000;
 
-/// (workspace, campaign id) → (update time, compiled campaign).
-type Entries = HashMap<(String, String), (i64, Arc<CompiledCampaign>)>;
+/// Workspace → (campaign version, its ACTIVE event campaigns, compiled and indexed).
+type Entries = HashMap<String, (i64, Arc<MatchIndex>)>;
 
 /// The compiled campaigns of every workspace, by version.
 pub struct CampaignCache {
@@ -34,30 +38,42 @@ impl CampaignCache {
         &self.parser
     }
 
-    /// `stored` of `workspace`, compiled (from the cache when this version was seen).
-    pub fn compiled(
+    /// The ACTIVE event campaigns of `workspace`, as of a version read now: from memory
+    /// when that version was seen, else loaded and compiled.
+    pub async fn active<C: ConnectionTrait>(
         &self,
+        db: &C,
         workspace: &str,
-        stored: Stored,
-    ) -> Result<Arc<CompiledCampaign>, Vec<FieldViolation>> {
-        let key = (workspace.to_owned(), stored.campaign.id.clone());
-        if let Some((version, compiled)) = self.lock().get(&key)
-            && *version == stored.update_time_ms
+    ) -> Result<Arc<MatchIndex>, Error> {
+        // Read before the campaigns, so what is loaded is at least as new as the version
+        // it is kept under.
+        let version = store::version(db, workspace).await?;
+        if let Some((seen, index)) = self.lock().get(workspace)
+            && *seen == version
         {
-            return Ok(compiled.clone());
+            return Ok(index.clone());
         }
-        let version = stored.update_time_ms;
-        let compiled = Arc::new(CompiledCampaign::compile(
-            &self.parser,
-            stored.campaign,
-            version,
-        )?);
+        let mut compiled = Vec::new();
+        for stored in store::active_event_campaigns(db, workspace).await? {
+            let id = stored.campaign.id.clone();
+            let campaign =
+                CompiledCampaign::compile(&self.parser, stored.campaign, stored.update_time_ms)
+                    .map_err(|violations| {
+                        // Saved campaigns were valid when saved; this one is not any more.
+                        Error::corrupt(format!(
+                            "active campaign {id:?} does not compile: {}",
+                            describe(&violations)
+                        ))
+                    })?;
+            compiled.push(Arc::new(campaign));
+        }
+        let index = Arc::new(MatchIndex::new(compiled));
         let mut entries = self.lock();
-        if entries.len() >= CAPACITY {
+        if entries.len() >= CAPACITY && !entries.contains_key(workspace) {
             entries.clear();
         }
-        entries.insert(key, (version, compiled.clone()));
-        Ok(compiled)
+        entries.insert(workspace.to_owned(), (version, index.clone()));
+        Ok(index)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {

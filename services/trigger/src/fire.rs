@@ -1,13 +1,12 @@
-//! Handling events: each new event is matched against the workspace's ACTIVE campaigns
-//! through the match index, each candidate decided by the pure decision code, and the
-//! resulting deliveries committed to the outbox in one transaction with the ids of the
-//! handled events.
+//! Handling events: each event is matched against the workspace's ACTIVE campaigns
+//! (compiled in memory, `cache.rs`) through the match index and decided by the pure
+//! decision code before any transaction opens; then one transaction records the events'
+//! ids in the ledger and stages the deliveries of those not seen before in the outbox.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
-use herald_campaigns::{MatchIndex, Occurrence, decide};
+use herald_campaigns::{Occurrence, decide};
 use herald_core::time::proto_from_ms;
-use herald_core::violation::describe;
 use herald_outbox::{NewItem, Outbox};
 use herald_proto::delivery::v1::{DeliverRequest, Delivery};
 use herald_proto::trigger::v1::UserEvent;
@@ -44,45 +43,13 @@ pub async fn handle_events(
         .filter_map(|e| e.event.as_ref().map(|event| (event, e)))
         .filter(|(event, _)| unique.insert(event.message_id.as_str()))
         .collect();
-    let txn = db.begin().await?;
-    let ids: Vec<&str> = candidates
-        .iter()
-        .map(|(e, _)| e.message_id.as_str())
-        .collect();
-    let fresh_ids = store::mark_handled(&txn, workspace, &ids, now_ms).await?;
-    let fresh: Vec<_> = candidates
-        .into_iter()
-        .filter(|(e, _)| fresh_ids.contains(&e.message_id))
-        .collect();
-    let outcome = Outcome {
-        handled: fresh.len() as u32,
-        duplicates: (events.len() - fresh.len()) as u32,
-    };
-    if fresh.is_empty() {
-        txn.rollback().await?;
-        return Ok(outcome);
-    }
-    let names: BTreeSet<String> = fresh.iter().map(|(e, _)| e.name.clone()).collect();
-    let stored = store::active_for_events(&txn, workspace, names.into_iter().collect()).await?;
-    let mut compiled = Vec::with_capacity(stored.len());
-    for campaign in stored {
-        let id = campaign.campaign.id.clone();
-        match cache.compiled(workspace, campaign) {
-            Ok(c) => compiled.push(c),
-            Err(violations) => {
-                // Saved campaigns were valid when saved; this one is not any more.
-                return Err(Error::corrupt(format!(
-                    "active campaign {id:?} does not compile: {}",
-                    describe(&violations)
-                )));
-            }
-        }
-    }
-    let index = MatchIndex::new(compiled);
+    let index = cache.active(db, workspace).await?;
 
     let traceparent = herald_runtime::telemetry::current_traceparent();
-    let mut items = Vec::new();
-    for (event, user_event) in &fresh {
+    // Every candidate is decided and rendered before the transaction, so none of that
+    // CPU work holds it open; what a duplicate would have sent is dropped below.
+    let mut items: Vec<(&str, NewItem)> = Vec::new();
+    for (event, user_event) in &candidates {
         let occurrence = Occurrence {
             user_id: &event.user_id,
             message_id: &event.message_id,
@@ -111,19 +78,41 @@ pub async fn handle_events(
                     category: c.category.clone(),
                     address: send.address.clone(),
                 };
-                items.push(NewItem {
-                    destination: DELIVERY,
-                    key: delivery.user_id.clone(),
-                    payload: DeliverRequest {
-                        workspace_id: workspace.to_owned(),
-                        deliveries: vec![delivery],
-                    }
-                    .encode_to_vec(),
-                    traceparent: traceparent.clone(),
-                });
+                items.push((
+                    event.message_id.as_str(),
+                    NewItem {
+                        destination: DELIVERY,
+                        key: delivery.user_id.clone(),
+                        payload: DeliverRequest {
+                            workspace_id: workspace.to_owned(),
+                            deliveries: vec![delivery],
+                        }
+                        .encode_to_vec(),
+                        traceparent: traceparent.clone(),
+                    },
+                ));
             }
         }
     }
+    let txn = db.begin().await?;
+    let ids: Vec<&str> = candidates
+        .iter()
+        .map(|(e, _)| e.message_id.as_str())
+        .collect();
+    let fresh = store::mark_handled(&txn, workspace, &ids, now_ms).await?;
+    let outcome = Outcome {
+        handled: fresh.len() as u32,
+        duplicates: (events.len() - fresh.len()) as u32,
+    };
+    if fresh.is_empty() {
+        txn.rollback().await?;
+        return Ok(outcome);
+    }
+    let items = items
+        .into_iter()
+        .filter(|(id, _)| fresh.contains(*id))
+        .map(|(_, item)| item)
+        .collect();
     let staged = outbox.add(&txn, items).await?;
     txn.commit().await?;
     outbox.publish(staged).await;

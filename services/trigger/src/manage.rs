@@ -26,7 +26,7 @@ async fn active_violations(
     let mut violations = validate::completeness(campaign);
     let event = validate::trigger_event_name(campaign);
     if !event.is_empty() {
-        let others = store::active_for_events(db, workspace, vec![event.to_owned()]).await?;
+        let others = store::active_for_event(db, workspace, event).await?;
         violations.extend(validate::priority_conflicts(
             campaign,
             others.iter().map(|s| &s.campaign),

@@ -14,6 +14,7 @@ herald_storage::migrator!(
         herald_outbox::migration(OUTBOX_TABLE),
         CreateCampaigns,
         LedgerRetention,
+        CampaignVersions,
     ]
 );
 
@@ -111,5 +112,36 @@ impl MigrationTrait for LedgerRetention {
                     .to_owned(),
             )
             .await
+    }
+}
+
+/// Each workspace's campaign version, moved by every campaign write, so every replica's
+/// in-memory campaigns notice a change with one primary-key read.
+struct CampaignVersions;
+
+impl MigrationName for CampaignVersions {
+    fn name(&self) -> &str {
+        "m20261202_000001_campaign_versions"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CampaignVersions {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("trigger_campaign_versions"))
+                    .if_not_exists()
+                    .col(text("workspace_id", 128))
+                    .col(int64("version"))
+                    .primary_key(&mut primary_key(&["workspace_id"]))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        drop_tables(manager, &["trigger_campaign_versions"]).await
     }
 }

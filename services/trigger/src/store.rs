@@ -9,10 +9,10 @@ use herald_core::time::ms_of_proto;
 use herald_proto::trigger::v1::{Campaign, CampaignStatus};
 use herald_runtime::Error;
 use prost::Message;
-use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    QuerySelect, TransactionTrait,
 };
 
 pub mod campaign {
@@ -54,6 +54,24 @@ pub mod handled_event {
         #[sea_orm(primary_key, auto_increment = false)]
         pub message_id: String,
         pub handled_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod campaign_version {
+    //! A workspace's campaign version: moved by every write of one of its campaigns.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "trigger_campaign_versions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        pub version: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -108,16 +126,49 @@ fn row(workspace: &str, campaign: &Campaign) -> campaign::Model {
     }
 }
 
-/// Inserts a new campaign (its id and times already set).
+/// Inserts a new campaign (its id and times already set), moving the workspace's
+/// campaign version in the same transaction.
 pub async fn insert(
     db: &DatabaseConnection,
     workspace: &str,
     campaign: &Campaign,
 ) -> Result<(), Error> {
+    let txn = db.begin().await?;
     campaign::Entity::insert(campaign::ActiveModel::from(row(workspace, campaign)))
-        .exec_without_returning(db)
+        .exec_without_returning(&txn)
         .await?;
+    bump_version(&txn, workspace).await?;
+    txn.commit().await?;
     Ok(())
+}
+
+/// Moves the campaign version of `workspace` on (from 0, its value when no row exists).
+async fn bump_version<C: ConnectionTrait>(db: &C, workspace: &str) -> Result<(), Error> {
+    use campaign_version::{ActiveModel, Column, Entity, Model};
+    Entity::insert(ActiveModel::from(Model {
+        workspace_id: workspace.to_owned(),
+        version: 1,
+    }))
+    .on_conflict(
+        OnConflict::column(Column::WorkspaceId)
+            .value(Column::Version, Expr::col((Entity, Column::Version)).add(1))
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// The campaign version of `workspace`: any write of one of its campaigns commits a
+/// different one.
+pub async fn version<C: ConnectionTrait>(db: &C, workspace: &str) -> Result<i64, Error> {
+    Ok(campaign_version::Entity::find_by_id(workspace.to_owned())
+        .select_only()
+        .column(campaign_version::Column::Version)
+        .into_tuple::<i64>()
+        .one(db)
+        .await?
+        .unwrap_or(0))
 }
 
 /// The campaign `id` of `workspace`, or NOT_FOUND.
@@ -138,6 +189,7 @@ pub async fn replace(
     expected_update_ms: i64,
 ) -> Result<(), Error> {
     let new = row(workspace, campaign);
+    let txn = db.begin().await?;
     let result = campaign::Entity::update_many()
         .col_expr(campaign::Column::Status, Expr::value(new.status))
         .col_expr(
@@ -152,9 +204,11 @@ pub async fn replace(
         .filter(campaign::Column::WorkspaceId.eq(workspace))
         .filter(campaign::Column::Id.eq(&campaign.id))
         .filter(campaign::Column::UpdateTimeMs.eq(expected_update_ms))
-        .exec(db)
+        .exec(&txn)
         .await?;
     if result.rows_affected == 1 {
+        bump_version(&txn, workspace).await?;
+        txn.commit().await?;
         Ok(())
     } else {
         Err(Error::Aborted(format!(
@@ -206,20 +260,30 @@ pub async fn list(
         .collect()
 }
 
-/// The ACTIVE campaigns of `workspace` with an event trigger on one of `event_names`.
-pub async fn active_for_events<C: ConnectionTrait>(
+/// The ACTIVE campaigns of `workspace` triggered by `event_name`.
+pub async fn active_for_event<C: ConnectionTrait>(
     db: &C,
     workspace: &str,
-    event_names: Vec<String>,
+    event_name: &str,
 ) -> Result<Vec<Stored>, Error> {
-    if event_names.is_empty() {
-        return Ok(Vec::new());
-    }
     let rows = campaign::Entity::find()
         .filter(campaign::Column::WorkspaceId.eq(workspace))
         .filter(campaign::Column::Status.eq(CampaignStatus::Active as i16))
-        .filter(campaign::Column::TriggerEventName.is_in(event_names))
-        .order_by_desc(campaign::Column::CreateTimeMs)
+        .filter(campaign::Column::TriggerEventName.eq(event_name))
+        .all(db)
+        .await?;
+    rows.into_iter().map(decode).collect()
+}
+
+/// The ACTIVE campaigns of `workspace` with an event trigger.
+pub async fn active_event_campaigns<C: ConnectionTrait>(
+    db: &C,
+    workspace: &str,
+) -> Result<Vec<Stored>, Error> {
+    let rows = campaign::Entity::find()
+        .filter(campaign::Column::WorkspaceId.eq(workspace))
+        .filter(campaign::Column::Status.eq(CampaignStatus::Active as i16))
+        .filter(campaign::Column::TriggerEventName.ne(""))
         .all(db)
         .await?;
     rows.into_iter().map(decode).collect()

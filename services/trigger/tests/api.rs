@@ -730,6 +730,54 @@ async fn handle_events_commits_rendered_deliveries_once() {
     assert_eq!(violations(&refused), ["events[0].event.message_id"]);
 }
 
+/// One `upgraded` event with `message_id` handled by `app`.
+async fn handle_upgraded(app: &App, message_id: &str) {
+    let request = HandleEventsRequest {
+        workspace_id: "acme".into(),
+        events: vec![user_event(message_id, "u1", "upgraded", "pro")],
+    };
+    let handled = app
+        .internal()
+        .await
+        .handle_events(app.internal_key(request))
+        .await
+        .expect("handle")
+        .into_inner();
+    assert_eq!(handled.handled, 1);
+}
+
+#[tokio::test]
+async fn a_campaign_change_through_one_replica_applies_on_another_at_once() {
+    let db = TestDatabase::new().await;
+    let (one, other) = (
+        spawn_trigger(&db, NOWHERE).await,
+        spawn_trigger(&db, NOWHERE).await,
+    );
+    let store = herald_storage::connect(&db.url("trigger"))
+        .await
+        .expect("open trigger database");
+    // The other replica has matched this workspace's events with no campaign…
+    handle_upgraded(&other, "m1").await;
+    assert_eq!(outbox_count(&store).await, 0);
+    // …and fires a campaign activated through the first replica on the next event,
+    let active = create(
+        &one,
+        Campaign {
+            status: CampaignStatus::Active as i32,
+            ..campaign("upgraded")
+        },
+    )
+    .await;
+    handle_upgraded(&other, "m2").await;
+    assert_eq!(outbox_count(&store).await, 1);
+    // …and stops the moment it is paused there.
+    set_status(&one, &active.id, CampaignStatus::Paused)
+        .await
+        .expect("pause");
+    handle_upgraded(&other, "m3").await;
+    assert_eq!(outbox_count(&store).await, 1);
+}
+
 /// A Deliver call as received: its `authorization` header and request.
 type Received = (Option<String>, DeliverRequest);
 
