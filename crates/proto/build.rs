@@ -49,6 +49,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // plain prost messages and nothing refers to tonic.
     let grpc = std::env::var_os("CARGO_FEATURE_GRPC").is_some();
     tonic_prost_build::configure()
+        // Prost with a small first encode buffer (see `codec` in lib.rs).
+        .codec_path("crate::codec::ProstCodec")
         .build_client(grpc)
         .build_server(grpc)
         .compile_fds(fds)?;

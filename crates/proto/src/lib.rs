@@ -108,3 +108,51 @@ workspace_batch!(
     analytics::v1::RecordInteractionsRequest => interactions,
     analytics::v1::RecordEventsRequest => events,
 );
+
+/// The codec every generated client and server uses: prost's, with a small first buffer
+/// for encoding.
+#[cfg(feature = "grpc")]
+pub mod codec {
+    use std::marker::PhantomData;
+
+    use tonic::codec::{BufferSettings, Codec};
+    use tonic_prost::{ProstDecoder, ProstEncoder};
+
+    /// Bytes first allocated to encode a call's messages (tonic's default is 8 KiB). A
+    /// response stream keeps its buffer while it is open, so an idle Subscribe stream would
+    /// hold 8 KiB for nothing; a larger message grows the buffer as it is encoded.
+    pub const ENCODE_BUFFER: usize = 512;
+    /// Encoded bytes after which a stream hands its buffer to HTTP/2 (tonic's default).
+    pub const YIELD_THRESHOLD: usize = 32 * 1024;
+
+    /// prost encoding with [`ENCODE_BUFFER`]; decoding as tonic's default.
+    #[derive(Debug, Clone)]
+    pub struct ProstCodec<T, U> {
+        _pd: PhantomData<(T, U)>,
+    }
+
+    impl<T, U> Default for ProstCodec<T, U> {
+        fn default() -> Self {
+            ProstCodec { _pd: PhantomData }
+        }
+    }
+
+    impl<T, U> Codec for ProstCodec<T, U>
+    where
+        T: prost::Message + Send + 'static,
+        U: prost::Message + Default + Send + 'static,
+    {
+        type Encode = T;
+        type Decode = U;
+        type Encoder = ProstEncoder<T>;
+        type Decoder = ProstDecoder<U>;
+
+        fn encoder(&mut self) -> Self::Encoder {
+            ProstEncoder::new(BufferSettings::new(ENCODE_BUFFER, YIELD_THRESHOLD))
+        }
+
+        fn decoder(&mut self) -> Self::Decoder {
+            ProstDecoder::default()
+        }
+    }
+}

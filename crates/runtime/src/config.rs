@@ -126,6 +126,12 @@ pub struct Config {
     pub max_streams_per_workspace: usize,
     /// Delivery: Subscribe streams this process holds open at once.
     pub max_streams: usize,
+    /// PostgreSQL connections this process may open (a pool, grown on demand); SQLite
+    /// always uses one.
+    pub database_max_connections: u32,
+    /// Delivery: seconds without a write after which a Subscribe stream sends a heartbeat
+    /// (keeps proxies with idle timeouts from cutting the stream).
+    pub heartbeat_secs: u64,
 }
 
 impl Config {
@@ -158,6 +164,8 @@ impl Config {
             max_streams_per_user: 10,
             max_streams_per_workspace: 50_000,
             max_streams: 50_000,
+            heartbeat_secs: 15,
+            database_max_connections: 16,
         }
     }
 
@@ -219,6 +227,12 @@ impl Config {
             if value == 0 {
                 return bad(key, "must be greater than 0");
             }
+        }
+        if self.database_max_connections == 0 {
+            return bad("database_max_connections", "must be greater than 0");
+        }
+        if self.heartbeat_secs == 0 {
+            return bad("heartbeat_secs", "must be greater than 0");
         }
         if self.outbox_max_attempts == 0 {
             return bad("outbox_max_attempts", "must be greater than 0");

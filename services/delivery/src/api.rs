@@ -28,6 +28,8 @@ pub struct Api {
     pub hub: Hub,
     pub clock: Clock,
     pub shutdown: CancellationToken,
+    /// A stream sends a heartbeat after this long without a write.
+    pub heartbeat_after: std::time::Duration,
 }
 
 /// The token's workspace, user, and when the token expires.
@@ -79,6 +81,7 @@ impl DeliveryService for Api {
             // The stream closes when the token it was opened with expires.
             expires_at,
             shutdown: self.shutdown.clone(),
+            heartbeat_after: self.heartbeat_after,
         };
         Ok(Response::new(session.open(&self.hub)?))
     }
@@ -176,6 +179,7 @@ impl DeliveryService for Api {
             action_id,
         )
         .await?;
+        self.hub.inbox_changed(&workspace, &user_id);
         Ok(Response::new(UpdateMessageStateResponse {
             message: Some(model.to_proto()?),
         }))

@@ -58,6 +58,9 @@ struct State {
     streams: HashMap<Key, Vec<(u64, Live)>>,
     /// Open subscriptions (counted until dropped, even once cut off from live messages).
     per_user: HashMap<Key, usize>,
+    /// Each subscribed user's inbox version: bumped whenever this process changes what
+    /// the user's unread count could be, so a stream recounts only then.
+    inbox_versions: HashMap<Key, Arc<AtomicU64>>,
     per_workspace: HashMap<String, usize>,
     total: usize,
 }
@@ -66,6 +69,8 @@ struct State {
 pub struct Subscription {
     /// Shared by every stream of the user: a channel's buffer holds pointers, not messages.
     pub messages: mpsc::Receiver<Arc<Message>>,
+    /// The user's inbox version (see [`Hub::inbox_changed`]).
+    inbox_version: Arc<AtomicU64>,
     hub: Hub,
     key: Key,
     id: u64,
@@ -104,8 +109,10 @@ impl Hub {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         state.streams.entry(key.clone()).or_default().push((id, tx));
+        let inbox_version = state.inbox_versions.entry(key.clone()).or_default().clone();
         Ok(Subscription {
             messages: rx,
+            inbox_version,
             hub: self.clone(),
             key,
             id,
@@ -117,6 +124,9 @@ impl Hub {
     pub fn publish(&self, workspace: &str, message: &Message) {
         let key = (workspace.to_owned(), message.user_id.clone());
         let mut state = self.lock();
+        if let Some(version) = state.inbox_versions.get(&key) {
+            version.fetch_add(1, Ordering::Release);
+        }
         let Some(senders) = state.streams.get_mut(&key) else {
             return;
         };
@@ -131,6 +141,16 @@ impl Hub {
         });
         if senders.is_empty() {
             state.streams.remove(&key);
+        }
+    }
+
+    /// Notes a committed change of the user's inbox other than a new message (a message
+    /// read or archived): the user's streams recount the unread messages at their next
+    /// heartbeat. New messages are noted by [`Hub::publish`].
+    pub fn inbox_changed(&self, workspace: &str, user_id: &str) {
+        let key = (workspace.to_owned(), user_id.to_owned());
+        if let Some(version) = self.lock().inbox_versions.get(&key) {
+            version.fetch_add(1, Ordering::Release);
         }
     }
 
@@ -162,6 +182,13 @@ fn release<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
     }
 }
 
+impl Subscription {
+    /// The user's inbox version now: a different value later means the inbox changed.
+    pub fn inbox_version(&self) -> u64 {
+        self.inbox_version.load(Ordering::Acquire)
+    }
+}
+
 impl Drop for Subscription {
     fn drop(&mut self) {
         let mut state = self.hub.lock();
@@ -173,6 +200,9 @@ impl Drop for Subscription {
         }
         state.total -= 1;
         release(&mut state.per_user, &self.key);
+        if !state.per_user.contains_key(&self.key) {
+            state.inbox_versions.remove(&self.key);
+        }
         release(&mut state.per_workspace, &self.key.0);
     }
 }
@@ -211,6 +241,34 @@ mod tests {
         assert_eq!(hub.streams("ws", "a"), 1);
         drop(a2);
         assert_eq!(hub.streams("ws", "a"), 0);
+    }
+
+    #[test]
+    fn the_inbox_version_moves_on_every_change_of_the_users_inbox_only() {
+        let hub = Hub::new(ROOMY);
+        let a1 = hub.subscribe("ws", "a").unwrap();
+        let a2 = hub.subscribe("ws", "a").unwrap();
+        let b = hub.subscribe("ws", "b").unwrap();
+        let (a, other) = (a1.inbox_version(), b.inbox_version());
+        hub.publish("ws", &message("a", "m1"));
+        assert_ne!(a1.inbox_version(), a);
+        assert_eq!(
+            a1.inbox_version(),
+            a2.inbox_version(),
+            "shared by the user's streams"
+        );
+        let a = a1.inbox_version();
+        hub.inbox_changed("ws", "a");
+        assert_ne!(a1.inbox_version(), a);
+        hub.inbox_changed("other", "b");
+        hub.inbox_changed("ws", "nobody");
+        assert_eq!(b.inbox_version(), other);
+        drop((a1, a2));
+        assert!(
+            !hub.lock()
+                .inbox_versions
+                .contains_key(&("ws".into(), "a".into()))
+        );
     }
 
     #[tokio::test]

@@ -36,6 +36,7 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
         }),
         clock: launch.clock.clone(),
         shutdown: launch.shutdown.clone(),
+        heartbeat_after: std::time::Duration::from_secs(launch.config.heartbeat_secs),
     };
     let max_bytes = launch.config.max_request_bytes;
     let spec = ServiceSpec::new(

@@ -12,8 +12,8 @@ use herald_runtime::{Clock, Error};
 use prost::Message as _;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use crate::downstream::ANALYTICS;
@@ -494,15 +494,42 @@ pub async fn unread_count(
     user_id: &str,
     now: i64,
 ) -> Result<u32, Error> {
-    let count = message::Entity::find()
+    Ok(unread(db, workspace, user_id, now).await?.count)
+}
+
+/// The user's unread in-app messages at one time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unread {
+    pub count: u32,
+    /// When the first of them expires (the count drops then), if any expires.
+    pub next_expiry: Option<i64>,
+}
+
+/// The user's unexpired in-app messages not yet read or archived at `now`: how many, and
+/// when the first of them expires; one indexed aggregate.
+pub async fn unread(
+    db: &DatabaseConnection,
+    workspace: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<Unread, Error> {
+    let (count, next_expiry): (i64, Option<i64>) = message::Entity::find()
+        .select_only()
+        .column_as(message::Column::Id.count(), "count")
+        .column_as(message::Column::ExpireTime.min(), "next_expiry")
         .filter(
             inbox_of(workspace, user_id, now)
                 .add(message::Column::ReadTime.is_null())
                 .add(message::Column::ArchiveTime.is_null()),
         )
-        .count(db)
-        .await?;
-    Ok(u32::try_from(count).unwrap_or(u32::MAX))
+        .into_tuple()
+        .one(db)
+        .await?
+        .unwrap_or((0, None));
+    Ok(Unread {
+        count: u32::try_from(count).unwrap_or(u32::MAX),
+        next_expiry,
+    })
 }
 
 /// Applies what the user reported about `message_id` (DISPLAYED, CLICKED, DISMISSED,

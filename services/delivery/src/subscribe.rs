@@ -21,8 +21,9 @@ use tonic::Status;
 use crate::hub::{Hub, Subscription};
 use crate::store::{self, ReplayCursor};
 
-/// A heartbeat goes out after this long without any write.
-pub const HEARTBEAT_AFTER: Duration = Duration::from_secs(15);
+/// An idle stream recounts its user's unread messages at least this often, even when
+/// nothing in this process changed them (a change made through another replica).
+pub const RECOUNT_AFTER: Duration = Duration::from_secs(300);
 
 /// Messages read from the database per replay query.
 const REPLAY_PAGE: u64 = 100;
@@ -43,6 +44,36 @@ fn unbox(item: Box<Item>) -> Item {
     *item
 }
 
+/// The unread count a stream's heartbeats carry, recounted only when it may have changed:
+/// the user's inbox version moved (a message delivered, read or archived through this
+/// process), the first counted message expired, or [`RECOUNT_AFTER`] passed. An idle
+/// stream's heartbeats cost no query.
+#[derive(Default)]
+struct UnreadCount {
+    count: u32,
+    /// Of the last count: the inbox version before it, when it was made (none yet), and
+    /// when its first message expires.
+    version: u64,
+    at: Option<Instant>,
+    next_expiry: Option<i64>,
+}
+
+impl UnreadCount {
+    fn stale(&self, version: u64, now_ms: i64) -> bool {
+        let Some(at) = self.at else { return true };
+        version != self.version
+            || self.next_expiry.is_some_and(|t| t <= now_ms)
+            || at.elapsed() >= RECOUNT_AFTER
+    }
+
+    fn counted(&mut self, unread: store::Unread, version: u64) {
+        self.count = unread.count;
+        self.next_expiry = unread.next_expiry;
+        self.version = version;
+        self.at = Some(Instant::now());
+    }
+}
+
 /// Everything one stream needs.
 pub struct Session {
     pub db: DatabaseConnection,
@@ -56,6 +87,8 @@ pub struct Session {
     pub expires_at: Timestamp,
     /// The server's shutdown: the stream ends so that the drain stays bounded.
     pub shutdown: CancellationToken,
+    /// A heartbeat goes out after this long without any write (`heartbeat_secs`).
+    pub heartbeat_after: Duration,
 }
 
 /// Why a stream ended.
@@ -102,19 +135,19 @@ impl Session {
     async fn stream(&self, mut subscription: Subscription, out: &Out) -> End {
         let mut replayed = HashSet::new();
         let mut last_write = Instant::now();
-        let mut unread = 0;
+        let mut unread = UnreadCount::default();
 
         let now = self.clock.now_ms();
         let mut after: Option<ReplayCursor> = None;
         loop {
-            let page = match store::replay(
+            let page = match Box::pin(store::replay(
                 &self.db,
                 &self.workspace,
                 &self.user_id,
                 now,
                 after.as_ref(),
                 REPLAY_PAGE,
-            )
+            ))
             .await
             {
                 Ok(page) => page,
@@ -160,26 +193,36 @@ impl Session {
                     // Already sent by the replay, which may have raced with this delivery.
                     Some(message) if replayed.contains(&message.id) => {}
                     Some(message) => {
+                        // Written first and marked DELIVERED after, so the mark's commit is
+                        // not on the way to the screen. Both states are replayed, so a mark
+                        // that fails or never happens (a crash) only means the message is
+                        // sent again on the next connect, as a write that did not arrive is.
                         let mut message = std::sync::Arc::unwrap_or_clone(message);
-                        if message.state == MessageState::Pending as i32
-                            && self.mark_delivered(&[message.id.as_str()]).await
-                        {
+                        let pending = message.state == MessageState::Pending as i32;
+                        if pending {
                             message.state = MessageState::Delivered as i32;
                         }
+                        let id = message.id.clone();
                         if !self.write(message, out, &mut last_write).await {
                             return End::Gone;
+                        }
+                        if pending {
+                            self.mark_delivered(&[id.as_str()]).await;
                         }
                     }
                     None => return End::Status(Status::unavailable("the stream fell behind, reconnect to resume")),
                 },
-                _ = tokio::time::sleep_until(last_write + HEARTBEAT_AFTER) => {
+                _ = tokio::time::sleep_until(last_write + self.heartbeat_after) => {
                     let now = self.clock.now_ms();
-                    match store::unread_count(&self.db, &self.workspace, &self.user_id, now).await {
-                        Ok(count) => unread = count,
-                        // Keep the stream alive with the last known count.
-                        Err(e) => tracing::warn!(error = %e, "cannot count unread messages for a heartbeat"),
+                    let version = subscription.inbox_version();
+                    if unread.stale(version, now) {
+                        match Box::pin(store::unread(&self.db, &self.workspace, &self.user_id, now)).await {
+                            Ok(counted) => unread.counted(counted, version),
+                            // Keep the stream alive with the last known count.
+                            Err(e) => tracing::warn!(error = %e, "cannot count unread messages for a heartbeat"),
+                        }
                     }
-                    let heartbeat = Heartbeat { server_time: Some(proto_from_ms(now)), unread_count: unread };
+                    let heartbeat = Heartbeat { server_time: Some(proto_from_ms(now)), unread_count: unread.count };
                     if out.send(Box::new(Ok(SubscribeResponse { kind: Some(Kind::Heartbeat(heartbeat)) }))).await.is_err() {
                         return End::Gone;
                     }
@@ -193,7 +236,14 @@ impl Session {
     /// interactions) in one transaction; false when that failed, which is logged, and the
     /// messages go out as they are.
     async fn mark_delivered(&self, ids: &[&str]) -> bool {
-        match store::mark_delivered(&self.db, &self.outbox, &self.clock, &self.workspace, ids).await
+        match Box::pin(store::mark_delivered(
+            &self.db,
+            &self.outbox,
+            &self.clock,
+            &self.workspace,
+            ids,
+        ))
+        .await
         {
             Ok(_) => true,
             Err(e) => {
@@ -211,5 +261,32 @@ impl Session {
         })))
         .await
         .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unread_count_is_recounted_only_when_it_may_have_changed() {
+        let mut unread = UnreadCount::default();
+        assert!(unread.stale(0, 1_000), "never counted");
+        let counted = store::Unread {
+            count: 2,
+            next_expiry: Some(5_000),
+        };
+        unread.counted(counted, 7);
+        assert!(!unread.stale(7, 1_000), "nothing changed: no query");
+        assert!(unread.stale(8, 1_000), "the inbox changed");
+        assert!(unread.stale(7, 5_000), "a counted message expired");
+        unread.counted(
+            store::Unread {
+                count: 0,
+                next_expiry: None,
+            },
+            7,
+        );
+        assert!(!unread.stale(7, i64::MAX), "nothing to expire");
     }
 }

@@ -50,14 +50,14 @@ pub fn delivery(path: &str, d: &Delivery) -> Vec<FieldViolation> {
         &mut out,
         &field("campaign_id"),
         &d.campaign_id,
-        0,
+        1,
         limits::CAMPAIGN_ID,
     );
     length(
         &mut out,
         &field("variant_id"),
         &d.variant_id,
-        0,
+        1,
         limits::VARIANT_ID,
     );
     length(
@@ -222,6 +222,8 @@ mod tests {
         Delivery {
             idempotency_key: "k".into(),
             user_id: "u".into(),
+            campaign_id: "c".into(),
+            variant_id: "v".into(),
             channel: Channel::InApp as i32,
             content: Some(MessageContent {
                 body: Some(message_content::Body::InApp(InAppContent {
@@ -258,7 +260,14 @@ mod tests {
         let empty = Delivery::default();
         assert_eq!(
             fields(delivery("d", &empty)),
-            ["d.idempotency_key", "d.user_id", "d.channel", "d.content"]
+            [
+                "d.idempotency_key",
+                "d.user_id",
+                "d.campaign_id",
+                "d.variant_id",
+                "d.channel",
+                "d.content"
+            ]
         );
     }
 

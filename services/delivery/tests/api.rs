@@ -312,14 +312,16 @@ async fn a_subscriber_receives_new_in_app_messages_live() {
     app.deliver_one(in_app("k3", "u2", 0)).await;
     assert_nothing_before_a_marker(&app, &mut stream, "u1").await;
 
-    let inbox = app.inbox("u1", ListInboxRequest::default()).await.unwrap();
-    assert!(
+    // A live message is marked DELIVERED right after it is written.
+    eventually(WAIT, "every message written marked DELIVERED", || async {
+        let inbox = app.inbox("u1", ListInboxRequest::default()).await.unwrap();
         inbox
             .messages
             .iter()
-            .all(|m| m.state() == MessageState::Delivered),
-        "{inbox:?}"
-    );
+            .all(|m| m.state() == MessageState::Delivered)
+            .then_some(())
+    })
+    .await;
     let interactions = app
         .analytics_received(&[
             format!("{first}:sent"),
@@ -365,6 +367,8 @@ async fn a_late_subscriber_gets_undisplayed_messages_by_replay_in_priority_order
     let email = Delivery {
         idempotency_key: "mail".into(),
         user_id: "u1".into(),
+        campaign_id: "cmp_1".into(),
+        variant_id: "var_a".into(),
         channel: Channel::Email as i32,
         address: "u1@example.com".into(),
         content: Some(MessageContent {
@@ -1036,5 +1040,68 @@ async fn a_replay_of_many_pending_messages_delivers_each_once_and_records_each_d
     for id in &ids {
         assert!(found.contains(&format!("{id}:delivered")), "{id}");
     }
+    app.running.stop().await;
+}
+
+/// Reads the stream's heartbeats until one carries `unread` (a heartbeat already on its
+/// way may carry the count from before the last change); panics after the wait.
+async fn heartbeat_with(stream: &mut Streaming<SubscribeResponse>, unread: u32) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut last = None;
+    loop {
+        let item = tokio::time::timeout_at(deadline, stream.message())
+            .await
+            .unwrap_or_else(|_| panic!("no heartbeat with unread_count {unread}, last {last:?}"))
+            .expect("stream ok")
+            .expect("stream open");
+        if let Some(Kind::Heartbeat(heartbeat)) = item.kind {
+            if heartbeat.unread_count == unread {
+                return;
+            }
+            last = Some(heartbeat.unread_count);
+        }
+    }
+}
+
+#[tokio::test]
+async fn heartbeats_carry_the_unread_count_as_it_changes() {
+    let clock = herald_runtime::Clock::manual("2026-06-01T12:00:00Z".parse().unwrap());
+    let app = spawn_app_configured(clock.clone(), |c| c.heartbeat_secs = 1).await;
+    let token = app
+        .credentials
+        .user_token_at("u1", &clock, Duration::from_secs(3600));
+    let mut stream = app
+        .public()
+        .await
+        .subscribe(authorized(SubscribeRequest::default(), &token))
+        .await
+        .unwrap()
+        .into_inner();
+    heartbeat_with(&mut stream, 0).await;
+
+    // Delivered (and so on the stream): counted.
+    let expiring = Delivery {
+        expire_time: Some(herald_core::time::proto_from_ms(clock.now_ms() + 60_000)),
+        ..in_app("expiring", "u1", 0)
+    };
+    let results = app
+        .deliver(vec![in_app("lasting", "u1", 0), expiring])
+        .await;
+    heartbeat_with(&mut stream, 2).await;
+    // Read: no longer counted.
+    let read = UpdateMessageStateRequest {
+        message_id: results[0].message_id.clone(),
+        state: MessageState::Read as i32,
+        action_id: String::new(),
+    };
+    app.public()
+        .await
+        .update_message_state(authorized(read, &token))
+        .await
+        .unwrap();
+    heartbeat_with(&mut stream, 1).await;
+    // Expired on the clock: no longer counted, with no other change to the inbox.
+    clock.advance(Duration::from_secs(61));
+    heartbeat_with(&mut stream, 0).await;
     app.running.stop().await;
 }
