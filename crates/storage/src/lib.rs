@@ -20,12 +20,22 @@ use sea_orm_migration::MigratorTrait;
 pub use sea_orm;
 pub use sea_orm_migration;
 
+/// PostgreSQL connections of a pool opened by [`connect`].
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+
 /// Opens `url` (`sqlite://path?mode=rwc` or `postgres://…`).
 ///
 /// SQLite gets one connection: writes are serialised by SQLite anyway, and a single
 /// connection rules out the deadlocks of concurrent deferred transactions. PostgreSQL
-/// gets a pool.
+/// gets a pool of up to [`DEFAULT_MAX_CONNECTIONS`].
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+    connect_pooled(url, DEFAULT_MAX_CONNECTIONS).await
+}
+
+/// [`connect`] with a pool of up to `max_connections` on PostgreSQL. Each connection
+/// keeps sqlx's cache of prepared statements (100), which holds every statement a
+/// service issues, so the hot path parses nothing.
+pub async fn connect_pooled(url: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
     let is_sqlite = url.starts_with("sqlite:");
     if is_sqlite {
         create_sqlite_parent(url)?;
@@ -38,7 +48,7 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     if is_sqlite {
         options.max_connections(1).min_connections(1);
     } else {
-        options.max_connections(16).min_connections(1);
+        options.max_connections(max_connections).min_connections(1);
     }
     let db = Database::connect(options)
         .await
@@ -60,7 +70,10 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
 pub async fn connect_and_migrate<M: MigratorTrait>(
     url: &str,
 ) -> anyhow::Result<DatabaseConnection> {
-    let db = connect(url).await?;
+    migrate::<M>(connect(url).await?).await
+}
+
+async fn migrate<M: MigratorTrait>(db: DatabaseConnection) -> anyhow::Result<DatabaseConnection> {
     M::up(&db, None)
         .await
         .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
@@ -72,7 +85,8 @@ pub async fn open<M: MigratorTrait>(
     config: &herald_runtime::Config,
     service: herald_runtime::ServiceKind,
 ) -> anyhow::Result<DatabaseConnection> {
-    connect_and_migrate::<M>(&config.database_url(service)).await
+    let url = config.database_url(service);
+    migrate::<M>(connect_pooled(&url, config.database_max_connections).await?).await
 }
 
 /// A readiness probe: true while the database answers.
