@@ -9,31 +9,13 @@ usage: walkthrough.py --key SERVER_KEY --token USER_TOKEN --user USER_ID [--host
 
 import argparse
 import importlib
-import pathlib
 import queue
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def generate(out: pathlib.Path) -> None:
-    protos = sorted(str(p.relative_to(ROOT / "proto")) for p in (ROOT / "proto").rglob("*.proto"))
-    subprocess.run(
-        [sys.executable, "-m", "grpc_tools.protoc", f"-I{ROOT / 'proto'}", f"--python_out={out}",
-         f"--grpc_python_out={out}", *protos],
-        check=True,
-    )
-    # Packages for the generated modules' imports (herald.common.v1.event_pb2, ...).
-    for d in out.rglob("*"):
-        if d.is_dir():
-            (d / "__init__.py").touch()
-    (out / "__init__.py").touch()
-    sys.path.insert(0, str(out))
+import herald_protos
 
 
 def main() -> int:
@@ -44,8 +26,7 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
 
-    out = pathlib.Path(tempfile.mkdtemp(prefix="herald-py-"))
-    generate(out)
+    herald_protos.generate()
     import grpc
     from google.protobuf import struct_pb2
 

@@ -17,6 +17,7 @@ pub const USAGE: &str = "usage: herald-bench [options]   (or: just bench [option
   --background-rate N         background events/s during the latency phase (default 1000)
   --subscribers N             users with an open Subscribe stream (default 50)
   --probe-rate N              matching events/s whose delivery is timed (default 20)
+  --hop-rate N                Deliver calls/s of the delivery hop, one at a time (default 100)
   --settle-max-secs N         longest wait for the pipeline to drain between phases (default 60)
   --timers N                  timers pending during the timers phase (default 1000000; 0 skips it)
   --due-timers N              timers due at once, fired during the timers phase (default 20000)
@@ -57,6 +58,7 @@ pub struct Settings {
     pub background_rate: u32,
     pub subscribers: usize,
     pub probe_rate: u32,
+    pub hop_rate: u32,
     pub settle_max: Duration,
     pub timers: u64,
     pub due_timers: u64,
@@ -81,6 +83,7 @@ impl Default for Settings {
             background_rate: 1000,
             subscribers: 50,
             probe_rate: 20,
+            hop_rate: 100,
             settle_max: Duration::from_secs(60),
             timers: 1_000_000,
             due_timers: 20_000,
@@ -153,6 +156,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             "--background-rate" => s.background_rate = number(0, 100_000)? as u32,
             "--subscribers" => s.subscribers = number(1, 10_000)? as usize,
             "--probe-rate" => s.probe_rate = number(1, 1000)? as u32,
+            "--hop-rate" => s.hop_rate = number(1, 1000)? as u32,
             "--settle-max-secs" => s.settle_max = Duration::from_secs(number(0, 3600)?),
             "--timers" => s.timers = number(0, 100_000_000)?,
             "--due-timers" => s.due_timers = number(1, 10_000_000)?,

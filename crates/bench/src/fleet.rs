@@ -59,6 +59,8 @@ pub struct Fleet {
     addrs: HashMap<ServiceKind, SocketAddr>,
     /// Server API key with the ingest and admin scopes.
     pub key: String,
+    /// The key of service-to-service calls (e.g. Deliver).
+    pub internal_key: String,
     /// The workspace and its user-token secret.
     pub workspace: WorkspaceConfig,
     /// Where the service logs (and SQLite files) are.
@@ -108,6 +110,7 @@ impl Fleet {
             ready: Vec::new(),
             addrs: addrs.clone(),
             key: key.expose().to_owned(),
+            internal_key: internal_key.clone(),
             workspace: workspace.clone(),
             dir: dir.clone(),
             database_url: None,

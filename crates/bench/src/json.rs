@@ -40,6 +40,14 @@ pub fn figures(backend: Backend, r: &Results, extras: &Extras) -> Value {
     put("baseline_unary_calls_per_s", json!(r.echo_unary.rate()));
     put("baseline_stream_p50_ms", json!(ms(&r.echo_stream, 0.5)));
     put("baseline_stream_p99_ms", json!(ms(&r.echo_stream, 0.99)));
+    put("delivery_hop_p50_ms", json!(ms(&r.hop.rust, 0.5)));
+    put("delivery_hop_p99_ms", json!(ms(&r.hop.rust, 0.99)));
+    put("deliver_call_p50_ms", json!(ms(&r.hop.deliver_call, 0.5)));
+    if let Ok(py) = &r.hop.python {
+        put("delivery_hop_python_p50_ms", json!(py.p50_ms));
+        put("delivery_hop_python_p99_ms", json!(py.p99_ms));
+        put("deliver_call_python_p50_ms", json!(py.deliver_p50_ms));
+    }
     put("e2s_p50_ms", json!(ms(&r.latency.hist, 0.5)));
     put("e2s_p95_ms", json!(ms(&r.latency.hist, 0.95)));
     put("e2s_p99_ms", json!(ms(&r.latency.hist, 0.99)));

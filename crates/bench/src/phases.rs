@@ -32,8 +32,10 @@ use crate::args::Settings;
 use crate::dbwork::{self, Counter, Work};
 use crate::echo::{self, EchoServer};
 use crate::fleet::{Backlog, Fleet};
+use crate::hop::{self, Hop};
 use crate::load::{self, LoadResult, ProbeResult, Probes, Window, closed_loop, paced};
 use crate::machine::{CpuMeter, CpuUse};
+use crate::progress;
 
 /// The event the bench campaign fires on.
 pub const MATCHING_EVENT: &str = "bench_signed_up";
@@ -50,6 +52,7 @@ const PROBE_DRAIN: Duration = Duration::from_secs(10);
 pub struct Results {
     pub echo_unary: LoadResult,
     pub echo_stream: Histogram<u64>,
+    pub hop: Hop,
     pub latency: ProbeResult,
     pub latency_track: Histogram<u64>,
     pub background: LoadResult,
@@ -70,13 +73,16 @@ pub struct Results {
     pub work_unary: Option<Work>,
 }
 
-fn bearer(secret: &str) -> MetadataValue<tonic::metadata::Ascii> {
+pub(crate) fn bearer(secret: &str) -> MetadataValue<tonic::metadata::Ascii> {
     format!("Bearer {secret}")
         .parse()
         .expect("keys and tokens are ascii")
 }
 
-fn authed<T>(message: T, auth: &MetadataValue<tonic::metadata::Ascii>) -> tonic::Request<T> {
+pub(crate) fn authed<T>(
+    message: T,
+    auth: &MetadataValue<tonic::metadata::Ascii>,
+) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.metadata_mut().insert("authorization", auth.clone());
     request
@@ -149,7 +155,7 @@ fn probe_seq(message: &Message) -> Option<u64> {
     }
 }
 
-async fn connect(url: String) -> anyhow::Result<Channel> {
+pub(crate) async fn connect(url: String) -> anyhow::Result<Channel> {
     Endpoint::from_shared(url.clone())?
         .tcp_nodelay(true)
         .connect()
@@ -203,6 +209,7 @@ pub async fn run_all(fleet: &mut Fleet, s: &Settings) -> anyhow::Result<Results>
         "[baseline] bare tonic Health/Check, {} callers over {} connections…",
         s.concurrency, s.channels
     );
+    let progress = progress::timed(s.warmup + s.duration);
     let echo_unary = {
         let clients: Vec<HealthClient<Channel>> = channels(echo.url(), s.channels)
             .await?
@@ -219,6 +226,7 @@ pub async fn run_all(fleet: &mut Fleet, s: &Settings) -> anyhow::Result<Results>
         )
         .await
     };
+    drop(progress);
     println!(
         "  {:.0} calls/s, p50 {}, p99 {}, errors {}",
         echo_unary.rate(),
@@ -241,6 +249,30 @@ pub async fn run_all(fleet: &mut Fleet, s: &Settings) -> anyhow::Result<Results>
     drop(echo);
     println!();
 
+    println!(
+        "[herald] delivery hop: Deliver → the message on the user's open Subscribe stream, {}/s one at a time…",
+        s.hop_rate
+    );
+    let hop = hop::measure(fleet, s, &campaign.id).await?;
+    println!(
+        "  Rust client: p50 {}, p99 {}, max {} ({} samples); the Deliver call p50 {}",
+        ms(hop.rust.value_at_quantile(0.50)),
+        ms(hop.rust.value_at_quantile(0.99)),
+        ms(hop.rust.max()),
+        hop.rust.len(),
+        ms(hop.deliver_call.value_at_quantile(0.50)),
+    );
+    match &hop.python {
+        Ok(py) => println!(
+            "  Python client: p50 {:.2} ms, p99 {:.2} ms ({} samples); the Deliver call p50 {:.2} ms",
+            py.p50_ms, py.p99_ms, py.samples, py.deliver_p50_ms
+        ),
+        Err(why) => println!("  Python client: skipped, {why}"),
+    }
+    // The hop's DELIVERED interactions are on their way to analytics.
+    settle(fleet, &backlog, s).await?;
+    println!();
+
     let ingest_url = fleet.url(ServiceKind::Ingest);
     let ingest: Vec<IngestServiceClient<Channel>> = channels(ingest_url, s.channels)
         .await?
@@ -260,8 +292,10 @@ pub async fn run_all(fleet: &mut Fleet, s: &Settings) -> anyhow::Result<Results>
     };
     let before = snapshot(counter.as_ref()).await?;
     let meter = CpuMeter::start(&fleet.pids());
+    let progress = progress::timed(s.warmup + s.duration);
     let (latency, latency_track, background, streams_ended) =
         event_to_stream(fleet, s, &ingest, &auth).await?;
+    drop(progress);
     let cpu_latency = meter.stop();
     println!(
         "  p50 {}, p95 {}, p99 {}, max {} ({} probes, {} lost); background {:.0} events/s, {} errors{}",
@@ -297,6 +331,7 @@ pub async fn run_all(fleet: &mut Fleet, s: &Settings) -> anyhow::Result<Results>
         s.concurrency, s.channels
     );
     let meter = CpuMeter::start(&fleet.pids());
+    let progress = progress::timed(s.warmup + s.duration);
     let unary = {
         let ingest = ingest.clone();
         let auth = auth.clone();
@@ -317,6 +352,7 @@ pub async fn run_all(fleet: &mut Fleet, s: &Settings) -> anyhow::Result<Results>
         )
         .await
     };
+    drop(progress);
     let cpu_unary = meter.stop();
     println!(
         "  {:.0} events/s, p50 {}, p99 {}, errors {}{}",
@@ -336,6 +372,7 @@ pub async fn run_all(fleet: &mut Fleet, s: &Settings) -> anyhow::Result<Results>
         s.batch_size, s.batch_concurrency
     );
     let meter = CpuMeter::start(&fleet.pids());
+    let progress = progress::timed(s.warmup + s.duration);
     let batch = {
         let ingest = ingest.clone();
         let auth = auth.clone();
@@ -364,6 +401,7 @@ pub async fn run_all(fleet: &mut Fleet, s: &Settings) -> anyhow::Result<Results>
         )
         .await
     };
+    drop(progress);
     let cpu_batch = meter.stop();
     println!(
         "  {:.0} events/s ({} calls, call p50 {}, p99 {}), errors {}{}",
@@ -381,6 +419,7 @@ pub async fn run_all(fleet: &mut Fleet, s: &Settings) -> anyhow::Result<Results>
     Ok(Results {
         echo_unary,
         echo_stream,
+        hop,
         latency,
         latency_track,
         background,
@@ -622,8 +661,13 @@ async fn settle(fleet: &mut Fleet, backlog: &Backlog, s: &Settings) -> anyhow::R
     let start = Instant::now();
     let rows = backlog.pending().await?;
     let mut pending = rows;
+    let mut reported = Instant::now();
     loop {
         fleet.check_alive()?;
+        if pending > 0 && reported.elapsed() >= progress::EVERY {
+            eprintln!("  … draining: {pending} outbox rows left");
+            reported = Instant::now();
+        }
         if pending == 0 {
             let took = start.elapsed();
             println!(

@@ -162,6 +162,24 @@ pub fn table(s: &Settings, backend: Backend, r: &Results, extras: &Extras) -> St
         "-".into(),
     ]);
     rows.push([
+        "delivery hop, Deliver → open stream, Rust client: p50 / p99 (ms)".into(),
+        quantiles(&r.hop.rust, &[0.5, 0.99]),
+        format!(
+            "{} (stream round trip p50 / p99)",
+            quantiles(&r.echo_stream, &[0.5, 0.99])
+        ),
+        "-".into(),
+    ]);
+    rows.push([
+        "  the same, Python client (grpcio): p50 / p99 (ms)".into(),
+        match &r.hop.python {
+            Ok(py) => format!("{:.2} / {:.2}", py.p50_ms, py.p99_ms),
+            Err(_) => "skipped".into(),
+        },
+        "-".into(),
+        "p50 <= 2".into(),
+    ]);
+    rows.push([
         format!(
             "event-to-stream p50 / p95 / p99 / max (ms), {} probes, {} lost",
             r.latency.sent, r.latency.lost

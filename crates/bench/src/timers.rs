@@ -18,6 +18,7 @@ use herald_timers::{Settings, Timer, TimerHandler, Timers};
 use tokio_util::sync::CancellationToken;
 
 use crate::args::Backend;
+use crate::progress;
 
 herald_storage::migrator!(
     Migrator,
@@ -80,6 +81,8 @@ async fn schedule(
     due: impl Fn(u64) -> i64,
 ) -> anyhow::Result<()> {
     let mut next = 0u64;
+    let done = Arc::new(AtomicU64::new(0));
+    let _progress = (count > 100_000).then(|| progress::counted(done.clone(), count, "scheduled"));
     while next < count {
         let end = (next + PER_TXN as u64).min(count);
         let keys: Vec<String> = (next..end).map(|i| format!("{prefix}-{i}")).collect();
@@ -92,6 +95,7 @@ async fn schedule(
         timers.schedule_many(&txn, &batch).await?;
         txn.commit().await?;
         next = end;
+        done.store(next, Ordering::Relaxed);
     }
     Ok(())
 }
