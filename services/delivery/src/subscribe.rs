@@ -194,9 +194,11 @@ impl Session {
                     Some(message) if replayed.contains(&message.id) => {}
                     Some(message) => {
                         // Written first and marked DELIVERED after, so the mark's commit is
-                        // not on the way to the screen. Both states are replayed, so a mark
-                        // that fails or never happens (a crash) only means the message is
-                        // sent again on the next connect, as a write that did not arrive is.
+                        // not on the way to the screen; the mark runs in a task of its own,
+                        // so a client that goes away right after the write does not cancel
+                        // it. Both states are replayed, so a mark that fails or never
+                        // happens (a crash) only means the message is sent again on the
+                        // next connect, as a write that did not arrive is.
                         let mut message = std::sync::Arc::unwrap_or_clone(message);
                         let pending = message.state == MessageState::Pending as i32;
                         if pending {
@@ -207,7 +209,7 @@ impl Session {
                             return End::Gone;
                         }
                         if pending {
-                            self.mark_delivered(&[id.as_str()]).await;
+                            self.mark_delivered_detached(id);
                         }
                     }
                     None => return End::Status(Status::unavailable("the stream fell behind, reconnect to resume")),
@@ -251,6 +253,23 @@ impl Session {
                 false
             }
         }
+    }
+
+    /// [`Session::mark_delivered`] of one message in a task of its own.
+    fn mark_delivered_detached(&self, id: String) {
+        let (db, outbox, clock, workspace) = (
+            self.db.clone(),
+            self.outbox.clone(),
+            self.clock.clone(),
+            self.workspace.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) =
+                store::mark_delivered(&db, &outbox, &clock, &workspace, &[id.as_str()]).await
+            {
+                tracing::warn!(message_id = %id, error = %e, "cannot mark a message delivered");
+            }
+        });
     }
 
     /// Writes `message` to the stream. False when the client is gone.
