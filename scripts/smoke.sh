@@ -75,6 +75,13 @@ expect_code PermissionDenied -plaintext -H "authorization: Bearer $HERALD_KEY" -
 expect_code InvalidArgument -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"event":{"user_id":"u1","name":"x"}}' 127.0.0.1:50051 herald.ingest.v1.IngestService/Track
 expect_code Unimplemented -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"user_id":"u1"}' 127.0.0.1:50051 herald.ingest.v1.IngestService/ExportUser
 
+echo "== segment rules: ParseRule answers the tree, or the error with its position"
+out=$(grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"rule_text":"plan == \"pro\" and not performed(\"integration_connected\")"}' 127.0.0.1:50052 herald.segmentation.v1.SegmentationService/ParseRule)
+grep -q '"canonicalText": "plan == \\"pro\\" and not performed(\\"integration_connected\\")"' <<< "$out" || { echo "ParseRule did not parse:"; echo "$out"; exit 1; }
+out=$(grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"rule_text":"plan == "}' 127.0.0.1:50052 herald.segmentation.v1.SegmentationService/ParseRule)
+grep -q '"column": 9' <<< "$out" || { echo "ParseRule gave no error position:"; echo "$out"; exit 1; }
+echo "ok   ParseRule"
+
 echo "== gRPC-Web and CORS (what a browser does)"
 # An empty HealthCheckRequest in one gRPC-Web frame, over HTTP/1.1.
 web=$(printf '\x00\x00\x00\x00\x00' | curl -s --http1.1 -X POST -H 'content-type: application/grpc-web+proto' \

@@ -5,7 +5,7 @@ use herald_outbox::Outbox;
 use herald_proto::segmentation::v1::segmentation_internal_service_server::SegmentationInternalService;
 use herald_proto::segmentation::v1::segmentation_service_server::SegmentationService;
 use herald_proto::segmentation::v1::*;
-use herald_runtime::{Clock, not_yet_implemented, require_workspace};
+use herald_runtime::{Clock, Error, not_yet_implemented, require_workspace};
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
@@ -68,7 +68,7 @@ impl SegmentationInternalService for Internal {
     }
 }
 
-/// The public segment API; segments come in a later version.
+/// The public segment API: ParseRule; segments themselves come in a later version.
 pub struct Segments;
 
 #[tonic::async_trait]
@@ -115,11 +115,35 @@ impl SegmentationService for Segments {
         Err(not_yet_implemented("SegmentationService.PreviewSegment"))
     }
 
+    /// The rule's tree and canonical text, or its first error with the position, in an
+    /// OK response; only text over the size limit is INVALID_ARGUMENT.
     async fn parse_rule(
         &self,
-        _: Request<ParseRuleRequest>,
+        request: Request<ParseRuleRequest>,
     ) -> Result<Response<ParseRuleResponse>, Status> {
-        Err(not_yet_implemented("SegmentationService.ParseRule"))
+        let text = request.into_inner().rule_text;
+        if text.len() > herald_rules::limits::MAX_TEXT_BYTES {
+            return Err(Error::invalid(
+                "rule_text",
+                format!(
+                    "is {} bytes; at most {} (16 KiB) are allowed",
+                    text.len(),
+                    herald_rules::limits::MAX_TEXT_BYTES
+                ),
+            )
+            .into());
+        }
+        let response = match herald_rules::parse(&text) {
+            Ok(rule) => ParseRuleResponse {
+                canonical_text: herald_rules::format(&rule),
+                outcome: Some(parse_rule_response::Outcome::Rule(rule)),
+            },
+            Err(error) => ParseRuleResponse {
+                canonical_text: String::new(),
+                outcome: Some(parse_rule_response::Outcome::Error(error.into())),
+            },
+        };
+        Ok(Response::new(response))
     }
 
     async fn list_segment_members(

@@ -490,3 +490,63 @@ async fn segments_are_not_implemented_yet() {
     }
     app.running.stop().await;
 }
+
+#[tokio::test]
+async fn parse_rule_returns_the_tree_or_the_first_error_with_its_position() {
+    use herald_proto::segmentation::v1::parse_rule_response::Outcome;
+    use herald_proto::segmentation::v1::{ParseRuleRequest, rule};
+    let recorder = Recorder::default();
+    let app = spawn_app(spawn_trigger(&recorder).await).await;
+    let mut client = SegmentationServiceClient::connect(app.running.url())
+        .await
+        .unwrap();
+    let key = app.credentials.admin_key.expose().to_owned();
+    let parse = |text: &str| {
+        authorized(
+            ParseRuleRequest {
+                rule_text: text.into(),
+            },
+            &key,
+        )
+    };
+
+    let example = r#"plan == "pro" and days_since(signed_up_at) >= 5 and not performed("integration_connected")"#;
+    let parsed = client
+        .parse_rule(parse(example))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(parsed.canonical_text, example);
+    let Some(Outcome::Rule(rule)) = parsed.outcome else {
+        panic!("a rule: {parsed:?}")
+    };
+    assert!(
+        matches!(&rule.kind, Some(rule::Kind::All(group)) if group.rules.len() == 3),
+        "{rule:?}"
+    );
+
+    // A rule with an error is an answer, not a failed call.
+    let failed = client
+        .parse_rule(parse("plan == "))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(failed.canonical_text, "");
+    let Some(Outcome::Error(error)) = failed.outcome else {
+        panic!("an error: {failed:?}")
+    };
+    assert_eq!(
+        (error.line, error.column, error.offset, error.length),
+        (1, 9, 8, 0)
+    );
+    assert_eq!(error.message, "expected a value after `==`");
+
+    // Text over the limit is a malformed request.
+    let status = client
+        .parse_rule(parse(&"x".repeat(16 * 1024 + 1)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("rule_text"), "{status:?}");
+    app.running.stop().await;
+}
