@@ -33,11 +33,14 @@ pub fn proto_from_ms(ms: i64) -> prost_types::Timestamp {
     }
 }
 
-/// A protobuf timestamp of `t`.
+/// A protobuf timestamp of `t`. Nanos are never negative (protobuf's rule): an instant
+/// before 1970 with a fraction is the earlier second plus a positive fraction, where jiff
+/// counts the fraction below zero.
 pub fn proto(t: Timestamp) -> prost_types::Timestamp {
+    let nanos = t.as_nanosecond();
     prost_types::Timestamp {
-        seconds: t.as_second(),
-        nanos: t.subsec_nanosecond(),
+        seconds: nanos.div_euclid(1_000_000_000) as i64,
+        nanos: nanos.rem_euclid(1_000_000_000) as i32,
     }
 }
 
@@ -77,6 +80,12 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn instants_before_1970_have_positive_nanos() {
+        let p = proto(from_ms(-1));
+        assert_eq!((p.seconds, p.nanos), (-1, 999_000_000));
+    }
+
+    #[test]
     fn extremes_saturate() {
         assert_eq!(from_ms(i64::MAX), Timestamp::MAX);
         assert_eq!(from_ms(i64::MIN), Timestamp::MIN);
@@ -102,6 +111,8 @@ mod tests {
         #[test]
         fn timestamps_round_trip_through_protobuf(ms in -62_000_000_000_000i64..250_000_000_000_000) {
             let t = from_ms(ms);
+            prop_assert!((0..1_000_000_000).contains(&proto(t).nanos));
+            prop_assert_eq!(proto(t), proto_from_ms(ms));
             prop_assert_eq!(ms_of_proto(&proto(t)), ms);
             prop_assert_eq!(t.as_millisecond(), ms);
         }

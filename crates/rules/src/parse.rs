@@ -773,13 +773,7 @@ impl<'a> Parser<'a> {
             ));
         };
         self.bump();
-        // jiff counts the fraction of an instant before 1970 below zero; protobuf's
-        // nanos are never negative.
-        let (seconds, nanos) = match (at.as_second(), at.subsec_nanosecond()) {
-            (seconds, nanos) if nanos < 0 => (seconds - 1, nanos + 1_000_000_000),
-            whole => whole,
-        };
-        Ok((prost_types::Timestamp { seconds, nanos }, token.span))
+        Ok((herald_core::time::proto(at), token.span))
     }
 
     fn count(&mut self, after: &str) -> PResult<(u32, Span)> {
