@@ -347,7 +347,11 @@ async fn shutdown_lets_in_flight_calls_finish_then_exits() {
         .unwrap()
         .expect("in-flight call completes")
         .into_inner();
-    assert_eq!(response.accepted, 2);
+    // `wait_until_stored` probes with a Track of s1, which stores it when it gets there
+    // before the stream's commit; s1 then counts as a duplicate. s2 is never probed: it was
+    // accepted by the in-flight call after the drain began.
+    assert_eq!(response.accepted + response.duplicates, 2, "{response:?}");
+    assert!(response.accepted >= 1, "{response:?}");
     let exited = tokio::time::timeout(Duration::from_secs(5), running.handle).await;
     assert!(
         matches!(exited, Ok(Ok(Ok(())))),
