@@ -195,6 +195,17 @@ impl Fleet {
         Ok(())
     }
 
+    /// A user token of the bench workspace for `user_id`, valid for an hour.
+    pub fn user_token(&self, user_id: &str) -> anyhow::Result<String> {
+        herald_runtime::auth::sign_user_token(
+            &self.workspace,
+            user_id,
+            Duration::from_secs(3600),
+            herald_runtime::Clock::system().now(),
+        )
+        .context("sign a user token")
+    }
+
     /// The PostgreSQL database the services share; none on SQLite.
     pub fn database_url(&self) -> Option<&str> {
         self.database_url.as_deref()

@@ -17,7 +17,6 @@ use herald_proto::delivery::v1::delivery_internal_service_client::DeliveryIntern
 use herald_proto::delivery::v1::delivery_service_client::DeliveryServiceClient;
 use herald_proto::delivery::v1::{DeliverRequest, Delivery, SubscribeRequest, subscribe_response};
 use herald_runtime::ServiceKind;
-use herald_runtime::auth::sign_user_token;
 use tokio::time::MissedTickBehavior;
 
 use crate::args::Settings;
@@ -64,16 +63,6 @@ pub async fn measure(fleet: &Fleet, s: &Settings, campaign: &str) -> anyhow::Res
     })
 }
 
-fn token(fleet: &Fleet, user: &str) -> anyhow::Result<String> {
-    sign_user_token(
-        &fleet.workspace,
-        user,
-        Duration::from_secs(3600),
-        herald_runtime::Clock::system().now(),
-    )
-    .context("sign a user token")
-}
-
 /// The variant the probes are attributed to (the bench campaign's only one).
 pub const VARIANT: &str = "a";
 
@@ -114,7 +103,7 @@ async fn rust_client(
                 session_id: "bench-hop".into(),
                 ..Default::default()
             },
-            &bearer(&token(fleet, USER)?),
+            &bearer(&fleet.user_token(USER)?),
         ))
         .await
         .context("subscribe for the delivery hop")?
@@ -201,7 +190,7 @@ async fn python_client(fleet: &Fleet, s: &Settings, campaign: &str) -> Result<Py
         return Err("no Python with grpcio and grpcio-tools (`just setup` installs one)".into());
     };
     let user = "hop-python";
-    let token = token(fleet, user).map_err(|e| format!("{e:#}"))?;
+    let token = fleet.user_token(user).map_err(|e| format!("{e:#}"))?;
     let address = fleet.url(ServiceKind::Delivery);
     let address = address.trim_start_matches("http://");
     let mut command = std::process::Command::new(&python);

@@ -21,7 +21,6 @@ use herald_proto::trigger::v1::{
     Campaign, CampaignStatus, CreateCampaignRequest, EventTrigger, Trigger, Variant, trigger,
 };
 use herald_runtime::ServiceKind;
-use herald_runtime::auth::sign_user_token;
 use tokio::time::MissedTickBehavior;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
@@ -495,13 +494,7 @@ async fn event_to_stream(
     let mut readers = Vec::new();
     for u in 0..s.subscribers {
         let user = format!("probe-user-{u}");
-        let token = sign_user_token(
-            &fleet.workspace,
-            &user,
-            Duration::from_secs(3600),
-            herald_runtime::Clock::system().now(),
-        )
-        .context("sign a user token")?;
+        let token = fleet.user_token(&user)?;
         let mut stream = delivery
             .clone()
             .subscribe(authed(

@@ -10,7 +10,6 @@ use futures::StreamExt;
 use herald_proto::delivery::v1::SubscribeRequest;
 use herald_proto::delivery::v1::delivery_service_client::DeliveryServiceClient;
 use herald_runtime::ServiceKind;
-use herald_runtime::auth::sign_user_token;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::fleet::Fleet;
@@ -58,18 +57,12 @@ async fn per_stream(fleet: &Fleet, n: usize, connections: usize) -> anyhow::Resu
         .collect::<Result<_, _>>()
         .context("connect to delivery")?;
     let before = rss_mib(pid);
-    let now = herald_runtime::Clock::system().now();
     let streams: Vec<_> = futures::stream::iter(0..n)
         .map(|i| {
             let channel = channels[i % channels.len()].clone();
-            let token = sign_user_token(
-                &fleet.workspace,
-                &format!("idle-user-{i}"),
-                Duration::from_secs(3600),
-                now,
-            );
+            let token = fleet.user_token(&format!("idle-user-{i}"));
             async move {
-                let token = token.context("sign a user token")?;
+                let token = token?;
                 let mut request = tonic::Request::new(SubscribeRequest {
                     session_id: "idle".into(),
                     ..Default::default()

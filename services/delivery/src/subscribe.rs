@@ -238,7 +238,7 @@ impl Session {
     /// interactions) in one transaction; false when that failed, which is logged, and the
     /// messages go out as they are.
     async fn mark_delivered(&self, ids: &[&str]) -> bool {
-        match Box::pin(store::mark_delivered(
+        Box::pin(mark(
             &self.db,
             &self.outbox,
             &self.clock,
@@ -246,13 +246,6 @@ impl Session {
             ids,
         ))
         .await
-        {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::warn!(messages = ids.len(), error = %e, "cannot mark messages delivered");
-                false
-            }
-        }
     }
 
     /// [`Session::mark_delivered`] of one message in a task of its own.
@@ -264,11 +257,7 @@ impl Session {
             self.workspace.clone(),
         );
         tokio::spawn(async move {
-            if let Err(e) =
-                store::mark_delivered(&db, &outbox, &clock, &workspace, &[id.as_str()]).await
-            {
-                tracing::warn!(message_id = %id, error = %e, "cannot mark a message delivered");
-            }
+            mark(&db, &outbox, &clock, &workspace, &[id.as_str()]).await;
         });
     }
 
@@ -280,6 +269,23 @@ impl Session {
         })))
         .await
         .is_ok()
+    }
+}
+
+/// `store::mark_delivered`, a failure logged: false then.
+async fn mark(
+    db: &DatabaseConnection,
+    outbox: &Outbox,
+    clock: &Clock,
+    workspace: &str,
+    ids: &[&str],
+) -> bool {
+    match store::mark_delivered(db, outbox, clock, workspace, ids).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(messages = ids.len(), error = %e, "cannot mark messages delivered");
+            false
+        }
     }
 }
 
