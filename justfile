@@ -5,7 +5,7 @@
 default:
     @just --list
 
-# Install the command-line tools the checks use (just, grpcurl, buf, kubectl, kubernetes-validate, grpcio-tools) into .tools/.
+# Install the command-line tools the checks use (just, grpcurl, buf, kubectl, kubernetes-validate, grpcio-tools, cargo-fuzz) into .tools/.
 setup:
     bash scripts/tools.sh
 
@@ -20,6 +20,10 @@ test:
 # Run the test suite on PostgreSQL (127.0.0.1:5432; each test makes and drops its own database).
 test-pg:
     HERALD_TEST_DATABASE=postgres cargo test --workspace
+
+# Fuzz the rule parser for SECONDS (a crash or a broken round trip fails; see fuzz/README.md).
+fuzz SECONDS="60":
+    bash fuzz/run.sh {{SECONDS}} parse_rule
 
 # Formatting, clippy and the protobuf lint.
 lint:

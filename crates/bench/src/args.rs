@@ -23,6 +23,11 @@ pub const USAGE: &str = "usage: herald-bench [options]   (or: just bench [option
   --due-timers N              timers due at once, fired during the timers phase (default 20000)
   --idle-secs N               how long the idle services are watched before the load (default 10; 0 skips)
   --idle-streams N            idle Subscribe streams whose memory is measured (default 10000; 0 skips)
+  --segment-events N          events timed through in-process segment evaluation, 100 segments
+                              (default 100000; 0 skips)
+  --segment-users N           users of the in-process segment backfill, 10 segments
+                              (default 1000000; 0 skips)
+  --segments-only             only the in-process segment phases: no services, no database
   --json [FILE]               also write every figure as JSON, under stable names, to FILE
                               (to standard output, after the table, without FILE or with -)
   --markdown                  print the final table as Markdown
@@ -64,6 +69,10 @@ pub struct Settings {
     pub due_timers: u64,
     pub idle: Duration,
     pub idle_streams: usize,
+    pub segment_events: u64,
+    pub segment_users: u64,
+    /// Only the in-process segment phases: no services, no database.
+    pub segments_only: bool,
     /// Where the JSON figures go: `Some(None)` is standard output.
     pub json: Option<Option<std::path::PathBuf>>,
     pub markdown: bool,
@@ -89,6 +98,9 @@ impl Default for Settings {
             due_timers: 20_000,
             idle: Duration::from_secs(10),
             idle_streams: 10_000,
+            segment_events: 100_000,
+            segment_users: 1_000_000,
+            segments_only: false,
             json: None,
             markdown: false,
         }
@@ -97,7 +109,7 @@ impl Default for Settings {
 
 /// What the command line asked for.
 pub enum Parsed {
-    Run(Settings),
+    Run(Box<Settings>),
     Help,
 }
 
@@ -110,6 +122,10 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             "-h" | "--help" => return Ok(Parsed::Help),
             "--markdown" => {
                 s.markdown = true;
+                continue;
+            }
+            "--segments-only" => {
+                s.segments_only = true;
                 continue;
             }
             // The file is optional: without one (or with -) the JSON goes to stdout.
@@ -162,8 +178,15 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             "--due-timers" => s.due_timers = number(1, 10_000_000)?,
             "--idle-secs" => s.idle = Duration::from_secs(number(0, 600)?),
             "--idle-streams" => s.idle_streams = number(0, 40_000)? as usize,
+            "--segment-events" => s.segment_events = number(0, 10_000_000)?,
+            "--segment-users" => s.segment_users = number(0, 100_000_000)?,
             _ => return Err(format!("unknown option {flag}")),
         }
     }
-    Ok(Parsed::Run(s))
+    if s.segments_only && s.segment_events == 0 && s.segment_users == 0 {
+        return Err(
+            "--segments-only with --segment-events 0 and --segment-users 0 measures nothing".into(),
+        );
+    }
+    Ok(Parsed::Run(Box::new(s)))
 }

@@ -1,6 +1,7 @@
 //! `--json FILE`: every figure of a run under a stable name, for scripts and comparisons.
-//! Latencies are in milliseconds, rates per second, memory in MiB; a figure the run did
-//! not measure (a skipped phase, a backlog that did not drain) is absent.
+//! Latencies are in milliseconds, rates per second, memory in MiB, unless the name says
+//! otherwise (`_us`, `_bytes`); a figure the run did not measure (a skipped phase, a
+//! backlog that did not drain) is absent.
 
 use hdrhistogram::Histogram;
 use serde_json::{Map, Value, json};
@@ -8,12 +9,62 @@ use serde_json::{Map, Value, json};
 use crate::args::Backend;
 use crate::phases::Results;
 use crate::report::Extras;
+use crate::segments::{self, SegmentsResult};
 
 fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
 
-pub fn figures(backend: Backend, r: &Results, extras: &Extras) -> Value {
+/// The figures of the services' phases (absent with `--segments-only`) and of the
+/// segment phases.
+pub fn figures(
+    herald: Option<(Backend, &Results, &Extras)>,
+    segments: Option<&SegmentsResult>,
+) -> Value {
+    let mut f = Map::new();
+    if let Some((backend, r, extras)) = herald {
+        service_figures(&mut f, backend, r, extras);
+    }
+    if let Some(s) = segments {
+        segment_figures(&mut f, s);
+    }
+    Value::Object(f)
+}
+
+fn segment_figures(f: &mut Map<String, Value>, s: &SegmentsResult) {
+    let mut put = |name: &str, value: Value| {
+        f.insert(name.to_owned(), value);
+    };
+    if let Some(e) = &s.eval {
+        put(
+            "segment_eval_p50_us",
+            json!(segments::us(&e.per_event, 0.5)),
+        );
+        put(
+            "segment_eval_p99_us",
+            json!(segments::us(&e.per_event, 0.99)),
+        );
+        put("segment_eval_events", json!(e.events));
+        put("segment_eval_segments", json!(e.segments));
+        put("segment_memberships_per_user", json!(e.memberships));
+        put("segment_profile_bytes", json!(e.profile_bytes));
+        put("segment_profile_bytes_max", json!(e.profile_bytes_max));
+        put(
+            "segment_profile_codec_p50_us",
+            json!(segments::us(&e.codec, 0.5)),
+        );
+    }
+    if let Some(b) = &s.backfill {
+        put(
+            "segment_backfill_eval_ms",
+            json!(b.took.as_secs_f64() * 1000.0),
+        );
+        put("segment_backfill_users", json!(b.users));
+        put("segment_backfill_segments", json!(b.segments));
+    }
+}
+
+fn service_figures(f: &mut Map<String, Value>, backend: Backend, r: &Results, extras: &Extras) {
     let Extras {
         idle,
         stream_memory,
@@ -21,7 +72,6 @@ pub fn figures(backend: Backend, r: &Results, extras: &Extras) -> Value {
         ready,
         timers,
     } = *extras;
-    let mut f = Map::new();
     let mut put = |name: &str, value: Value| {
         f.insert(name.to_owned(), value);
     };
@@ -71,6 +121,8 @@ pub fn figures(backend: Backend, r: &Results, extras: &Extras) -> Value {
     if let Some(eps) = unary.into_iter().chain(batch).reduce(f64::max) {
         put("pipeline_eps", json!(eps));
     }
+    put("segment_backfill_storage_users", json!(r.backfill.users));
+    put("segment_backfill_storage_ms", json!(r.backfill.ms));
     put("backlog_after_batch_rows", json!(r.drain_after_batch.rows));
     put("backlog_after_batch_left", json!(r.drain_after_batch.left));
     let cores = |c: &crate::machine::CpuUse| c.services.iter().map(|(_, x)| x).sum::<f64>();
@@ -135,5 +187,4 @@ pub fn figures(backend: Backend, r: &Results, extras: &Extras) -> Value {
             json!(t.lateness.value_at_quantile(0.99)),
         );
     }
-    Value::Object(f)
 }

@@ -1,6 +1,8 @@
 //! `herald-bench`: durable ingest throughput and event-to-stream latency of the five Herald
 //! services running as separate processes, each figure printed beside a bare-tonic
-//! baseline measured in the same run. Run it with `just bench` (see docs/benchmarks.md).
+//! baseline measured in the same run; and, in process, the segment evaluation the
+//! segmentation service does per event and per backfilled user. Run it with `just bench`
+//! (see docs/benchmarks.md).
 //!
 //! It only ever targets 127.0.0.1, every load stops by itself at the end of its window, and
 //! the service processes are killed (and a PostgreSQL bench database dropped) on exit,
@@ -21,6 +23,7 @@ mod phases;
 mod progress;
 mod raw;
 mod report;
+mod segments;
 mod streams;
 mod timers;
 
@@ -33,7 +36,7 @@ use args::{Backend, Parsed, Settings};
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let settings = match args::parse(&argv) {
-        Ok(Parsed::Run(settings)) => settings,
+        Ok(Parsed::Run(settings)) => *settings,
         Ok(Parsed::Help) => {
             println!("{}", args::USAGE);
             return ExitCode::SUCCESS;
@@ -84,15 +87,19 @@ async fn terminated() {
 }
 
 async fn run(mut settings: Settings) -> anyhow::Result<()> {
-    // Fail early, before any work, when the service binary is missing.
-    fleet::herald_binary()?;
-    let backend = *settings.backend.get_or_insert_with(|| {
-        if fleet::postgres_answers() {
-            Backend::Postgres
-        } else {
-            Backend::Sqlite
-        }
-    });
+    let backend = if settings.segments_only {
+        None
+    } else {
+        // Fail early, before any work, when the service binary is missing.
+        fleet::herald_binary()?;
+        Some(*settings.backend.get_or_insert_with(|| {
+            if fleet::postgres_answers() {
+                Backend::Postgres
+            } else {
+                Backend::Sqlite
+            }
+        }))
+    };
 
     println!("Herald benchmark");
     println!();
@@ -106,6 +113,15 @@ async fn run(mut settings: Settings) -> anyhow::Result<()> {
         println!("  {k:<20} {v}");
     }
     println!();
+
+    // In process and first, while the machine is quiet.
+    let segments = segment_phases(&settings).await?;
+    let Some(backend) = backend else {
+        return figures(&settings, None, segments.as_ref());
+    };
+    if segments.is_some() {
+        println!();
+    }
 
     let started = Instant::now();
     let fleet = fleet::Fleet::start(backend, &settings.postgres_url).await?;
@@ -197,10 +213,34 @@ async fn run(mut settings: Settings) -> anyhow::Result<()> {
         ready: &ready,
         timers: timers.as_ref(),
     };
+    figures(
+        &settings,
+        Some((backend, &results, &extras)),
+        segments.as_ref(),
+    )
+}
+
+/// The segment evaluation phases, when any is asked for: CPU work on a blocking thread,
+/// so Ctrl-C is still heard.
+async fn segment_phases(settings: &Settings) -> anyhow::Result<Option<segments::SegmentsResult>> {
+    let (events, users) = (settings.segment_events, settings.segment_users);
+    if events == 0 && users == 0 {
+        return Ok(None);
+    }
+    let result = tokio::task::spawn_blocking(move || segments::run(events, users)).await??;
+    Ok(Some(result))
+}
+
+/// Prints the final table, and writes the JSON when asked.
+fn figures(
+    settings: &Settings,
+    herald: Option<(Backend, &phases::Results, &report::Extras)>,
+    segments: Option<&segments::SegmentsResult>,
+) -> anyhow::Result<()> {
     println!();
-    println!("{}", report::table(&settings, backend, &results, &extras));
+    println!("{}", report::table(settings, herald, segments));
     if let Some(target) = &settings.json {
-        let figures = json::figures(backend, &results, &extras);
+        let figures = json::figures(herald, segments);
         let text = serde_json::to_string_pretty(&figures)? + "\n";
         match target {
             Some(path) => {

@@ -16,9 +16,12 @@ use herald_proto::delivery::v1::delivery_service_client::DeliveryServiceClient;
 use herald_proto::delivery::v1::{Message, SubscribeRequest, subscribe_response};
 use herald_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use herald_proto::ingest::v1::{TrackBatchRequest, TrackRequest};
+use herald_proto::segmentation::v1::segmentation_service_client::SegmentationServiceClient;
+use herald_proto::segmentation::v1::{CreateSegmentRequest, Segment};
 use herald_proto::trigger::v1::trigger_service_client::TriggerServiceClient;
 use herald_proto::trigger::v1::{
-    Campaign, CampaignStatus, CreateCampaignRequest, EventTrigger, Trigger, Variant, trigger,
+    Audience, Campaign, CampaignStatus, CreateCampaignRequest, EventTrigger, Trigger, Variant,
+    trigger,
 };
 use herald_runtime::ServiceKind;
 use tokio::time::MissedTickBehavior;
@@ -70,6 +73,16 @@ pub struct Results {
     /// PostgreSQL's count of the work per event of the latency and unary phases.
     pub work_latency: Option<Work>,
     pub work_unary: Option<Work>,
+    /// A segment created over every user the phases made, backfilled by segmentation.
+    pub backfill: StoredBackfill,
+}
+
+/// A backfill through segmentation and its storage: users evaluated, and the time from
+/// CreateSegment to the backfill's DONE.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredBackfill {
+    pub users: u64,
+    pub ms: f64,
 }
 
 pub(crate) fn bearer(secret: &str) -> MetadataValue<tonic::metadata::Ascii> {
@@ -116,10 +129,15 @@ pub(crate) fn page_view(message_id: String, n: u64) -> Event {
     }
 }
 
-fn bench_campaign() -> Campaign {
+/// The bench campaign: every matching event of a user in `segment_id` makes a banner.
+fn bench_campaign(segment_id: &str) -> Campaign {
     Campaign {
         name: "Bench welcome".into(),
         status: CampaignStatus::Active as i32,
+        audience: Some(Audience {
+            include_segment_ids: vec![segment_id.to_owned()],
+            ..Default::default()
+        }),
         trigger: Some(Trigger {
             kind: Some(trigger::Kind::Event(EventTrigger {
                 event_name: MATCHING_EVENT.into(),
@@ -183,11 +201,31 @@ pub async fn run_all(fleet: &mut Fleet, s: &Settings) -> anyhow::Result<Results>
     let auth = bearer(&fleet.key);
     let backlog = Backlog::connect(fleet).await?;
 
+    // The campaign's audience is a segment the matching event itself puts its user in,
+    // so every measured message waits for segmentation to evaluate it.
+    let mut segmentation =
+        SegmentationServiceClient::new(fleet.channel(ServiceKind::Segmentation).await?);
+    let segment = segmentation
+        .create_segment(authed(
+            CreateSegmentRequest {
+                segment: Some(Segment {
+                    name: "Bench signed up".into(),
+                    rule_text: format!("performed({MATCHING_EVENT:?})"),
+                    ..Default::default()
+                }),
+            },
+            &auth,
+        ))
+        .await
+        .context("create the bench segment")?
+        .into_inner()
+        .segment
+        .context("no segment in the CreateSegment response")?;
     let mut trigger = TriggerServiceClient::new(fleet.channel(ServiceKind::Trigger).await?);
     let campaign = trigger
         .create_campaign(authed(
             CreateCampaignRequest {
-                campaign: Some(bench_campaign()),
+                campaign: Some(bench_campaign(&segment.id)),
             },
             &auth,
         ))
@@ -197,8 +235,8 @@ pub async fn run_all(fleet: &mut Fleet, s: &Settings) -> anyhow::Result<Results>
         .campaign
         .context("no campaign in the CreateCampaign response")?;
     println!(
-        "campaign {} active: every {MATCHING_EVENT} event makes an in-app banner titled \"{TITLE_PREFIX}{{{{ event.properties.seq }}}}\"",
-        campaign.id
+        "campaign {} active: every {MATCHING_EVENT} event makes an in-app banner titled \"{TITLE_PREFIX}{{{{ event.properties.seq }}}}\", for users in segment {} ({})",
+        campaign.id, segment.id, segment.rule_text
     );
     println!();
 
@@ -414,6 +452,15 @@ pub async fn run_all(fleet: &mut Fleet, s: &Settings) -> anyhow::Result<Results>
     println!("  cpu: {}", cpu_batch.summary());
     let drain_after_batch = settle(fleet, &backlog, s).await?;
 
+    println!("[herald] segment backfill through segmentation over every user so far…");
+    let backfill = stored_backfill(&mut segmentation, &auth).await?;
+    println!(
+        "  {} users in {:.0} ms ({:.0} users/s)",
+        backfill.users,
+        backfill.ms,
+        backfill.users as f64 / (backfill.ms / 1000.0)
+    );
+
     backlog.close().await;
     Ok(Results {
         echo_unary,
@@ -434,7 +481,62 @@ pub async fn run_all(fleet: &mut Fleet, s: &Settings) -> anyhow::Result<Results>
         cpu_batch,
         work_latency,
         work_unary,
+        backfill,
     })
+}
+
+/// Creates a segment over the bench's users (those who viewed a page at least twice) and
+/// waits for segmentation's backfill to evaluate every one of them, with its storage.
+async fn stored_backfill(
+    segmentation: &mut SegmentationServiceClient<Channel>,
+    auth: &MetadataValue<tonic::metadata::Ascii>,
+) -> anyhow::Result<StoredBackfill> {
+    let started = Instant::now();
+    let segment = segmentation
+        .create_segment(authed(
+            CreateSegmentRequest {
+                segment: Some(Segment {
+                    name: "Bench backfill".into(),
+                    rule_text: r#"performed("bench_page_viewed", at_least: 2)"#.into(),
+                    ..Default::default()
+                }),
+            },
+            auth,
+        ))
+        .await
+        .context("create the backfill segment")?
+        .into_inner()
+        .segment
+        .context("no segment in the CreateSegment response")?;
+    loop {
+        let got = segmentation
+            .get_segment(authed(
+                herald_proto::segmentation::v1::GetSegmentRequest {
+                    segment_id: segment.id.clone(),
+                },
+                auth,
+            ))
+            .await
+            .context("get the backfill segment")?
+            .into_inner()
+            .segment
+            .context("no segment in the GetSegment response")?;
+        let backfill = got.backfill.unwrap_or_default();
+        if backfill.state == herald_proto::segmentation::v1::BackfillState::Done as i32 {
+            return Ok(StoredBackfill {
+                users: backfill.users_evaluated,
+                ms: started.elapsed().as_secs_f64() * 1000.0,
+            });
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            anyhow::bail!(
+                "the backfill evaluated {} of {} users in 300 s",
+                backfill.users_evaluated,
+                backfill.users_total
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn first_error(result: &LoadResult) -> String {

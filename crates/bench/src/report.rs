@@ -4,8 +4,22 @@ use hdrhistogram::Histogram;
 
 use crate::args::{Backend, Settings};
 use crate::phases::{Drain, Results};
+use crate::segments::{self, SegmentsResult};
 
 pub fn settings_lines(s: &Settings) -> Vec<(&'static str, String)> {
+    let segments = (
+        "segments",
+        format!(
+            "{} events x {} segments; backfill {} users x {} segments (in process)",
+            thousands(s.segment_events as f64),
+            segments::EVENT_SEGMENTS,
+            thousands(s.segment_users as f64),
+            segments::BACKFILL_SEGMENTS
+        ),
+    );
+    if s.segments_only {
+        return vec![segments];
+    }
     let backend = match s.backend {
         Some(Backend::Postgres) => {
             format!("postgres (one shared database, admin {})", s.postgres_url)
@@ -46,6 +60,7 @@ pub fn settings_lines(s: &Settings) -> Vec<(&'static str, String)> {
             ),
         ),
         ("settle max", format!("{} s", s.settle_max.as_secs())),
+        segments,
     ]
 }
 
@@ -106,7 +121,76 @@ pub struct Extras<'a> {
     pub timers: Option<&'a crate::timers::TimersResult>,
 }
 
-pub fn table(s: &Settings, backend: Backend, r: &Results, extras: &Extras) -> String {
+/// The final table: the services' figures (absent with `--segments-only`), then the
+/// segment evaluation's.
+pub fn table(
+    s: &Settings,
+    herald: Option<(Backend, &Results, &Extras)>,
+    segments: Option<&SegmentsResult>,
+) -> String {
+    let where_ = herald.map_or("in process", |(backend, _, _)| backend.name());
+    let header = [
+        "measurement".to_owned(),
+        format!("Herald ({where_})"),
+        "baseline (bare tonic, in-process)".to_owned(),
+        "target".to_owned(),
+    ];
+    let mut rows: Vec<[String; 4]> = Vec::new();
+    if let Some((_, r, extras)) = herald {
+        service_rows(&mut rows, s, r, extras);
+    }
+    if let Some(segments) = segments {
+        segment_rows(&mut rows, segments);
+    }
+    render(&header, &rows, s.markdown)
+}
+
+fn segment_rows(rows: &mut Vec<[String; 4]>, r: &SegmentsResult) {
+    if let Some(e) = &r.eval {
+        rows.push([
+            format!(
+                "segment evaluation per event (record_event + evaluate), {} segments, {} events over {} users: p50 / p99 (µs)",
+                e.segments,
+                thousands(e.events as f64),
+                thousands(e.users as f64)
+            ),
+            format!(
+                "{:.2} / {:.2}",
+                segments::us(&e.per_event, 0.5),
+                segments::us(&e.per_event, 0.99)
+            ),
+            "-".into(),
+            "p50 <= 10".into(),
+        ]);
+        rows.push([
+            "  segments a user is in, on average; encoded profile: bytes (mean; largest); decode + encode p50 (µs)"
+                .into(),
+            format!(
+                "{:.1}; {}; {}; {:.2}",
+                e.memberships,
+                thousands(e.profile_bytes),
+                thousands(e.profile_bytes_max as f64),
+                segments::us(&e.codec, 0.5)
+            ),
+            "-".into(),
+            "-".into(),
+        ]);
+    }
+    if let Some(b) = &r.backfill {
+        rows.push([
+            format!(
+                "segment backfill, {} users x {} segments, evaluation only: ms",
+                thousands(b.users as f64),
+                b.segments
+            ),
+            thousands(b.took.as_secs_f64() * 1000.0),
+            "-".into(),
+            "<= 2,000 (1,000,000 users)".into(),
+        ]);
+    }
+}
+
+fn service_rows(rows: &mut Vec<[String; 4]>, s: &Settings, r: &Results, extras: &Extras) {
     let Extras {
         idle,
         stream_memory,
@@ -114,13 +198,6 @@ pub fn table(s: &Settings, backend: Backend, r: &Results, extras: &Extras) -> St
         ready,
         timers,
     } = *extras;
-    let header = [
-        "measurement".to_owned(),
-        format!("Herald ({})", backend.name()),
-        "baseline (bare tonic, in-process)".to_owned(),
-        "target".to_owned(),
-    ];
-    let mut rows: Vec<[String; 4]> = Vec::new();
     rows.push([
         format!("durable Track, unary ({} callers): events/s", s.concurrency),
         thousands(r.unary.rate()),
@@ -240,6 +317,17 @@ pub fn table(s: &Settings, backend: Backend, r: &Results, extras: &Extras) -> St
         "-".into(),
     ]);
     rows.push([
+        "segment backfill through segmentation, storage included: users; ms; users/s".into(),
+        format!(
+            "{}; {:.0}; {}",
+            thousands(r.backfill.users as f64),
+            r.backfill.ms,
+            thousands(r.backfill.users as f64 / (r.backfill.ms / 1000.0))
+        ),
+        "-".into(),
+        "-".into(),
+    ]);
+    rows.push([
         "CPU cores used (services / bench / machine): unary, batch, latency".into(),
         format!(
             "{}; {}; {}",
@@ -318,7 +406,6 @@ pub fn table(s: &Settings, backend: Backend, r: &Results, extras: &Extras) -> St
             "0".into(),
         ]);
     }
-    render(&header, &rows, s.markdown)
 }
 
 fn cores(c: &crate::machine::CpuUse) -> String {

@@ -23,7 +23,8 @@ pub struct Occurrence<'a> {
     pub timestamp: Option<&'a prost_types::Timestamp>,
     /// The user's traits when the event was processed.
     pub traits: Option<&'a Struct>,
-    /// The segments the user was in when the event was processed.
+    /// The segments the user is in after the event, as segmentation computed them
+    /// (`UserEvent.segment_ids`); the audience's segment lists are checked against them.
     pub segment_ids: &'a [String],
 }
 
@@ -262,16 +263,26 @@ fn audience(
     let Some(audience) = &campaign.campaign().audience else {
         return verdict(Gate::Audience, true, "every user".into());
     };
-    let member = |id: &String| occurrence.segment_ids.contains(id);
-    if !audience.include_segment_ids.is_empty() && !audience.include_segment_ids.iter().any(member)
-    {
-        return verdict(
-            Gate::Audience,
-            false,
-            "the user is in none of the included segments".into(),
-        );
-    }
-    if let Some(id) = audience.exclude_segment_ids.iter().find(|id| member(id)) {
+    // The user's segments after the event, as segmentation computed them.
+    let member = |id: &&String| occurrence.segment_ids.contains(*id);
+    let included = if audience.include_segment_ids.is_empty() {
+        None
+    } else {
+        match audience.include_segment_ids.iter().find(member) {
+            Some(id) => Some(id),
+            None => {
+                return verdict(
+                    Gate::Audience,
+                    false,
+                    format!(
+                        "the user is in none of the included segments {:?}",
+                        audience.include_segment_ids
+                    ),
+                );
+            }
+        }
+    };
+    if let Some(id) = audience.exclude_segment_ids.iter().find(member) {
         return verdict(
             Gate::Audience,
             false,
@@ -288,7 +299,11 @@ fn audience(
             ),
         );
     }
-    verdict(Gate::Audience, true, "in the audience".into())
+    let reason = match included {
+        Some(id) => format!("in the audience, through included segment {id:?}"),
+        None => "in the audience".into(),
+    };
+    verdict(Gate::Audience, true, reason)
 }
 
 /// `campaign:message:channel`, one per firing and channel, at most 128 characters (long
@@ -466,22 +481,44 @@ mod tests {
             ..Default::default()
         });
         let d = decide(&compile(c.clone()), &occurrence(&pro, &segments), 0);
-        assert_eq!(d.failed().map(|v| v.gate), Some(Gate::Audience));
+        let failed = d.failed().expect("the audience fails");
+        assert_eq!(failed.gate, Gate::Audience);
+        assert!(failed.reason.contains("\"seg_b\""), "{}", failed.reason);
+        assert_eq!(d.outcome, Outcome::Suppressed);
+
         c.audience = Some(Audience {
             include_segment_ids: vec!["seg_b".into(), "seg_a".into()],
+            exclude_segment_ids: vec!["seg_c".into()],
             ..Default::default()
         });
+        let d = decide(&compile(c.clone()), &occurrence(&pro, &segments), 0);
+        assert!(!d.sends().is_empty());
+        let audience = d.verdicts.iter().find(|v| v.gate == Gate::Audience);
         assert!(
-            !decide(&compile(c.clone()), &occurrence(&pro, &segments), 0)
-                .sends()
-                .is_empty()
+            audience.is_some_and(|v| v.passed && v.reason.contains("\"seg_a\"")),
+            "{audience:?}"
         );
+
+        // An excluded segment wins over an included one, and is named.
+        let both = vec!["seg_a".to_owned(), "seg_c".to_owned()];
+        let d = decide(&compile(c.clone()), &occurrence(&pro, &both), 0);
+        let failed = d.failed().expect("excluded");
+        assert_eq!(failed.gate, Gate::Audience);
+        assert_eq!(failed.reason, "the user is in excluded segment \"seg_c\"");
+        assert!(d.sends().is_empty());
+
+        // Without an include list, only the exclusions count.
         c.audience = Some(Audience {
             exclude_segment_ids: vec!["seg_a".into()],
             ..Default::default()
         });
         assert!(
-            decide(&compile(c), &occurrence(&pro, &segments), 0)
+            decide(&compile(c.clone()), &occurrence(&pro, &segments), 0)
+                .sends()
+                .is_empty()
+        );
+        assert!(
+            !decide(&compile(c), &occurrence(&pro, &[]), 0)
                 .sends()
                 .is_empty()
         );

@@ -1,7 +1,8 @@
 //! Checks campaigns against the contract, naming every field that is wrong, and fills in
 //! what the server assigns (variant ids). [`campaign`] holds for any campaign;
 //! [`completeness`] adds what an ACTIVE campaign needs, including the refusal of settings
-//! this version stores but does not enforce.
+//! this version stores but does not enforce; [`references_segment`] says whether a
+//! campaign names a segment.
 
 use std::collections::HashSet;
 
@@ -21,6 +22,8 @@ use crate::render;
 pub const MAX_VARIANTS: usize = 10;
 /// Most contents of a variant.
 pub const MAX_CONTENTS: usize = 5;
+/// Longest segment id a campaign may name, in characters.
+pub const MAX_SEGMENT_ID: usize = 128;
 const DAY_SECS: i64 = 86_400;
 const NAME: Len = Len::required(limits::EVENT_NAME);
 
@@ -102,7 +105,7 @@ fn check_trigger(out: &mut Violations, trigger: Option<&Trigger>) {
         TriggerKind::SegmentEntry(s) => out.text(
             "campaign.trigger.segment_entry.segment_id",
             &s.segment_id,
-            Len::required(128),
+            Len::required(MAX_SEGMENT_ID),
         ),
         TriggerKind::Goal(g) => {
             out.text("campaign.trigger.goal.event_name", &g.event_name, NAME);
@@ -210,14 +213,14 @@ pub fn campaign(parser: &liquid::Parser, campaign: &Campaign) -> Vec<FieldViolat
             out.text(
                 format!("campaign.audience.include_segment_ids[{i}]"),
                 id,
-                Len::required(128),
+                Len::required(MAX_SEGMENT_ID),
             );
         }
         for (i, id) in audience.exclude_segment_ids.iter().enumerate() {
             out.text(
                 format!("campaign.audience.exclude_segment_ids[{i}]"),
                 id,
-                Len::required(128),
+                Len::required(MAX_SEGMENT_ID),
             );
         }
         check_filters(
@@ -405,10 +408,11 @@ const NOT_ENFORCED: &str =
     "is not enforced by this Herald version yet, so an active campaign cannot use it";
 
 /// Settings this version stores but does not act on when a campaign fires. An active
-/// campaign must not rely on them: a cap or an exclusion silently ignored would message
-/// people it promised not to, a goal or a holdout would report numbers that are always
-/// 0, and a push, email, SMS or webhook content would never leave delivery. They can be
-/// saved on drafts.
+/// campaign must not rely on them: a cap silently ignored would message people more
+/// often than it promised, a goal or a holdout would report numbers that are always 0,
+/// and a push, email, SMS or webhook content would never leave delivery. They can be
+/// saved on drafts. (Audience segments are enforced: the decision checks them against
+/// the segments segmentation computed for the user after the event.)
 fn not_enforced_yet(campaign: &Campaign) -> Vec<FieldViolation> {
     let mut out = Violations::new();
     if let Some(trigger) = &campaign.trigger
@@ -424,14 +428,6 @@ fn not_enforced_yet(campaign: &Campaign) -> Vec<FieldViolation> {
     }
     if campaign.quiet_hours.is_some() {
         out.push("campaign.quiet_hours", NOT_ENFORCED);
-    }
-    if let Some(audience) = &campaign.audience {
-        if !audience.include_segment_ids.is_empty() {
-            out.push("campaign.audience.include_segment_ids", NOT_ENFORCED);
-        }
-        if !audience.exclude_segment_ids.is_empty() {
-            out.push("campaign.audience.exclude_segment_ids", NOT_ENFORCED);
-        }
     }
     if campaign.control_weight > 0 {
         out.push(
@@ -500,6 +496,22 @@ pub fn trigger_event_name(campaign: &Campaign) -> &str {
         Some(TriggerKind::Event(e)) => &e.event_name,
         _ => "",
     }
+}
+
+/// Whether `campaign` names `segment_id`: in its audience (included or excluded) or as
+/// its segment-entry trigger. A campaign that does must keep the segment alive.
+pub fn references_segment(campaign: &Campaign, segment_id: &str) -> bool {
+    let in_trigger = matches!(
+        campaign.trigger.as_ref().and_then(|t| t.kind.as_ref()),
+        Some(TriggerKind::SegmentEntry(s)) if s.segment_id == segment_id
+    );
+    in_trigger
+        || campaign.audience.as_ref().is_some_and(|a| {
+            a.include_segment_ids
+                .iter()
+                .chain(&a.exclude_segment_ids)
+                .any(|id| id == segment_id)
+        })
 }
 
 #[cfg(test)]
@@ -622,18 +634,52 @@ mod tests {
     fn settings_not_enforced_yet_keep_a_campaign_from_going_active() {
         let mut c = valid();
         c.frequency_cap = Some(Default::default());
-        c.audience = Some(herald_proto::trigger::v1::Audience {
-            exclude_segment_ids: vec!["paying".into()],
+        c.quiet_hours = Some(herald_proto::trigger::v1::QuietHours {
+            start_local_time: "22:00".into(),
+            end_local_time: "08:00".into(),
             ..Default::default()
         });
         let fields: Vec<String> = completeness(&c).into_iter().map(|v| v.field).collect();
-        assert_eq!(
-            fields,
-            [
-                "campaign.frequency_cap",
-                "campaign.audience.exclude_segment_ids"
-            ]
-        );
+        assert_eq!(fields, ["campaign.frequency_cap", "campaign.quiet_hours"]);
+    }
+
+    #[test]
+    fn audience_segments_are_allowed_on_an_active_campaign() {
+        let mut c = valid();
+        c.audience = Some(herald_proto::trigger::v1::Audience {
+            include_segment_ids: vec!["trial".into()],
+            exclude_segment_ids: vec!["paying".into()],
+            ..Default::default()
+        });
+        assert!(fields(&c).is_empty());
+        assert!(completeness(&c).is_empty(), "{:?}", completeness(&c));
+        // An empty segment id is still invalid, active or not.
+        c.audience.as_mut().unwrap().exclude_segment_ids[0] = String::new();
+        assert_eq!(fields(&c), ["campaign.audience.exclude_segment_ids[0]"]);
+    }
+
+    #[test]
+    fn segment_references_cover_the_audience_and_the_segment_entry_trigger() {
+        let mut c = valid();
+        assert!(!references_segment(&c, "trial"));
+        c.audience = Some(herald_proto::trigger::v1::Audience {
+            include_segment_ids: vec!["trial".into()],
+            exclude_segment_ids: vec!["paying".into()],
+            ..Default::default()
+        });
+        assert!(references_segment(&c, "trial"));
+        assert!(references_segment(&c, "paying"));
+        assert!(!references_segment(&c, "pay"));
+        c.trigger = Some(Trigger {
+            kind: Some(TriggerKind::SegmentEntry(
+                herald_proto::trigger::v1::SegmentEntryTrigger {
+                    segment_id: "activated".into(),
+                },
+            )),
+        });
+        assert!(references_segment(&c, "activated"));
+        c.audience = None;
+        assert!(!references_segment(&c, "trial"));
     }
 
     #[test]

@@ -195,7 +195,7 @@ grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"campaign": {"nam
 grpcurl -plaintext -H "authorization: Bearer $HERALD_TOKEN" -d '{}' 127.0.0.1:50054 herald.delivery.v1.DeliveryService/Subscribe
 
 # 3. who alice is, and that she just signed up: the message appears on the stream
-grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"identity": {"message_id": "walkthrough-identify-1", "user_id": "alice", "traits": {"first_name": "Alice", "plan": "pro"}}}' 127.0.0.1:50051 herald.ingest.v1.IngestService/Identify
+grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"identity": {"message_id": "walkthrough-identify-1", "user_id": "alice", "traits": {"first_name": "Alice", "plan": "pro", "signed_up_at": "2026-01-05T09:00:00Z"}}}' 127.0.0.1:50051 herald.ingest.v1.IngestService/Identify
 grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"event": {"message_id": "walkthrough-signup-1", "user_id": "alice", "name": "signed_up", "properties": {"plan": "pro"}}}' 127.0.0.1:50051 herald.ingest.v1.IngestService/Track
 
 # 4. alice clicks it (MSG_ID from the stream)
@@ -204,6 +204,11 @@ grpcurl -plaintext -H "authorization: Bearer $HERALD_TOKEN" -d '{"message_id": "
 
 # 5. the campaign's numbers (CMP_ID from step 1)
 grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"campaign_id": "CMP_ID"}' 127.0.0.1:50055 herald.analytics.v1.AnalyticsService/GetCampaignStats
+
+# 6. a segment alice is in (SEG_ID from CreateSegment), until she connects an integration
+grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"segment": {"name": "Needs an integration", "rule_text": "plan == \"pro\" and days_since(signed_up_at) >= 5 and not performed(\"integration_connected\")"}}' 127.0.0.1:50052 herald.segmentation.v1.SegmentationService/CreateSegment
+grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"user_id": "alice"}' 127.0.0.1:50052 herald.segmentation.v1.SegmentationService/GetUserSegments
+grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"event": {"message_id": "walkthrough-integration-1", "user_id": "alice", "name": "integration_connected"}}' 127.0.0.1:50051 herald.ingest.v1.IngestService/Track
 "#;
 
 fn print_banner(credentials: &DevCredentials, dir: &Path) -> anyhow::Result<()> {

@@ -102,6 +102,7 @@ macro_rules! workspace_batch {
 workspace_batch!(
     segmentation::v1::ApplyEventsRequest => events,
     segmentation::v1::ApplyIdentitiesRequest => identities,
+    segmentation::v1::ApplyInteractionsRequest => interactions,
     trigger::v1::HandleEventsRequest => events,
     trigger::v1::HandleSegmentTransitionsRequest => transitions,
     delivery::v1::DeliverRequest => deliveries,

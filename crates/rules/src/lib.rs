@@ -8,8 +8,11 @@
 //! [`parse`] turns text into a tree, or into the first error with its line, column,
 //! byte offset and length and what was expected there; [`format()`] turns a tree into its
 //! canonical text; [`check`] holds a tree to the contract's limits, however it was
-//! written, and [`check_references`] refuses cycles through `in_segment`. Evaluation
-//! lives elsewhere; this crate only reads and writes rules.
+//! written, and [`check_references`] refuses cycles through `in_segment`.
+//! [`eval`] answers a rule for one user at one instant, with the next instant the answer
+//! can change by time; [`engine`] holds a workspace's segments for incremental
+//! evaluation; [`series`] is the compact per-user counting behind `performed` and the
+//! engagement conditions. No IO: storage and scheduling are the service's.
 //!
 //! ```
 //! let text = r#"plan == "pro" and days_since(signed_up_at) >= 5"#;
@@ -91,7 +94,9 @@
 #![forbid(unsafe_code)]
 
 mod check;
+pub mod engine;
 mod error;
+pub mod eval;
 mod format;
 mod lex;
 pub mod limits;
@@ -99,6 +104,7 @@ mod names;
 mod normalize;
 mod parse;
 mod references;
+pub mod series;
 
 pub use check::check;
 pub use error::ParseError;

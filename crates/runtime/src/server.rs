@@ -161,6 +161,13 @@ pub async fn serve(
         reflection_v1 = reflection_v1.register_encoded_file_descriptor_set(set);
         reflection_v1alpha = reflection_v1alpha.register_encoded_file_descriptor_set(set);
     }
+    // Only the services this server answers are listed: a descriptor set also holds the
+    // files its contracts import, and an imported file's service (analytics' internal
+    // service, imported by segmentation for its Interaction message) is served elsewhere.
+    for &name in spec.service_names.iter().chain(&BUILTIN) {
+        reflection_v1 = reflection_v1.with_service_name(name);
+        reflection_v1alpha = reflection_v1alpha.with_service_name(name);
+    }
     let routes = spec
         .routes
         .add_service(health)

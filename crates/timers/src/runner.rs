@@ -43,7 +43,10 @@ impl Runner {
                     add(clock.now(), backoff(&self.settings, failures))
                 }
             };
+            // Biased: once shut down, a timer that falls due in the same instant is left
+            // to the next start (or another replica) rather than fired on the way out.
             tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => return,
                 _ = clock.sleep_until(until) => {}
                 _ = self.wake.notified() => {}

@@ -1,6 +1,7 @@
 //! Herald delivery: writes rendered messages to users' inboxes, pushes in-app messages
 //! to their open Subscribe streams, takes the app's reports of what the user did with
-//! them, and relays every interaction to analytics through the outbox.
+//! them, and relays every interaction to analytics through the outbox, and the engagement
+//! among them (delivered, displayed, clicked, dismissed) to segmentation the same way.
 
 mod api;
 mod downstream;
@@ -27,6 +28,10 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
             .destination(
                 downstream::ANALYTICS,
                 downstream::analytics(&launch.config)?,
+            )
+            .destination(
+                downstream::SEGMENTATION,
+                downstream::segmentation(&launch.config)?,
             )
             .start(launch.shutdown.clone()),
         hub: hub::Hub::new(hub::Caps {

@@ -1,5 +1,6 @@
 //! Durable messages, the idempotency ledger and preferences, each state change committed
-//! together with the outbox items that report it to analytics.
+//! together with the outbox items that report it to analytics (and, for the engagement
+//! segments can name, to segmentation).
 
 use std::collections::{HashMap, HashSet};
 
@@ -16,7 +17,7 @@ use sea_orm::{
     QueryOrder, QuerySelect, TransactionTrait,
 };
 
-use crate::downstream::ANALYTICS;
+use crate::downstream::{ANALYTICS, SEGMENTATION, segmentation_wants};
 
 pub mod message {
     //! One message delivered to one user on one channel.
@@ -134,14 +135,18 @@ impl message::Model {
         })
     }
 
-    /// An interaction of `kind` with this message, as an outbox item for analytics.
-    fn interaction(
+    /// Stages an interaction of `kind` with this message in `items`: an outbox item for
+    /// analytics and, when segmentation wants the kind ([`segmentation_wants`]: not SENT),
+    /// one with the same payload for segmentation. The caller adds `items` in its
+    /// transaction, so both are one insert with the state change they report.
+    fn stage_interaction(
         &self,
+        items: &mut Vec<NewItem>,
         kind: InteractionKind,
         suffix: &str,
         action_id: &str,
         time: i64,
-    ) -> NewItem {
+    ) {
         let request = RecordInteractionsRequest {
             workspace_id: self.workspace_id.clone(),
             interactions: vec![Interaction {
@@ -157,13 +162,21 @@ impl message::Model {
                 ..Default::default()
             }],
         };
-        NewItem {
+        let analytics = NewItem {
             destination: ANALYTICS,
             // Per-user order across the hop.
             key: self.user_id.clone(),
             payload: request.encode_to_vec(),
             traceparent: herald_runtime::telemetry::current_traceparent(),
+        };
+        if segmentation_wants(kind) {
+            // The same bytes: segmentation's ApplyInteractionsRequest shares the fields.
+            items.push(NewItem {
+                destination: SEGMENTATION,
+                ..analytics.clone()
+            });
         }
+        items.push(analytics);
     }
 }
 
@@ -225,7 +238,7 @@ pub async fn deliver(
         }
         let message_id = model.as_ref().map(|m| m.id.clone()).unwrap_or_default();
         if let Some(model) = model {
-            items.push(model.interaction(InteractionKind::Sent, "sent", "", now));
+            model.stage_interaction(&mut items, InteractionKind::Sent, "sent", "", now);
             if model.channel == IN_APP {
                 delivered.live.push(model.to_proto()?);
             }
@@ -441,11 +454,12 @@ pub async fn mark_delivered(
         txn.rollback().await?;
         return Ok(HashSet::new());
     }
-    let interactions = moved
-        .iter()
-        .map(|m| m.interaction(InteractionKind::Delivered, "delivered", "", now))
-        .collect();
-    let staged = outbox.add(&txn, interactions).await?;
+    // Analytics' and segmentation's items of every moved message, in one insert.
+    let mut items = Vec::with_capacity(2 * moved.len());
+    for model in &moved {
+        model.stage_interaction(&mut items, InteractionKind::Delivered, "delivered", "", now);
+    }
+    let staged = outbox.add(&txn, items).await?;
     txn.commit().await?;
     outbox.publish(staged).await;
     Ok(moved.into_iter().map(|m| m.id).collect())
@@ -581,18 +595,36 @@ pub async fn update_state(
     match state {
         MessageState::Displayed => {
             if first(&mut next.display_time) {
-                items.push(model.interaction(InteractionKind::Impression, "impression", "", now));
+                model.stage_interaction(
+                    &mut items,
+                    InteractionKind::Impression,
+                    "impression",
+                    "",
+                    now,
+                );
             }
         }
         MessageState::Clicked => {
             if first(&mut next.click_time) {
-                items.push(model.interaction(InteractionKind::Click, "click", action_id, now));
+                model.stage_interaction(
+                    &mut items,
+                    InteractionKind::Click,
+                    "click",
+                    action_id,
+                    now,
+                );
             }
             first(&mut next.read_time);
         }
         MessageState::Dismissed => {
             if first(&mut next.dismiss_time) {
-                items.push(model.interaction(InteractionKind::Dismissal, "dismissal", "", now));
+                model.stage_interaction(
+                    &mut items,
+                    InteractionKind::Dismissal,
+                    "dismissal",
+                    "",
+                    now,
+                );
             }
         }
         MessageState::Read => {

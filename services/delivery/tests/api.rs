@@ -1,7 +1,8 @@
 //! Delivery over real gRPC: the service on 127.0.0.1:0 with a fresh database (SQLite, or
-//! PostgreSQL with `HERALD_TEST_DATABASE=postgres`), and a fake analytics that records
-//! the interactions relayed to it.
+//! PostgreSQL with `HERALD_TEST_DATABASE=postgres`), and a fake analytics and a fake
+//! segmentation that record the interactions relayed to them.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +17,10 @@ use herald_proto::delivery::v1::delivery_internal_service_client::DeliveryIntern
 use herald_proto::delivery::v1::delivery_service_client::DeliveryServiceClient;
 use herald_proto::delivery::v1::subscribe_response::Kind;
 use herald_proto::delivery::v1::*;
+use herald_proto::segmentation::v1::segmentation_internal_service_server::{
+    SegmentationInternalService, SegmentationInternalServiceServer,
+};
+use herald_proto::segmentation::v1::{self as segmentation};
 use herald_runtime::ServiceKind;
 use herald_testkit::{Credentials, Running, TestDatabase, authorized, eventually};
 use tonic::transport::Channel as GrpcChannel;
@@ -63,11 +68,69 @@ impl AnalyticsInternalService for FakeAnalytics {
     }
 }
 
+/// Segmentation stand-in: records every interaction it is sent, or, while
+/// `unimplemented` is set, answers ApplyInteractions with UNIMPLEMENTED (as segmentation
+/// did before it learnt the RPC) and only counts the calls.
+#[derive(Clone, Default)]
+struct FakeSegmentation {
+    interactions: Arc<Mutex<Vec<Interaction>>>,
+    unimplemented: Arc<AtomicBool>,
+    calls: Arc<AtomicUsize>,
+}
+
+#[tonic::async_trait]
+impl SegmentationInternalService for FakeSegmentation {
+    async fn apply_interactions(
+        &self,
+        request: Request<segmentation::ApplyInteractionsRequest>,
+    ) -> Result<Response<segmentation::ApplyInteractionsResponse>, Status> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.unimplemented.load(Ordering::SeqCst) {
+            return Err(Status::unimplemented(
+                "SegmentationInternalService.ApplyInteractions",
+            ));
+        }
+        let request = request.into_inner();
+        assert_eq!(request.workspace_id, herald_testkit::WORKSPACE);
+        let applied = request.interactions.len() as u32;
+        self.interactions
+            .lock()
+            .unwrap()
+            .extend(request.interactions);
+        Ok(Response::new(segmentation::ApplyInteractionsResponse {
+            applied,
+            duplicates: 0,
+        }))
+    }
+
+    async fn apply_events(
+        &self,
+        _: Request<segmentation::ApplyEventsRequest>,
+    ) -> Result<Response<segmentation::ApplyEventsResponse>, Status> {
+        Err(Status::unimplemented("not used by delivery"))
+    }
+
+    async fn apply_identities(
+        &self,
+        _: Request<segmentation::ApplyIdentitiesRequest>,
+    ) -> Result<Response<segmentation::ApplyIdentitiesResponse>, Status> {
+        Err(Status::unimplemented("not used by delivery"))
+    }
+
+    async fn forget_user(
+        &self,
+        _: Request<segmentation::ForgetUserRequest>,
+    ) -> Result<Response<segmentation::ForgetUserResponse>, Status> {
+        Err(Status::unimplemented("not used by delivery"))
+    }
+}
+
 struct App {
     running: Running,
     credentials: Credentials,
     analytics: FakeAnalytics,
-    _db: TestDatabase,
+    segmentation: FakeSegmentation,
+    db: TestDatabase,
 }
 
 async fn spawn_app() -> App {
@@ -82,25 +145,38 @@ async fn spawn_app_configured(
     clock: herald_runtime::Clock,
     configure: impl FnOnce(&mut herald_runtime::Config),
 ) -> App {
+    spawn_app_downstream_of(clock, FakeSegmentation::default(), configure).await
+}
+
+/// Delivery relaying to a fake analytics and to `segmentation`, both served on one
+/// listener.
+async fn spawn_app_downstream_of(
+    clock: herald_runtime::Clock,
+    segmentation: FakeSegmentation,
+    configure: impl FnOnce(&mut herald_runtime::Config),
+) -> App {
     let analytics = FakeAnalytics::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let analytics_url = format!("http://{}", listener.local_addr().unwrap());
+    let downstream_url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(AnalyticsInternalServiceServer::new(analytics.clone()))
+            .add_service(SegmentationInternalServiceServer::new(segmentation.clone()))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
     let db = TestDatabase::new().await;
     let credentials = Credentials::new();
     let mut config = herald_testkit::config(ServiceKind::Delivery, &db, &credentials);
-    config.analytics_url = analytics_url;
+    config.analytics_url = downstream_url.clone();
+    config.segmentation_url = downstream_url;
     configure(&mut config);
     let running = herald_testkit::spawn(config, clock, herald_delivery::serve).await;
     App {
         running,
         credentials,
         analytics,
-        _db: db,
+        segmentation,
+        db,
     }
 }
 
@@ -205,29 +281,73 @@ impl App {
         Ok(response.into_inner().message.expect("message"))
     }
 
-    /// Waits until analytics has received interactions with exactly these ids (in any order).
     /// Waits until analytics has every interaction of `expected`, and checks that none
-    /// arrived twice.
+    /// arrived twice; returns all it has.
     async fn analytics_received(&self, expected: &[String]) -> Vec<Interaction> {
-        let interactions = self.analytics.interactions.clone();
-        let got = eventually(WAIT, "interactions at analytics", || {
-            let interactions = interactions.clone();
-            async move {
-                let got = interactions.lock().unwrap().clone();
-                expected
-                    .iter()
-                    .all(|id| got.iter().any(|i| &i.id == id))
-                    .then_some(got)
-            }
-        })
-        .await;
-        let mut ids: Vec<&str> = got.iter().map(|i| i.id.as_str()).collect();
-        ids.sort();
-        let before = ids.len();
-        ids.dedup();
-        assert_eq!(ids.len(), before, "an interaction was recorded twice");
-        got
+        received(&self.analytics.interactions, "analytics", expected).await
     }
+
+    /// [`App::analytics_received`] at segmentation.
+    async fn segmentation_received(&self, expected: &[String]) -> Vec<Interaction> {
+        received(&self.segmentation.interactions, "segmentation", expected).await
+    }
+
+    /// Outbox rows for `destination` that are parked (`failed_at` set), read from
+    /// delivery's database.
+    async fn parked(&self, destination: &str) -> i64 {
+        use herald_storage::sql;
+        use sea_orm::ConnectionTrait;
+        let db = herald_storage::connect(&self.db.url("delivery"))
+            .await
+            .unwrap();
+        let backend = db.get_database_backend();
+        let row = db
+            .query_one_raw(sql::statement(
+                backend,
+                format!(
+                    "SELECT COUNT(*) AS n FROM delivery_outbox \
+                     WHERE failed_at IS NOT NULL AND destination = {}",
+                    sql::param(backend, 1)
+                ),
+                vec![destination.into()],
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let parked = row.try_get("", "n").unwrap();
+        let _ = db.close().await;
+        parked
+    }
+}
+
+/// Waits until `interactions` (a fake's record, named `at`) holds every id of `expected`,
+/// and checks that none arrived twice; returns all it holds.
+async fn received(
+    interactions: &Arc<Mutex<Vec<Interaction>>>,
+    at: &str,
+    expected: &[String],
+) -> Vec<Interaction> {
+    let got = eventually(WAIT, &format!("interactions at {at}"), || {
+        let interactions = interactions.clone();
+        async move {
+            let got = interactions.lock().unwrap().clone();
+            expected
+                .iter()
+                .all(|id| got.iter().any(|i| &i.id == id))
+                .then_some(got)
+        }
+    })
+    .await;
+    let mut ids: Vec<&str> = got.iter().map(|i| i.id.as_str()).collect();
+    ids.sort();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        before,
+        "an interaction was recorded twice at {at}"
+    );
+    got
 }
 
 fn in_app(key: &str, user_id: &str, priority: i32) -> Delivery {
@@ -355,6 +475,16 @@ async fn a_subscriber_receives_new_in_app_messages_live() {
         ("u1", first.as_str())
     );
     assert_eq!(delivered.delivery_idempotency_key, "k1");
+    // Segmentation is sent the same DELIVERED interactions, payload for payload.
+    let at_segmentation = app
+        .segmentation_received(&[format!("{first}:delivered"), format!("{second}:delivered")])
+        .await;
+    assert_eq!(
+        at_segmentation
+            .iter()
+            .find(|i| i.id == format!("{first}:delivered")),
+        Some(delivered)
+    );
     app.running.stop().await;
 }
 
@@ -651,7 +781,106 @@ async fn a_click_updates_the_inbox_and_is_recorded_once() {
         .unwrap();
     assert_eq!(click.action_id, "go");
     assert_eq!(click.message_id, id);
+    // Recorded once at segmentation too: the repeated click staged nothing.
+    let at_segmentation = app
+        .segmentation_received(&[format!("{id}:click"), format!("{id}:impression")])
+        .await;
+    assert_eq!(
+        at_segmentation
+            .iter()
+            .filter(|i| i.kind() == InteractionKind::Click)
+            .collect::<Vec<_>>(),
+        [click]
+    );
     app.running.stop().await;
+}
+
+#[tokio::test]
+async fn a_click_is_relayed_to_segmentation_with_its_campaign_and_kind_and_a_send_is_not() {
+    let app = spawn_app().await;
+    let id = app
+        .deliver_one(Delivery {
+            campaign_id: "cmp_x".into(),
+            ..in_app("k1", "u1", 0)
+        })
+        .await;
+    app.update("u1", &id, MessageState::Clicked, "go")
+        .await
+        .unwrap();
+
+    let at_segmentation = app.segmentation_received(&[format!("{id}:click")]).await;
+    // The SENT was staged before the click; one relay sends a destination's items in the
+    // order they were staged, so had it been staged for segmentation it would be here by
+    // now.
+    let kinds: Vec<(&str, InteractionKind)> = at_segmentation
+        .iter()
+        .map(|i| (i.id.as_str(), i.kind()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [(format!("{id}:click").as_str(), InteractionKind::Click)],
+        "the click and nothing else"
+    );
+    let click = &at_segmentation[0];
+    assert_eq!(
+        (
+            click.campaign_id.as_str(),
+            click.variant_id.as_str(),
+            click.user_id.as_str(),
+            click.message_id.as_str(),
+            click.action_id.as_str(),
+        ),
+        ("cmp_x", "var_a", "u1", id.as_str(), "go")
+    );
+    assert!(click.time.is_some());
+    // Analytics has both, the same click among them.
+    let at_analytics = app
+        .analytics_received(&[format!("{id}:sent"), format!("{id}:click")])
+        .await;
+    assert!(at_analytics.contains(click));
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn while_segmentation_answers_unimplemented_nothing_waits_for_it() {
+    let segmentation = FakeSegmentation::default();
+    segmentation.unimplemented.store(true, Ordering::SeqCst);
+    let app = spawn_app_downstream_of(herald_runtime::Clock::system(), segmentation, |_| {}).await;
+    let id = tokio::time::timeout(WAIT, async {
+        let mut stream = app.subscribe("u1").await;
+        let id = app.deliver_one(in_app("k1", "u1", 0)).await;
+        assert_eq!(next_message(&mut stream).await.id, id);
+        app.update("u1", &id, MessageState::Clicked, "go")
+            .await
+            .unwrap();
+        app.update("u1", &id, MessageState::Dismissed, "")
+            .await
+            .unwrap();
+        id
+    })
+    .await
+    .expect("deliver, the stream, and the state updates answer without segmentation");
+
+    // Analytics' hop is not held up by segmentation's.
+    app.analytics_received(&[
+        format!("{id}:sent"),
+        format!("{id}:delivered"),
+        format!("{id}:click"),
+        format!("{id}:dismissal"),
+    ])
+    .await;
+    // Segmentation's items (DELIVERED, CLICK, DISMISSAL) are parked at once, for
+    // `herald outbox replay` once segmentation implements the RPC, not retried forever.
+    eventually(WAIT, "segmentation's items parked", || async {
+        (app.parked("segmentation").await == 3).then_some(())
+    })
+    .await;
+    assert_eq!(app.parked("analytics").await, 0);
+    assert!(app.segmentation.calls.load(Ordering::SeqCst) >= 3);
+    assert!(app.segmentation.interactions.lock().unwrap().is_empty());
+    tokio::time::timeout(WAIT, app.running.stop())
+        .await
+        .expect("delivery stops promptly");
 }
 
 #[tokio::test]
@@ -729,6 +958,7 @@ async fn dismissed_read_and_archived_messages_leave_the_inbox_as_the_contract_sa
         format!("{a}:dismissal"),
     ])
     .await;
+    app.segmentation_received(&[format!("{a}:dismissal")]).await;
     app.running.stop().await;
 }
 
@@ -1018,27 +1248,38 @@ async fn a_replay_of_many_pending_messages_delivers_each_once_and_records_each_d
     assert_nothing_before_a_marker(&app, &mut stream, "u1").await;
     drop(stream);
 
-    let delivered = |app: &App| {
-        let interactions = app.analytics.interactions.lock().unwrap();
+    let delivered = |interactions: &Mutex<Vec<Interaction>>| {
         interactions
+            .lock()
+            .unwrap()
             .iter()
             .filter(|i| i.kind() == InteractionKind::Delivered)
             .map(|i| i.id.clone())
             .collect::<Vec<_>>()
     };
-    // 100 replayed and the marker: each DELIVERED once.
-    eventually(WAIT, "101 DELIVERED interactions", || {
-        let found = delivered(&app);
-        std::future::ready((found.len() >= 101).then_some(()))
-    })
-    .await;
-    let mut found = delivered(&app);
-    found.sort();
-    found.dedup();
-    assert_eq!(found.len(), delivered(&app).len(), "no DELIVERED twice");
-    assert_eq!(found.len(), 101);
-    for id in &ids {
-        assert!(found.contains(&format!("{id}:delivered")), "{id}");
+    // 100 replayed and the marker: each DELIVERED once, at analytics and at segmentation
+    // (the mark stages both in one insert).
+    for (at, interactions) in [
+        ("analytics", &app.analytics.interactions),
+        ("segmentation", &app.segmentation.interactions),
+    ] {
+        eventually(WAIT, &format!("101 DELIVERED interactions at {at}"), || {
+            let found = delivered(interactions);
+            std::future::ready((found.len() >= 101).then_some(()))
+        })
+        .await;
+        let mut found = delivered(interactions);
+        found.sort();
+        found.dedup();
+        assert_eq!(
+            found.len(),
+            delivered(interactions).len(),
+            "no DELIVERED twice at {at}"
+        );
+        assert_eq!(found.len(), 101, "at {at}");
+        for id in &ids {
+            assert!(found.contains(&format!("{id}:delivered")), "{id} at {at}");
+        }
     }
     app.running.stop().await;
 }

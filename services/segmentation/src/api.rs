@@ -1,21 +1,25 @@
 //! The gRPC adapters of segmentation: the internal service (authenticate, validate,
-//! apply, answer) and the public segment API, which comes in a later version.
+//! apply, answer) and the public segment API (the caller's workspace, then `manage`).
 
-use herald_outbox::Outbox;
+use std::sync::Arc;
+
 use herald_proto::segmentation::v1::segmentation_internal_service_server::SegmentationInternalService;
 use herald_proto::segmentation::v1::segmentation_service_server::SegmentationService;
 use herald_proto::segmentation::v1::*;
-use herald_runtime::{Clock, Error, not_yet_implemented, require_workspace};
+use herald_runtime::{
+    Caller, Clock, Deadline, Downstream, Error, not_yet_implemented, require_workspace,
+};
 use sea_orm::DatabaseConnection;
+use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
 
-use crate::{store, validate};
+use crate::store::Segmenter;
+use crate::{manage, preview, store, validate};
 
-/// The internal service: events and identities relayed by ingest.
+/// The internal service: events and identities relayed by ingest, interactions relayed
+/// by delivery.
 pub struct Internal {
-    pub db: DatabaseConnection,
-    pub outbox: Outbox,
-    pub clock: Clock,
+    pub segmenter: Segmenter,
 }
 
 #[tonic::async_trait]
@@ -30,9 +34,7 @@ impl SegmentationInternalService for Internal {
             events,
         } = request.into_inner();
         validate::events(&workspace_id, &events)?;
-        let applied =
-            store::apply_events(&self.db, &self.outbox, &self.clock, &workspace_id, &events)
-                .await?;
+        let applied = store::apply_events(&self.segmenter, &workspace_id, &events).await?;
         Ok(Response::new(ApplyEventsResponse {
             applied: applied.applied,
             duplicates: applied.duplicates,
@@ -49,8 +51,7 @@ impl SegmentationInternalService for Internal {
             identities,
         } = request.into_inner();
         validate::identities(&workspace_id, &identities)?;
-        let applied =
-            store::apply_identities(&self.db, &self.clock, &workspace_id, &identities).await?;
+        let applied = store::apply_identities(&self.segmenter, &workspace_id, &identities).await?;
         Ok(Response::new(ApplyIdentitiesResponse {
             applied: applied.applied,
             duplicates: applied.duplicates,
@@ -66,53 +67,148 @@ impl SegmentationInternalService for Internal {
             "SegmentationInternalService.ForgetUser",
         ))
     }
+
+    async fn apply_interactions(
+        &self,
+        request: Request<ApplyInteractionsRequest>,
+    ) -> Result<Response<ApplyInteractionsResponse>, Status> {
+        require_workspace(&request, &request.get_ref().workspace_id)?;
+        let ApplyInteractionsRequest {
+            workspace_id,
+            interactions,
+        } = request.into_inner();
+        validate::interactions(&workspace_id, &interactions)?;
+        let applied =
+            store::apply_interactions(&self.segmenter, &workspace_id, &interactions).await?;
+        Ok(Response::new(ApplyInteractionsResponse {
+            applied: applied.applied,
+            duplicates: applied.duplicates,
+        }))
+    }
 }
 
-/// The public segment API: ParseRule; segments themselves come in a later version.
-pub struct Segments;
+/// The public segment API: segments, their members, and ParseRule.
+pub struct Segments {
+    pub db: DatabaseConnection,
+    pub clock: Clock,
+    /// Woken when a segment's backfill becomes pending (a create or a rule change).
+    pub backfill: Arc<Notify>,
+    /// Trigger's internal API, asked which campaigns use a segment before deleting it.
+    pub trigger: Downstream,
+}
+
+fn workspace<T>(request: &Request<T>) -> Result<String, Error> {
+    Ok(Caller::of(request)?.key_workspace()?.to_owned())
+}
+
+fn required<T>(value: Option<T>, field: &str) -> Result<T, Error> {
+    value.ok_or_else(|| Error::invalid(field, "is required"))
+}
 
 #[tonic::async_trait]
 impl SegmentationService for Segments {
     async fn create_segment(
         &self,
-        _: Request<CreateSegmentRequest>,
+        request: Request<CreateSegmentRequest>,
     ) -> Result<Response<CreateSegmentResponse>, Status> {
-        Err(not_yet_implemented("SegmentationService.CreateSegment"))
+        let workspace = workspace(&request)?;
+        let segment = required(request.into_inner().segment, "segment")?;
+        let segment = manage::create(&self.db, &self.clock, &workspace, segment).await?;
+        self.backfill.notify_one();
+        Ok(Response::new(CreateSegmentResponse {
+            segment: Some(segment),
+        }))
     }
 
     async fn get_segment(
         &self,
-        _: Request<GetSegmentRequest>,
+        request: Request<GetSegmentRequest>,
     ) -> Result<Response<GetSegmentResponse>, Status> {
-        Err(not_yet_implemented("SegmentationService.GetSegment"))
+        let workspace = workspace(&request)?;
+        let segment = manage::get(&self.db, &workspace, &request.into_inner().segment_id).await?;
+        Ok(Response::new(GetSegmentResponse {
+            segment: Some(segment),
+        }))
     }
 
     async fn list_segments(
         &self,
-        _: Request<ListSegmentsRequest>,
+        request: Request<ListSegmentsRequest>,
     ) -> Result<Response<ListSegmentsResponse>, Status> {
-        Err(not_yet_implemented("SegmentationService.ListSegments"))
+        let workspace = workspace(&request)?;
+        let r = request.into_inner();
+        let (segments, next_page_token) =
+            manage::list(&self.db, &workspace, r.page_size, &r.page_token).await?;
+        Ok(Response::new(ListSegmentsResponse {
+            segments,
+            next_page_token,
+        }))
     }
 
     async fn update_segment(
         &self,
-        _: Request<UpdateSegmentRequest>,
+        request: Request<UpdateSegmentRequest>,
     ) -> Result<Response<UpdateSegmentResponse>, Status> {
-        Err(not_yet_implemented("SegmentationService.UpdateSegment"))
+        let workspace = workspace(&request)?;
+        let r = request.into_inner();
+        let segment = required(r.segment, "segment")?;
+        let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
+        let updated = manage::update(&self.db, &self.clock, &workspace, segment, &paths).await?;
+        if updated.rule_changed {
+            self.backfill.notify_one();
+        }
+        Ok(Response::new(UpdateSegmentResponse {
+            segment: Some(updated.segment),
+        }))
     }
 
     async fn delete_segment(
         &self,
-        _: Request<DeleteSegmentRequest>,
+        request: Request<DeleteSegmentRequest>,
     ) -> Result<Response<DeleteSegmentResponse>, Status> {
-        Err(not_yet_implemented("SegmentationService.DeleteSegment"))
+        let workspace = workspace(&request)?;
+        let deadline = Deadline::of(&request);
+        let id = request.into_inner().segment_id;
+        manage::delete(&self.db, &self.trigger, deadline, &workspace, &id).await?;
+        Ok(Response::new(DeleteSegmentResponse {}))
     }
 
+    /// Every known user evaluated at now against the rule, within a time budget.
     async fn preview_segment(
         &self,
-        _: Request<PreviewSegmentRequest>,
+        request: Request<PreviewSegmentRequest>,
     ) -> Result<Response<PreviewSegmentResponse>, Status> {
-        Err(not_yet_implemented("SegmentationService.PreviewSegment"))
+        let workspace = workspace(&request)?;
+        let PreviewSegmentRequest {
+            rule,
+            rule_text,
+            sample_size,
+        } = request.into_inner();
+        if sample_size > 100 {
+            return Err(Error::invalid("sample_size", "must be at most 100").into());
+        }
+        let sample = if sample_size == 0 {
+            10
+        } else {
+            sample_size as usize
+        };
+        let rule = preview::rule_of(&self.db, &workspace, rule, &rule_text).await?;
+        let now = self.clock.now_ms();
+        let Some((count, sample_user_ids)) =
+            preview::preview(&self.db, &workspace, &rule, sample, now, preview::BUDGET).await?
+        else {
+            return Err(Status::deadline_exceeded(format!(
+                "evaluating every user took longer than {} s; the workspace is too large to \
+                 preview",
+                preview::BUDGET.as_secs()
+            )));
+        };
+        Ok(Response::new(PreviewSegmentResponse {
+            count,
+            sample_user_ids,
+            evaluate_time: Some(herald_core::time::proto_from_ms(now)),
+            rule: Some(rule),
+        }))
     }
 
     /// The rule's tree and canonical text, or its first error with the position, in an
@@ -148,17 +244,32 @@ impl SegmentationService for Segments {
 
     async fn list_segment_members(
         &self,
-        _: Request<ListSegmentMembersRequest>,
+        request: Request<ListSegmentMembersRequest>,
     ) -> Result<Response<ListSegmentMembersResponse>, Status> {
-        Err(not_yet_implemented(
-            "SegmentationService.ListSegmentMembers",
-        ))
+        let workspace = workspace(&request)?;
+        let r = request.into_inner();
+        let (members, next_page_token) = manage::members(
+            &self.db,
+            &workspace,
+            &r.segment_id,
+            r.page_size,
+            &r.page_token,
+        )
+        .await?;
+        Ok(Response::new(ListSegmentMembersResponse {
+            members,
+            next_page_token,
+        }))
     }
 
     async fn get_user_segments(
         &self,
-        _: Request<GetUserSegmentsRequest>,
+        request: Request<GetUserSegmentsRequest>,
     ) -> Result<Response<GetUserSegmentsResponse>, Status> {
-        Err(not_yet_implemented("SegmentationService.GetUserSegments"))
+        let workspace = workspace(&request)?;
+        let user_id = request.into_inner().user_id;
+        Ok(Response::new(
+            manage::user_segments(&self.db, &workspace, &user_id).await?,
+        ))
     }
 }

@@ -6,6 +6,9 @@ use herald_storage::sea_orm_migration::prelude::*;
 /// The outbox table of segmentation.
 pub const OUTBOX_TABLE: &str = "segmentation_outbox";
 
+/// The users' timers (one per user, at their next change by time).
+pub const TIMERS_TABLE: &str = "segmentation_timers";
+
 herald_storage::migrator!(
     /// Segmentation's migrations, in order.
     Migrator,
@@ -14,6 +17,9 @@ herald_storage::migrator!(
         CreateUserState,
         herald_outbox::migration(OUTBOX_TABLE),
         TraitVersionsAndLedgerRetention,
+        CreateSegments,
+        UserProfiles,
+        herald_timers::migration(TIMERS_TABLE),
     ]
 );
 
@@ -132,6 +138,135 @@ impl MigrationTrait for TraitVersionsAndLedgerRetention {
                 Table::alter()
                     .table(Alias::new("segmentation_users"))
                     .drop_column(Alias::new("trait_versions"))
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+/// Segment definitions with their backfill progress, memberships, and the per-workspace
+/// version that every create, rule change and delete of a segment moves.
+struct CreateSegments;
+
+impl MigrationName for CreateSegments {
+    fn name(&self) -> &str {
+        "m20261203_000001_create_segments"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateSegments {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("segmentation_segments"))
+                    .if_not_exists()
+                    .col(text("workspace_id", 128))
+                    .col(text("segment_id", 128))
+                    .col(text("name", 128))
+                    .col(text("description", 1024))
+                    // The encoded herald.segmentation.v1.Rule, in normal form.
+                    .col(blob("rule"))
+                    // The rule's canonical text; at most 16 KiB, so unbounded here.
+                    .col(col("rule_text").text().not_null())
+                    .col(int64("created_at"))
+                    .col(int64("updated_at"))
+                    .col(int64("rule_version"))
+                    .col(int16("backfill_state"))
+                    .col(int64("backfill_total"))
+                    .col(int64("backfill_done"))
+                    .col(text("backfill_cursor", 256))
+                    .col(int64("backfill_started_at"))
+                    .col(col("backfill_finished_at").big_integer().null())
+                    .primary_key(&mut primary_key(&["workspace_id", "segment_id"]))
+                    .to_owned(),
+            )
+            .await?;
+        // ListSegments: newest first, in pages.
+        manager
+            .create_index(index(
+                "segmentation_segments",
+                "segmentation_segments_by_created",
+                &["workspace_id", "created_at", "segment_id"],
+            ))
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("segmentation_members"))
+                    .if_not_exists()
+                    .col(text("workspace_id", 128))
+                    .col(text("segment_id", 128))
+                    .col(text("user_id", 256))
+                    .col(int64("entered_at"))
+                    .primary_key(&mut primary_key(&["workspace_id", "segment_id", "user_id"]))
+                    .to_owned(),
+            )
+            .await?;
+        // GetUserSegments: a user's segments without scanning every segment's members.
+        manager
+            .create_index(index(
+                "segmentation_members",
+                "segmentation_members_by_user",
+                &["workspace_id", "user_id"],
+            ))
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("segmentation_segment_versions"))
+                    .if_not_exists()
+                    .col(text("workspace_id", 128))
+                    .col(int64("version"))
+                    .primary_key(&mut primary_key(&["workspace_id"]))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        drop_tables(
+            manager,
+            &[
+                "segmentation_segment_versions",
+                "segmentation_members",
+                "segmentation_segments",
+            ],
+        )
+        .await
+    }
+}
+
+/// The evaluation profile of each user (series and memberships); null until the user is
+/// next touched, when the old event counters seed it.
+struct UserProfiles;
+
+impl MigrationName for UserProfiles {
+    fn name(&self) -> &str {
+        "m20261203_000002_user_profiles"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for UserProfiles {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new("segmentation_users"))
+                    .add_column(col("profile").blob().null())
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new("segmentation_users"))
+                    .drop_column(Alias::new("profile"))
                     .to_owned(),
             )
             .await

@@ -4,6 +4,7 @@
 //! caller from writing unkeyed state, and name every wrong field.
 
 use herald_core::{Len, Violations, limits};
+use herald_proto::analytics::v1::Interaction;
 use herald_proto::common::v1::{Event, Identity};
 use herald_runtime::Error;
 
@@ -31,6 +32,31 @@ pub fn identities(workspace_id: &str, identities: &[Identity]) -> Result<(), Err
             format!("identities[{i}].user_id"),
             &identity.user_id,
             Len::required(limits::USER_ID),
+        );
+    }
+    Ok(out.finish()?)
+}
+
+/// Checks an ApplyInteractions request: the ids and keys an engagement series is counted
+/// under.
+pub fn interactions(workspace_id: &str, interactions: &[Interaction]) -> Result<(), Error> {
+    let mut out = Violations::new();
+    out.batch(workspace_id, "interactions", interactions.len());
+    for (i, interaction) in interactions.iter().enumerate() {
+        out.text(
+            format!("interactions[{i}].id"),
+            &interaction.id,
+            Len::required(limits::MESSAGE_ID),
+        );
+        out.text(
+            format!("interactions[{i}].user_id"),
+            &interaction.user_id,
+            Len::required(limits::USER_ID),
+        );
+        out.text(
+            format!("interactions[{i}].campaign_id"),
+            &interaction.campaign_id,
+            Len::required(limits::CAMPAIGN_ID),
         );
     }
     Ok(out.finish()?)

@@ -12,7 +12,7 @@ use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
 use crate::cache::CampaignCache;
-use crate::{fire, manage};
+use crate::{fire, manage, store, transitions};
 
 fn workspace<T>(request: &Request<T>) -> Result<String, Error> {
     Ok(Caller::of(request)?.key_workspace()?.to_owned())
@@ -125,7 +125,8 @@ impl TriggerService for Campaigns {
     }
 }
 
-/// The internal API fed by segmentation's outbox relay.
+/// The internal API fed by segmentation's outbox relay, and asked by segmentation which
+/// campaigns use a segment.
 pub struct Internal {
     pub db: DatabaseConnection,
     pub outbox: Outbox,
@@ -161,6 +162,56 @@ fn check_events(request: &HandleEventsRequest) -> Result<(), Error> {
     Ok(out.finish()?)
 }
 
+/// The longest segment id: the limit campaigns store segment ids under.
+const SEGMENT_ID: usize = herald_campaigns::validate::MAX_SEGMENT_ID;
+/// The longest segment transition id.
+const TRANSITION_ID: usize = 128;
+
+fn check_transitions(request: &HandleSegmentTransitionsRequest) -> Result<(), Error> {
+    let mut out = Violations::new();
+    out.batch(
+        &request.workspace_id,
+        "transitions",
+        request.transitions.len(),
+    );
+    for (i, transition) in request.transitions.iter().enumerate() {
+        let field = format!("transitions[{i}]");
+        out.text(
+            format!("{field}.id"),
+            &transition.id,
+            Len::required(TRANSITION_ID),
+        );
+        out.text(
+            format!("{field}.segment_id"),
+            &transition.segment_id,
+            Len::required(SEGMENT_ID),
+        );
+        out.text(
+            format!("{field}.user_id"),
+            &transition.user_id,
+            Len::required(limits::USER_ID),
+        );
+        if !matches!(
+            TransitionKind::try_from(transition.kind),
+            Ok(TransitionKind::Entered | TransitionKind::Exited)
+        ) {
+            out.push(format!("{field}.kind"), "must be ENTERED or EXITED");
+        }
+    }
+    Ok(out.finish()?)
+}
+
+fn check_segment_reference(request: &ListSegmentReferencesRequest) -> Result<(), Error> {
+    let mut out = Violations::new();
+    out.text(
+        "workspace_id",
+        &request.workspace_id,
+        Len::required(limits::WORKSPACE_ID),
+    );
+    out.text("segment_id", &request.segment_id, Len::required(SEGMENT_ID));
+    Ok(out.finish()?)
+}
+
 #[tonic::async_trait]
 impl TriggerInternalService for Internal {
     async fn handle_events(
@@ -190,9 +241,19 @@ impl TriggerInternalService for Internal {
         request: Request<HandleSegmentTransitionsRequest>,
     ) -> Result<Response<HandleSegmentTransitionsResponse>, Status> {
         require_workspace(&request, &request.get_ref().workspace_id)?;
-        Err(not_yet_implemented(
-            "TriggerInternalService.HandleSegmentTransitions",
-        ))
+        let request = request.into_inner();
+        check_transitions(&request)?;
+        let outcome = transitions::handle_transitions(
+            &self.db,
+            &self.clock,
+            &request.workspace_id,
+            &request.transitions,
+        )
+        .await?;
+        Ok(Response::new(HandleSegmentTransitionsResponse {
+            handled: outcome.handled,
+            duplicates: outcome.duplicates,
+        }))
     }
 
     async fn forget_user(
@@ -201,5 +262,19 @@ impl TriggerInternalService for Internal {
     ) -> Result<Response<ForgetUserResponse>, Status> {
         require_workspace(&request, &request.get_ref().workspace_id)?;
         Err(not_yet_implemented("TriggerInternalService.ForgetUser"))
+    }
+
+    async fn list_segment_references(
+        &self,
+        request: Request<ListSegmentReferencesRequest>,
+    ) -> Result<Response<ListSegmentReferencesResponse>, Status> {
+        require_workspace(&request, &request.get_ref().workspace_id)?;
+        let request = request.into_inner();
+        check_segment_reference(&request)?;
+        let campaign_ids =
+            store::segment_references(&self.db, &request.workspace_id, &request.segment_id).await?;
+        Ok(Response::new(ListSegmentReferencesResponse {
+            campaign_ids,
+        }))
     }
 }

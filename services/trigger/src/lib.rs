@@ -1,7 +1,9 @@
 //! Herald trigger: campaigns, and the matching of users' events against them into
-//! rendered deliveries, handed to delivery through the outbox. The rules (validation,
-//! matching, assignment, rendering, the decision) live in `herald-campaigns`; this crate
-//! stores campaigns and adapts gRPC to them.
+//! rendered deliveries, handed to delivery through the outbox. Segment transitions are
+//! acknowledged and deduplicated (no campaign acts on them yet), and segmentation can ask
+//! which campaigns reference a segment. The rules (validation, matching, assignment,
+//! rendering, the decision) live in `herald-campaigns`; this crate stores campaigns and
+//! adapts gRPC to them.
 
 mod api;
 mod cache;
@@ -10,6 +12,7 @@ mod fire;
 mod manage;
 pub mod migration;
 mod store;
+mod transitions;
 
 use std::sync::Arc;
 
@@ -25,7 +28,11 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     let outbox = Outbox::for_service(&launch, &db, migration::OUTBOX_TABLE)
         .destination(downstream::DELIVERY, downstream::delivery(&launch.config)?)
         .start(launch.shutdown.clone());
-    herald_storage::retention::spawn_cleanup(&launch, &db, vec![store::HANDLED]);
+    herald_storage::retention::spawn_cleanup(
+        &launch,
+        &db,
+        vec![store::HANDLED, store::HANDLED_TRANSITIONS],
+    );
     let cache = Arc::new(cache::CampaignCache::new());
     let clock = &launch.clock;
     let campaigns = api::Campaigns {

@@ -15,6 +15,7 @@ herald_storage::migrator!(
         CreateCampaigns,
         LedgerRetention,
         CampaignVersions,
+        HandledTransitions,
     ]
 );
 
@@ -143,5 +144,45 @@ impl MigrationTrait for CampaignVersions {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         drop_tables(manager, &["trigger_campaign_versions"]).await
+    }
+}
+
+/// The ledger of handled segment transition ids, and the index its retention cleanup
+/// deletes by.
+struct HandledTransitions;
+
+impl MigrationName for HandledTransitions {
+    fn name(&self) -> &str {
+        "m20261215_000001_handled_transitions"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for HandledTransitions {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("trigger_handled_transitions"))
+                    .if_not_exists()
+                    .col(text("workspace_id", 128))
+                    .col(text("transition_id", 128))
+                    .col(int64("handled_at"))
+                    // Idempotency is the primary key: each transition id is handled once.
+                    .primary_key(&mut primary_key(&["workspace_id", "transition_id"]))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(index(
+                "trigger_handled_transitions",
+                "trigger_handled_transitions_at",
+                &["handled_at"],
+            ))
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        drop_tables(manager, &["trigger_handled_transitions"]).await
     }
 }

@@ -1,10 +1,10 @@
 //! Campaigns, stored as their encoded protobuf plus the columns that find them (status
 //! and trigger event name, so that matching never scans every campaign), and the ids of
-//! events already handled.
+//! events and segment transitions already handled.
 
 use std::collections::HashSet;
 
-use herald_campaigns::validate::trigger_event_name;
+use herald_campaigns::validate::{references_segment, trigger_event_name};
 use herald_core::time::ms_of_proto;
 use herald_proto::trigger::v1::{Campaign, CampaignStatus};
 use herald_runtime::Error;
@@ -62,6 +62,26 @@ pub mod handled_event {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+pub mod handled_transition {
+    //! The id of a segment transition trigger has already handled.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "trigger_handled_transitions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub transition_id: String,
+        pub handled_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub mod campaign_version {
     //! A workspace's campaign version: moved by every write of one of its campaigns.
     use sea_orm::entity::prelude::*;
@@ -85,6 +105,13 @@ pub const HANDLED: herald_storage::retention::Ledger = herald_storage::retention
     table: "trigger_handled_events",
     time_column: "handled_at",
 };
+
+/// The ledger of handled segment transition ids, and the column retention counts from.
+pub const HANDLED_TRANSITIONS: herald_storage::retention::Ledger =
+    herald_storage::retention::Ledger {
+        table: "trigger_handled_transitions",
+        time_column: "handled_at",
+    };
 
 /// A stored campaign, decoded.
 #[derive(Debug, Clone)]
@@ -289,6 +316,35 @@ pub async fn active_event_campaigns<C: ConnectionTrait>(
     rows.into_iter().map(decode).collect()
 }
 
+/// The ids of `workspace`'s campaigns, in any status, that reference `segment_id` (in
+/// their audience or as their segment-entry trigger), sorted. One query over the
+/// workspace's campaigns (by the primary key's workspace prefix) and a decode of each:
+/// the segment ids live inside the encoded campaign.
+pub async fn segment_references<C: ConnectionTrait>(
+    db: &C,
+    workspace: &str,
+    segment_id: &str,
+) -> Result<Vec<String>, Error> {
+    let rows: Vec<(String, Vec<u8>)> = campaign::Entity::find()
+        .select_only()
+        .column(campaign::Column::Id)
+        .column(campaign::Column::Body)
+        .filter(campaign::Column::WorkspaceId.eq(workspace))
+        .order_by_asc(campaign::Column::Id)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut ids = Vec::new();
+    for (id, body) in rows {
+        let campaign = Campaign::decode(body.as_slice())
+            .map_err(|e| Error::corrupt(format!("campaign {id:?} of {workspace:?}: {e}")))?;
+        if references_segment(&campaign, segment_id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
 /// Records `message_ids` of `workspace` (distinct) as handled at `now_ms`; returns those
 /// that were not handled before.
 pub async fn mark_handled<C: ConnectionTrait>(
@@ -311,5 +367,30 @@ pub async fn mark_handled<C: ConnectionTrait>(
         .await?
         .into_iter()
         .map(|(_, message_id)| message_id)
+        .collect())
+}
+
+/// Records `transition_ids` of `workspace` (distinct) as handled at `now_ms`; returns
+/// those that were not handled before.
+pub async fn mark_transitions_handled<C: ConnectionTrait>(
+    db: &C,
+    workspace: &str,
+    transition_ids: &[&str],
+    now_ms: i64,
+) -> Result<HashSet<String>, Error> {
+    let rows = transition_ids
+        .iter()
+        .map(|id| {
+            handled_transition::ActiveModel::from(handled_transition::Model {
+                workspace_id: workspace.to_owned(),
+                transition_id: (*id).to_owned(),
+                handled_at: now_ms,
+            })
+        })
+        .collect();
+    Ok(herald_storage::insert_fresh(db, rows)
+        .await?
+        .into_iter()
+        .map(|(_, transition_id)| transition_id)
         .collect())
 }

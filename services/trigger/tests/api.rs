@@ -1,7 +1,9 @@
 //! Trigger over real gRPC, on a fresh database per test (SQLite by default, PostgreSQL
 //! with `HERALD_TEST_DATABASE=postgres`): the campaign lifecycle, validation and auth of
-//! the public API, and HandleEvents committing rendered deliveries to the outbox once
-//! per event, then relaying them to delivery.
+//! the public API, HandleEvents committing rendered deliveries to the outbox once per
+//! event (for users in the campaign's audience segments), then relaying them to
+//! delivery, HandleSegmentTransitions acknowledging each transition once, and
+//! ListSegmentReferences.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -63,12 +65,23 @@ impl App {
 
 /// Trigger on a fresh database, sending deliveries to `delivery_url`.
 async fn spawn_trigger(db: &TestDatabase, delivery_url: &str) -> App {
+    spawn_trigger_with(db, delivery_url, Clock::system(), |_| {}).await
+}
+
+/// Trigger on a fresh database with `clock` and the config changed by `configure`.
+async fn spawn_trigger_with(
+    db: &TestDatabase,
+    delivery_url: &str,
+    clock: Clock,
+    configure: impl FnOnce(&mut herald_runtime::Config),
+) -> App {
     let credentials = Credentials::new();
     let mut config = config(ServiceKind::Trigger, db, &credentials);
     config.delivery_url = delivery_url.to_owned();
     let (other_admin_key, other) = generate_api_key("globex", &[Scope::Admin]);
     config.api_keys.push(other);
-    let running = spawn(config, Clock::system(), herald_trigger::serve).await;
+    configure(&mut config);
+    let running = spawn(config, clock, herald_trigger::serve).await;
     App {
         running,
         credentials,
@@ -728,6 +741,370 @@ async fn handle_events_commits_rendered_deliveries_once() {
         .await
         .expect_err("no message id");
     assert_eq!(violations(&refused), ["events[0].event.message_id"]);
+}
+
+#[tokio::test]
+async fn audience_segments_decide_by_the_users_segments_after_the_event() {
+    let db = TestDatabase::new().await;
+    let app = spawn_trigger(&db, NOWHERE).await;
+    // Audience segments are enforced, so an ACTIVE campaign may name them.
+    let active = create(
+        &app,
+        Campaign {
+            status: CampaignStatus::Active as i32,
+            audience: Some(Audience {
+                include_segment_ids: vec!["seg_trial".into(), "seg_beta".into()],
+                exclude_segment_ids: vec!["seg_churned".into()],
+                trait_filters: vec![],
+            }),
+            ..campaign("upgraded")
+        },
+    )
+    .await;
+    assert_eq!(active.status, CampaignStatus::Active as i32);
+
+    let in_segments = |message_id: &str, user_id: &str, segments: &[&str]| UserEvent {
+        segment_ids: segments.iter().map(|s| (*s).to_owned()).collect(),
+        ..user_event(message_id, user_id, "upgraded", "pro")
+    };
+    let handled = app
+        .internal()
+        .await
+        .handle_events(app.internal_key(HandleEventsRequest {
+            workspace_id: "acme".into(),
+            events: vec![
+                // In an included segment: fires.
+                in_segments("m1", "u1", &["seg_beta", "seg_other"]),
+                // In no segment: not in the audience.
+                in_segments("m2", "u2", &[]),
+                // Included but also excluded: the exclusion wins.
+                in_segments("m3", "u3", &["seg_churned", "seg_trial"]),
+                // Only in other segments.
+                in_segments("m4", "u4", &["seg_other"]),
+            ],
+        }))
+        .await
+        .expect("handle")
+        .into_inner();
+    assert_eq!((handled.handled, handled.duplicates), (4, 0));
+    let store = herald_storage::connect(&db.url("trigger"))
+        .await
+        .expect("open trigger database");
+    let users: Vec<String> = outbox_payloads(&store)
+        .await
+        .into_iter()
+        .flat_map(|p| p.deliveries)
+        .map(|d| d.user_id)
+        .collect();
+    assert_eq!(users, ["u1"]);
+}
+
+fn transition(
+    id: &str,
+    segment_id: &str,
+    user_id: &str,
+    kind: TransitionKind,
+) -> SegmentTransition {
+    SegmentTransition {
+        id: id.into(),
+        segment_id: segment_id.into(),
+        user_id: user_id.into(),
+        kind: kind as i32,
+        transition_time: Some(prost_types::Timestamp {
+            seconds: 1_714_557_600,
+            nanos: 0,
+        }),
+        cause: TransitionCause::Event as i32,
+        cause_message_id: "m1".into(),
+        ..Default::default()
+    }
+}
+
+async fn handle_transitions(
+    app: &App,
+    transitions: Vec<SegmentTransition>,
+) -> Result<(u32, u32), Status> {
+    app.internal()
+        .await
+        .handle_segment_transitions(app.internal_key(HandleSegmentTransitionsRequest {
+            workspace_id: "acme".into(),
+            transitions,
+        }))
+        .await
+        .map(|r| {
+            let r = r.into_inner();
+            (r.handled, r.duplicates)
+        })
+}
+
+async fn count_rows(db: &DatabaseConnection, table: &str) -> i64 {
+    let backend = db.get_database_backend();
+    let row = db
+        .query_one_raw(Statement::from_string(
+            backend,
+            format!("SELECT COUNT(*) AS n FROM {table}"),
+        ))
+        .await
+        .expect("count rows")
+        .expect("a row");
+    row.try_get::<i64>("", "n").expect("count")
+}
+
+#[tokio::test]
+async fn segment_transitions_are_acknowledged_once_and_checked_whole() {
+    let db = TestDatabase::new().await;
+    let app = spawn_trigger(&db, NOWHERE).await;
+    let store = herald_storage::connect(&db.url("trigger"))
+        .await
+        .expect("open trigger database");
+    use TransitionKind::{Entered, Exited};
+
+    let t1 = transition("tr_1", "seg_trial", "u1", Entered);
+    let t2 = transition("tr_2", "seg_trial", "u2", Exited);
+    assert_eq!(
+        handle_transitions(&app, vec![t1.clone(), t2.clone()])
+            .await
+            .expect("handle"),
+        (2, 0)
+    );
+    // A redelivery, with one new transition and a repeat inside the batch.
+    let t3 = transition("tr_3", "seg_beta", "u1", Entered);
+    assert_eq!(
+        handle_transitions(&app, vec![t1, t3.clone(), t3])
+            .await
+            .expect("redelivery"),
+        (1, 2)
+    );
+    assert_eq!(
+        handle_transitions(&app, vec![]).await.expect("empty"),
+        (0, 0)
+    );
+    // Nothing acts on transitions yet: no delivery is staged.
+    assert_eq!(outbox_count(&store).await, 0);
+    assert_eq!(count_rows(&store, "trigger_handled_transitions").await, 3);
+
+    // One invalid transition refuses the whole batch, naming each bad field…
+    let t4 = transition("tr_4", "seg_trial", "u4", Entered);
+    let refused = handle_transitions(
+        &app,
+        vec![
+            t4.clone(),
+            SegmentTransition {
+                cause: TransitionCause::Time as i32,
+                ..Default::default()
+            },
+            transition(&"x".repeat(129), "seg_trial", "u5", Entered),
+        ],
+    )
+    .await
+    .expect_err("invalid transitions");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(
+        violations(&refused),
+        [
+            "transitions[1].id",
+            "transitions[1].segment_id",
+            "transitions[1].user_id",
+            "transitions[1].kind",
+            "transitions[2].id",
+        ]
+    );
+    let unknown_kind = SegmentTransition {
+        kind: 7,
+        ..transition("tr_5", "seg_trial", "u5", Entered)
+    };
+    let refused = handle_transitions(&app, vec![unknown_kind])
+        .await
+        .expect_err("unknown kind");
+    assert_eq!(violations(&refused), ["transitions[0].kind"]);
+    // …and writes nothing: the valid one in the refused batch is still new.
+    assert_eq!(count_rows(&store, "trigger_handled_transitions").await, 3);
+    assert_eq!(
+        handle_transitions(&app, vec![t4])
+            .await
+            .expect("after refusal"),
+        (1, 0)
+    );
+
+    // The workspace is required and must be the caller's.
+    let refused = app
+        .internal()
+        .await
+        .handle_segment_transitions(app.internal_key(HandleSegmentTransitionsRequest {
+            workspace_id: String::new(),
+            transitions: vec![],
+        }))
+        .await
+        .expect_err("no workspace");
+    assert_eq!(violations(&refused), ["workspace_id"]);
+    let denied = app
+        .internal()
+        .await
+        .handle_segment_transitions(app.admin(HandleSegmentTransitionsRequest {
+            workspace_id: "acme".into(),
+            transitions: vec![],
+        }))
+        .await
+        .expect_err("admin key on internal API");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn handled_transition_ids_are_forgotten_after_the_ledger_retention() {
+    let db = TestDatabase::new().await;
+    let clock = Clock::manual("2026-06-01T00:00:00Z".parse().expect("instant"));
+    let app = spawn_trigger_with(&db, NOWHERE, clock.clone(), |config| {
+        config.outbox_max_age_secs = 3600;
+        config.ledger_retention_secs = 3600;
+    })
+    .await;
+    let store = herald_storage::connect(&db.url("trigger"))
+        .await
+        .expect("open trigger database");
+    let t1 = transition("tr_1", "seg_trial", "u1", TransitionKind::Entered);
+    assert_eq!(
+        handle_transitions(&app, vec![t1.clone()])
+            .await
+            .expect("handle"),
+        (1, 0)
+    );
+    assert_eq!(
+        handle_transitions(&app, vec![t1.clone()])
+            .await
+            .expect("again"),
+        (0, 1)
+    );
+    // Two hours on, the hourly cleanup has purged the entry…
+    clock.advance(Duration::from_secs(2 * 3600));
+    eventually(Duration::from_secs(10), "the ledger cleanup", || {
+        let store = store.clone();
+        async move { (count_rows(&store, "trigger_handled_transitions").await == 0).then_some(()) }
+    })
+    .await;
+    // …so the id counts as new again.
+    assert_eq!(
+        handle_transitions(&app, vec![t1])
+            .await
+            .expect("after retention"),
+        (1, 0)
+    );
+}
+
+#[tokio::test]
+async fn segment_references_list_every_campaign_naming_the_segment() {
+    let db = TestDatabase::new().await;
+    let app = spawn_trigger(&db, NOWHERE).await;
+    let with_audience = |include: &[&str], exclude: &[&str]| Campaign {
+        audience: Some(Audience {
+            include_segment_ids: include.iter().map(|s| (*s).to_owned()).collect(),
+            exclude_segment_ids: exclude.iter().map(|s| (*s).to_owned()).collect(),
+            trait_filters: vec![],
+        }),
+        ..campaign("upgraded")
+    };
+    let included = create(&app, with_audience(&["seg_other", "seg_trial"], &[])).await;
+    let excluded = create(
+        &app,
+        Campaign {
+            status: CampaignStatus::Active as i32,
+            ..with_audience(&[], &["seg_trial"])
+        },
+    )
+    .await;
+    let entry = create(
+        &app,
+        Campaign {
+            trigger: Some(Trigger {
+                kind: Some(trigger::Kind::SegmentEntry(SegmentEntryTrigger {
+                    segment_id: "seg_trial".into(),
+                })),
+            }),
+            ..campaign("upgraded")
+        },
+    )
+    .await;
+    let archived = create(&app, with_audience(&["seg_trial"], &[])).await;
+    set_status(&app, &archived.id, CampaignStatus::Archived)
+        .await
+        .expect("archive");
+    let paused = create(
+        &app,
+        Campaign {
+            status: CampaignStatus::Active as i32,
+            ..with_audience(&["seg_trial"], &[])
+        },
+    )
+    .await;
+    set_status(&app, &paused.id, CampaignStatus::Paused)
+        .await
+        .expect("pause");
+    // Not referencing it: another segment, no audience, another workspace.
+    create(&app, with_audience(&["seg_trial_2"], &["seg_tria"])).await;
+    create(&app, campaign("upgraded")).await;
+    let mut public = app.public().await;
+    let elsewhere = public
+        .create_campaign(authorized(
+            CreateCampaignRequest {
+                campaign: Some(with_audience(&["seg_trial"], &[])),
+            },
+            &app.other_admin_key,
+        ))
+        .await
+        .expect("create in globex")
+        .into_inner()
+        .campaign
+        .expect("campaign");
+
+    let references = |workspace: &str, segment: &str| {
+        let request = app.internal_key(ListSegmentReferencesRequest {
+            workspace_id: workspace.into(),
+            segment_id: segment.into(),
+        });
+        let app = &app;
+        async move {
+            app.internal()
+                .await
+                .list_segment_references(request)
+                .await
+                .map(|r| r.into_inner().campaign_ids)
+        }
+    };
+    let mut expected = vec![included.id, excluded.id, entry.id, archived.id, paused.id];
+    expected.sort();
+    assert_eq!(
+        references("acme", "seg_trial").await.expect("list"),
+        expected
+    );
+    assert_eq!(
+        references("globex", "seg_trial").await.expect("list"),
+        [elsewhere.id]
+    );
+    assert!(
+        references("acme", "seg_unused")
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    // Bad input names its field.
+    let refused = references("acme", "").await.expect_err("no segment");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(violations(&refused), ["segment_id"]);
+    let refused = references("", &"s".repeat(129))
+        .await
+        .expect_err("no workspace, long segment");
+    assert_eq!(violations(&refused), ["workspace_id", "segment_id"]);
+    // The internal API takes the internal key only.
+    let denied = app
+        .internal()
+        .await
+        .list_segment_references(app.admin(ListSegmentReferencesRequest {
+            workspace_id: "acme".into(),
+            segment_id: "seg_trial".into(),
+        }))
+        .await
+        .expect_err("admin key on internal API");
+    assert_eq!(denied.code(), Code::PermissionDenied);
 }
 
 /// One `upgraded` event with `message_id` handled by `app`.
