@@ -17,7 +17,7 @@ use herald_proto::segmentation::v1::{EngagementKind, Rule};
 use prost::Message;
 use prost_types::Struct;
 
-use crate::eval::{self, Compiled, Facts, Outcome, SeriesSpec, Source};
+use crate::eval::{self, Compiled, Facts, Instants, Outcome, SeriesSpec, Source};
 use crate::series::Series;
 
 /// How far back the minute counts of every event name and of every engagement are kept,
@@ -398,12 +398,18 @@ impl Engine {
             profile.pruned_for = self.fingerprint;
         }
         let mut changes = Vec::new();
+        let instants = Instants::default();
         for i in 0..self.segments.len() {
             if !dirty.0[i] {
                 continue;
             }
             let segment = &self.segments[i];
-            let outcome = eval::eval(&segment.rule, &UserView { traits, profile }, now_ms);
+            let view = UserView {
+                traits,
+                profile,
+                instants: &instants,
+            };
+            let outcome = eval::eval(&segment.rule, &view, now_ms);
             let before = profile.segments.get(&segment.id);
             let was_member = before.is_some_and(|m| m.member);
             let before_next = before.map_or(0, |m| m.next_change_ms);
@@ -504,6 +510,8 @@ impl Dirty {
 pub struct UserView<'a> {
     pub traits: Option<&'a Struct>,
     pub profile: &'a Profile,
+    /// The trait instants read so far in this evaluation of the user.
+    pub instants: &'a Instants,
 }
 
 impl Facts for UserView<'_> {
@@ -513,6 +521,10 @@ impl Facts for UserView<'_> {
 
     fn series(&self, key: &str) -> Option<&Series> {
         self.profile.series.get(key)
+    }
+
+    fn instant(&self, value: &prost_types::Value) -> Option<i64> {
+        self.instants.of(value)
     }
 
     fn segment(&self, segment_id: &str) -> Outcome {

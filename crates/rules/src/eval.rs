@@ -49,6 +49,29 @@ pub trait Facts {
     /// The user's membership of another segment, evaluated before this one, with the
     /// instant it can next change by time.
     fn segment(&self, segment_id: &str) -> Outcome;
+    /// The instant held by the trait `value` (see [`instant_ms`]); an implementation may
+    /// remember it for the rest of an evaluation, as several segments read one trait.
+    fn instant(&self, value: &prost_types::Value) -> Option<i64> {
+        instant_ms(value)
+    }
+}
+
+/// The instants of trait values already read during one evaluation of a user, by the
+/// value's address (the traits do not change while a user is evaluated).
+#[derive(Debug, Default)]
+pub struct Instants(std::cell::RefCell<Vec<(usize, Option<i64>)>>);
+
+impl Instants {
+    /// [`instant_ms`] of `value`, parsed once per evaluation.
+    pub fn of(&self, value: &prost_types::Value) -> Option<i64> {
+        let key = std::ptr::from_ref(value) as usize;
+        if let Some((_, at)) = self.0.borrow().iter().find(|(k, _)| *k == key) {
+            return *at;
+        }
+        let at = instant_ms(value);
+        self.0.borrow_mut().push((key, at));
+        at
+    }
 }
 
 /// Something a rule counts, and how it is fed.
@@ -403,7 +426,7 @@ fn eval_node<F: Facts + ?Sized>(node: &Node, rule: &Compiled, facts: &F, now: i6
             until,
             operator,
             value,
-        } => match path.lookup(facts.traits()).and_then(instant_ms) {
+        } => match path.lookup(facts.traits()).and_then(|v| facts.instant(v)) {
             None => Outcome::fixed(false),
             Some(at) => relative(at, *unit_ms, *until, *operator, *value, now),
         },
@@ -493,13 +516,22 @@ fn combine<F: Facts + ?Sized>(
     }
 }
 
-/// An instant held by a trait: an RFC 3339 string, or seconds since the epoch.
-fn instant_ms(value: &prost_types::Value) -> Option<i64> {
+/// An instant held by a trait, in milliseconds since the epoch: an RFC 3339 string
+/// (`2026-06-01T09:00:00Z`, any offset), or, read as UTC, a date and time without an offset
+/// (`2026-06-01T09:00:00`) or a date alone (`2026-06-01`, midnight); or a number of
+/// seconds since the epoch. Anything else is no instant.
+pub fn instant_ms(value: &prost_types::Value) -> Option<i64> {
     match value.kind.as_ref()? {
-        ValueKind::StringValue(s) => s
-            .parse::<jiff::Timestamp>()
-            .ok()
-            .map(|t| t.as_millisecond()),
+        ValueKind::StringValue(s) => {
+            if let Ok(t) = s.parse::<jiff::Timestamp>() {
+                return Some(t.as_millisecond());
+            }
+            let civil = s.parse::<jiff::civil::DateTime>().ok()?;
+            civil
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .ok()
+                .map(|z| z.timestamp().as_millisecond())
+        }
         ValueKind::NumberValue(n) if n.is_finite() && n.abs() < 1e14 => {
             Some((n * 1000.0).floor() as i64)
         }
@@ -590,6 +622,38 @@ mod tests {
                 assert!(reached(t), "until={until} m={m}");
                 assert!(!reached(t - 1), "until={until} m={m}");
             }
+        }
+    }
+
+    #[test]
+    fn trait_instants_read_as_a_person_writes_them() {
+        let text = |s: &str| prost_types::Value {
+            kind: Some(ValueKind::StringValue(s.into())),
+        };
+        let number = |n: f64| prost_types::Value {
+            kind: Some(ValueKind::NumberValue(n)),
+        };
+        let june = 1_780_272_000_000; // 2026-06-01T00:00:00Z
+        for (value, expected) in [
+            (text("2026-06-01T00:00:00Z"), Some(june)),
+            (text("2026-06-01T02:00:00+02:00"), Some(june)),
+            (text("2026-06-01T00:00:00.250Z"), Some(june + 250)),
+            (
+                text("2026-06-01T09:30:00"),
+                Some(june + 9 * 3_600_000 + 1_800_000),
+            ),
+            (text("2026-06-01"), Some(june)),
+            (number(1_780_272_000.5), Some(june + 500)),
+            (text("yesterday"), None),
+            (text(""), None),
+            (
+                prost_types::Value {
+                    kind: Some(ValueKind::BoolValue(true)),
+                },
+                None,
+            ),
+        ] {
+            assert_eq!(instant_ms(&value), expected, "{value:?}");
         }
     }
 

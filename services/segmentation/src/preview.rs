@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use herald_proto::segmentation::v1::Rule;
 use herald_rules::engine::{Profile, UserView};
+use herald_rules::eval::Instants;
 use herald_runtime::Error;
 use prost::Message;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -61,6 +62,7 @@ pub async fn preview(
             let view = UserView {
                 traits: Some(&traits),
                 profile: &profile,
+                instants: &Instants::default(),
             };
             if herald_rules::eval::eval(&compiled, &view, now_ms).member {
                 count += 1;
