@@ -45,6 +45,10 @@ pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
+/// How long before a call's deadline [`DeadlineLayer`] answers DEADLINE_EXCEEDED: more
+/// than tokio's timer granularity (1 ms), so its timer fires before tonic's own.
+const ANSWER_EARLY: Duration = Duration::from_millis(5);
+
 /// Tower layer giving every call a deadline and answering DEADLINE_EXCEEDED when it
 /// passes (tower's own timeout would surface as INTERNAL).
 #[derive(Debug, Clone, Copy)]
@@ -117,11 +121,19 @@ where
             .checked_add(timeout)
             .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
         request.extensions_mut().insert(Deadline(deadline));
+        // tonic's server enforces a caller's grpc-timeout too, outside this layer, from an
+        // instant taken a few microseconds earlier, and answers CANCELLED ("Timeout
+        // expired"). Ending the call a little before the deadline makes this layer's
+        // DEADLINE_EXCEEDED the answer, whichever timer tokio wakes first under load.
+        let answer_at = deadline
+            .checked_sub(ANSWER_EARLY)
+            .filter(|at| *at > now)
+            .unwrap_or(deadline);
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let call = inner.call(request);
         Box::pin(async move {
-            match tokio::time::timeout_at(deadline, call).await {
+            match tokio::time::timeout_at(answer_at, call).await {
                 Ok(result) => result,
                 Err(_) => Ok(Status::deadline_exceeded(format!(
                     "deadline of {}ms exceeded",
