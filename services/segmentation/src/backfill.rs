@@ -106,6 +106,7 @@ async fn backfill(
     }
     while !shutdown.is_cancelled() {
         let txn = s.db.begin().await?;
+        store::write_first(&txn).await?;
         let engine = s.engines.of(&txn, workspace).await?;
         let batch = store::backfill_batch(s, &txn, &engine, workspace, id, &cursor, BATCH).await?;
         let now = s.clock.now_ms();

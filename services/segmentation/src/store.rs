@@ -22,8 +22,8 @@ use herald_timers::Timers;
 use prost::Message;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use crate::downstream::{TRANSITIONS, TRIGGER};
@@ -424,6 +424,7 @@ pub async fn apply_interactions(
 pub async fn time_passed(s: &Segmenter, workspace: &str, user_id: &str) -> Result<(), Error> {
     let now = s.clock.now_ms();
     let txn = s.db.begin().await?;
+    write_first(&txn).await?;
     let mut users = load_users(&txn, workspace, &BTreeSet::from([user_id]), None).await?;
     let Some(user) = users.get_mut(user_id) else {
         txn.rollback().await?;
@@ -571,6 +572,18 @@ async fn users(
         }
     }
     Ok(users)
+}
+
+/// On SQLite, takes the database's write lock at the start of `txn` (a write that changes
+/// nothing), as a transaction that reads first and writes later fails at once with
+/// SQLITE_BUSY when another connection wrote in between (several replicas on one file),
+/// instead of waiting its turn. PostgreSQL locks the rows it reads for update instead.
+pub(crate) async fn write_first(txn: &DatabaseTransaction) -> Result<(), Error> {
+    if txn.get_database_backend() == sea_orm::DbBackend::Sqlite {
+        txn.execute_unprepared("UPDATE segmentation_users SET updated_at = updated_at WHERE 0")
+            .await?;
+    }
+    Ok(())
 }
 
 /// Locks and loads users of `workspace`: the ones in `ids`, or with `page` the first
