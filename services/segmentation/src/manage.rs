@@ -31,35 +31,65 @@ const MAX_DESCRIPTION: usize = 1024;
 const RULE: &str = "segment.rule";
 const RULE_TEXT: &str = "segment.rule_text";
 
+/// Where a request holds its rule: in its `segment` (Create/UpdateSegment), or at its top
+/// level (PreviewSegment). Violations name the field where it was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RuleIn {
+    Segment,
+    Request,
+}
+
+impl RuleIn {
+    /// The text field's name.
+    fn rule_text(self) -> &'static str {
+        match self {
+            RuleIn::Segment => RULE_TEXT,
+            RuleIn::Request => "rule_text",
+        }
+    }
+
+    /// A violation inside the tree (`rule…`), named from the request's root.
+    fn tree(self, violation: FieldViolation) -> FieldViolation {
+        match self {
+            RuleIn::Segment => violation.nested("segment"),
+            RuleIn::Request => violation,
+        }
+    }
+}
+
 /// A rule from a request, checked and in normal form.
-struct Written {
-    rule: Rule,
-    /// The request field it came from ([`RULE`] or [`RULE_TEXT`]).
-    field: &'static str,
+pub(crate) struct Written {
+    pub(crate) rule: Rule,
+    /// Where it was written.
+    place: RuleIn,
+    /// Whether it was written as text (else as a tree).
+    text: bool,
 }
 
 /// The rule written as `text`, or its first error with line and column.
-fn from_text(text: &str) -> Result<Written, Vec<FieldViolation>> {
+pub(crate) fn from_text(text: &str, place: RuleIn) -> Result<Written, Vec<FieldViolation>> {
     match herald_rules::parse(text) {
         Ok(rule) => Ok(Written {
             rule: herald_rules::normalize(&rule),
-            field: RULE_TEXT,
+            place,
+            text: true,
         }),
-        Err(error) => Err(vec![FieldViolation::new(RULE_TEXT, error.to_string())]),
+        Err(error) => Err(vec![FieldViolation::new(
+            place.rule_text(),
+            error.to_string(),
+        )]),
     }
 }
 
 /// The rule written as a tree, or every violation of the contract in it.
-fn from_tree(rule: &Rule) -> Result<Written, Vec<FieldViolation>> {
+pub(crate) fn from_tree(rule: &Rule, place: RuleIn) -> Result<Written, Vec<FieldViolation>> {
     match herald_rules::check(rule) {
         Ok(()) => Ok(Written {
             rule: herald_rules::normalize(rule),
-            field: RULE,
+            place,
+            text: false,
         }),
-        Err(violations) => Err(violations
-            .into_iter()
-            .map(|v| v.nested("segment"))
-            .collect()),
+        Err(violations) => Err(violations.into_iter().map(|v| place.tree(v)).collect()),
     }
 }
 
@@ -76,8 +106,8 @@ fn checked(written: Option<Written>, out: Violations) -> Result<Written, Error> 
 
 /// Checks the `in_segment` references of `written`, the rule of segment `id`, against
 /// the stored segments of `workspace`: each must exist and none may lead back to `id`.
-/// Run it under the workspace's write lock ([`segments::bump_version`]).
-async fn check_references<C: ConnectionTrait>(
+/// Run it under the workspace's write lock ([`segments::bump_version`]) when saving.
+pub(crate) async fn check_references<C: ConnectionTrait>(
     db: &C,
     workspace: &str,
     id: &str,
@@ -96,11 +126,14 @@ async fn check_references<C: ConnectionTrait>(
             Error::InvalidArgument(
                 violations
                     .into_iter()
-                    .map(|v| match written.field {
-                        // A tree's violations keep their path inside the tree.
-                        RULE => v.nested("segment"),
-                        // Text has no tree paths: the description names the reference.
-                        _ => FieldViolation::new(RULE_TEXT, v.description),
+                    .map(|v| {
+                        if written.text {
+                            // Text has no tree paths: the description names the reference.
+                            FieldViolation::new(written.place.rule_text(), v.description)
+                        } else {
+                            // A tree's violations keep their path inside the tree.
+                            written.place.tree(v)
+                        }
                     })
                     .collect(),
             )
@@ -163,8 +196,8 @@ pub async fn create(
             );
             None
         }
-        (Some(rule), true) => collect(from_tree(rule), &mut out),
-        (None, false) => collect(from_text(&segment.rule_text), &mut out),
+        (Some(rule), true) => collect(from_tree(rule, RuleIn::Segment), &mut out),
+        (None, false) => collect(from_text(&segment.rule_text, RuleIn::Segment), &mut out),
         (None, true) => {
             out.push(RULE, "is required: set exactly one of rule and rule_text");
             None
@@ -332,7 +365,7 @@ pub async fn update(
             "rule" => {
                 rule_path = Some("rule");
                 written = match &update.rule {
-                    Some(rule) => collect(from_tree(rule), &mut out),
+                    Some(rule) => collect(from_tree(rule, RuleIn::Segment), &mut out),
                     None => {
                         out.push(RULE, "is required when update_mask names rule");
                         None
@@ -345,7 +378,7 @@ pub async fn update(
                     out.push(RULE_TEXT, "is required when update_mask names rule_text");
                     None
                 } else {
-                    collect(from_text(&update.rule_text), &mut out)
+                    collect(from_text(&update.rule_text, RuleIn::Segment), &mut out)
                 };
             }
             "id" | "create_time" | "update_time" | "member_count" | "backfill" => {
@@ -609,7 +642,7 @@ mod tests {
 
     #[test]
     fn text_errors_carry_line_and_column() {
-        let Err(v) = from_text("plan == ") else {
+        let Err(v) = from_text("plan == ", RuleIn::Segment) else {
             panic!("refused")
         };
         assert_eq!(v[0].field, "segment.rule_text");
@@ -621,7 +654,7 @@ mod tests {
 
     #[test]
     fn tree_errors_are_nested_under_the_segment() {
-        let Err(v) = from_tree(&Rule::default()) else {
+        let Err(v) = from_tree(&Rule::default(), RuleIn::Segment) else {
             panic!("an empty node is refused")
         };
         assert!(

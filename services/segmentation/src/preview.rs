@@ -10,6 +10,7 @@ use herald_runtime::Error;
 use prost::Message;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
+use crate::manage::{self, RuleIn};
 use crate::store::user;
 use crate::traits;
 
@@ -78,41 +79,26 @@ pub async fn preview(
 }
 
 /// The rule of a PreviewSegment request: exactly one of `rule` and `rule_text`, checked
-/// like a segment's, with references to existing segments of `workspace` only.
+/// as a segment's is (`manage`), with references to existing segments of `workspace`
+/// only.
 pub async fn rule_of(
     db: &DatabaseConnection,
     workspace: &str,
     rule: Option<Rule>,
     rule_text: &str,
 ) -> Result<Rule, Error> {
-    let rule = match (rule, rule_text.is_empty()) {
+    let written = match (rule, rule_text.is_empty()) {
         (Some(_), false) | (None, true) => {
             return Err(Error::invalid(
                 "rule_text",
                 "set exactly one of rule and rule_text",
             ));
         }
-        (None, false) => {
-            if rule_text.len() > herald_rules::limits::MAX_TEXT_BYTES {
-                return Err(Error::invalid("rule_text", "is longer than 16 KiB"));
-            }
-            herald_rules::parse(rule_text)
-                .map_err(|e| Error::invalid("rule_text", e.to_string()))?
-        }
-        (Some(rule), true) => {
-            herald_rules::check(&rule).map_err(Error::InvalidArgument)?;
-            herald_rules::normalize(&rule)
-        }
-    };
-    if !herald_rules::segment_references(&rule).is_empty() {
-        let stored = crate::segments::active_segments(db, workspace).await?;
-        let rules = stored
-            .iter()
-            .map(|s| Ok((s.segment_id.as_str(), crate::segments::rule(s)?)))
-            .collect::<Result<std::collections::HashMap<_, _>, Error>>()?;
-        // A preview is no segment yet: an id nobody can refer to.
-        herald_rules::check_references("", &rule, |id| rules.get(id))
-            .map_err(Error::InvalidArgument)?;
+        (None, false) => manage::from_text(rule_text, RuleIn::Request),
+        (Some(rule), true) => manage::from_tree(&rule, RuleIn::Request),
     }
-    Ok(rule)
+    .map_err(Error::InvalidArgument)?;
+    // A preview is no segment yet: an id nobody can refer to.
+    manage::check_references(db, workspace, "", &written).await?;
+    Ok(written.rule)
 }
