@@ -71,6 +71,7 @@ fn welcome_campaign() -> Campaign {
                     ..Default::default()
                 })),
             }],
+            ..Default::default()
         }],
         ..Default::default()
     }

@@ -156,6 +156,7 @@ fn bench_campaign(segment_id: &str) -> Campaign {
                     ..Default::default()
                 })),
             }],
+            ..Default::default()
         }],
         ..Default::default()
     }

@@ -3,16 +3,70 @@
 use herald_conditions::Condition;
 use herald_core::FieldViolation;
 use herald_core::time::{duration_ms, ms_of_proto};
-use herald_proto::trigger::v1::{Campaign, trigger::Kind as TriggerKind};
+use herald_proto::trigger::v1::{
+    Campaign, CampaignStatus, EntryPolicy, local_schedule, time_trigger,
+    trigger::Kind as TriggerKind,
+};
 
+use crate::attention::Quiet;
 use crate::render::Templates;
 use crate::validate;
+use crate::zone::LocalSchedule;
 
-/// The compiled event trigger: the name it fires on and its property conditions.
+/// What makes the campaign fire, compiled.
 #[derive(Debug, Clone)]
-pub(crate) struct EventTrigger {
-    pub(crate) name: String,
-    pub(crate) conditions: Vec<Condition>,
+pub enum CompiledTrigger {
+    /// Each matching event.
+    Event {
+        name: String,
+        conditions: Vec<Condition>,
+    },
+    /// An ENTERED transition of the segment (and, with `existing`, the members when
+    /// the campaign becomes ACTIVE).
+    SegmentEntry { segment_id: String, existing: bool },
+    /// `delay_ms` after each matching event, unless `cancel` happens first.
+    Delay {
+        name: String,
+        conditions: Vec<Condition>,
+        delay_ms: i64,
+        /// Empty: nothing cancels.
+        cancel: String,
+    },
+    /// `within_ms` after `name` unless `expected` (empty: any event) happens first.
+    Inactivity {
+        name: String,
+        expected: String,
+        within_ms: i64,
+    },
+    /// The `occurrence`-th matching event.
+    Goal {
+        name: String,
+        conditions: Vec<Condition>,
+        occurrence: u32,
+    },
+    /// A local schedule in each user's zone, for the members of `segments` (the
+    /// audience's include segments).
+    Schedule {
+        when: LocalSchedule,
+        default_zone: String,
+        segments: Vec<String>,
+    },
+}
+
+/// How often a user may enter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryRule {
+    EveryTime,
+    Once,
+    Cooldown { ms: i64 },
+}
+
+/// The campaign's frequency cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrequencyCap {
+    pub max: u32,
+    /// `None`: the user's lifetime.
+    pub window_ms: Option<i64>,
 }
 
 /// A stored campaign, with its trigger and audience conditions compiled and its templates
@@ -20,9 +74,12 @@ pub(crate) struct EventTrigger {
 pub struct CompiledCampaign {
     pub(crate) campaign: Campaign,
     pub(crate) version_ms: i64,
-    pub(crate) trigger: Option<EventTrigger>,
+    pub(crate) trigger: CompiledTrigger,
     pub(crate) trait_conditions: Vec<Condition>,
     pub(crate) templates: Templates,
+    pub(crate) entry: EntryRule,
+    pub(crate) frequency_cap: Option<FrequencyCap>,
+    pub(crate) quiet: Option<Quiet>,
 }
 
 impl std::fmt::Debug for CompiledCampaign {
@@ -34,6 +91,82 @@ impl std::fmt::Debug for CompiledCampaign {
     }
 }
 
+fn compile_trigger(campaign: &Campaign) -> Result<CompiledTrigger, Vec<FieldViolation>> {
+    let f = "campaign.trigger";
+    let kind = campaign
+        .trigger
+        .as_ref()
+        .and_then(|t| t.kind.as_ref())
+        .ok_or_else(|| vec![FieldViolation::new(f, "is required")])?;
+    Ok(match kind {
+        TriggerKind::Event(e) => CompiledTrigger::Event {
+            name: e.event_name.clone(),
+            conditions: validate::conditions(
+                "campaign.trigger.event.property_filters",
+                &e.property_filters,
+            )?,
+        },
+        TriggerKind::SegmentEntry(s) => CompiledTrigger::SegmentEntry {
+            segment_id: s.segment_id.clone(),
+            existing: s.include_existing_members,
+        },
+        TriggerKind::Goal(g) => CompiledTrigger::Goal {
+            name: g.event_name.clone(),
+            conditions: validate::conditions(
+                "campaign.trigger.goal.property_filters",
+                &g.property_filters,
+            )?,
+            occurrence: g.occurrence.max(1),
+        },
+        TriggerKind::Time(t) => match &t.kind {
+            Some(time_trigger::Kind::DelayAfterEvent(d)) => CompiledTrigger::Delay {
+                name: d.event_name.clone(),
+                conditions: validate::conditions(
+                    "campaign.trigger.time.delay_after_event.property_filters",
+                    &d.property_filters,
+                )?,
+                delay_ms: d.delay.as_ref().map(duration_ms).unwrap_or(0),
+                cancel: d.cancel_event_name.clone(),
+            },
+            Some(time_trigger::Kind::Inactivity(i)) => CompiledTrigger::Inactivity {
+                name: i.event_name.clone(),
+                expected: i.expected_event_name.clone(),
+                within_ms: i.within.as_ref().map(duration_ms).unwrap_or(0),
+            },
+            Some(time_trigger::Kind::Schedule(s)) => {
+                let field = "campaign.trigger.time.schedule";
+                let when = match &s.when {
+                    Some(local_schedule::When::Cron(c)) => LocalSchedule::cron(c)
+                        .map_err(|e| vec![FieldViolation::new(format!("{field}.cron"), e)])?,
+                    Some(local_schedule::When::LocalTime(t)) => LocalSchedule::at(t)
+                        .map_err(|e| vec![FieldViolation::new(format!("{field}.local_time"), e)])?,
+                    None => {
+                        return Err(vec![FieldViolation::new(
+                            format!("{field}.when"),
+                            "is required",
+                        )]);
+                    }
+                };
+                CompiledTrigger::Schedule {
+                    when,
+                    default_zone: s.default_time_zone.clone(),
+                    segments: campaign
+                        .audience
+                        .as_ref()
+                        .map(|a| a.include_segment_ids.clone())
+                        .unwrap_or_default(),
+                }
+            }
+            None => {
+                return Err(vec![FieldViolation::new(
+                    "campaign.trigger.time",
+                    "is empty",
+                )]);
+            }
+        },
+    })
+}
+
 impl CompiledCampaign {
     /// Compiles `campaign` at version `version_ms`; what cannot be compiled is reported
     /// field by field (a stored campaign was validated when saved, so this means data
@@ -43,16 +176,7 @@ impl CompiledCampaign {
         campaign: Campaign,
         version_ms: i64,
     ) -> Result<CompiledCampaign, Vec<FieldViolation>> {
-        let trigger = match campaign.trigger.as_ref().and_then(|t| t.kind.as_ref()) {
-            Some(TriggerKind::Event(e)) => Some(EventTrigger {
-                name: e.event_name.clone(),
-                conditions: validate::conditions(
-                    "campaign.trigger.event.property_filters",
-                    &e.property_filters,
-                )?,
-            }),
-            _ => None,
-        };
+        let trigger = compile_trigger(&campaign)?;
         let trait_conditions = match &campaign.audience {
             Some(audience) => {
                 validate::conditions("campaign.audience.trait_filters", &audience.trait_filters)?
@@ -61,12 +185,30 @@ impl CompiledCampaign {
         };
         let templates = Templates::compile(parser, &campaign)
             .map_err(|e| vec![FieldViolation::new(e.field, e.error)])?;
+        let entry = match &campaign.entry {
+            None => EntryRule::EveryTime,
+            Some(entry) => match EntryPolicy::try_from(entry.policy) {
+                Ok(EntryPolicy::Once) => EntryRule::Once,
+                Ok(EntryPolicy::Cooldown) => EntryRule::Cooldown {
+                    ms: entry.cooldown.as_ref().map(duration_ms).unwrap_or(0),
+                },
+                _ => EntryRule::EveryTime,
+            },
+        };
+        let frequency_cap = campaign.frequency_cap.as_ref().map(|cap| FrequencyCap {
+            max: cap.max_deliveries.max(1),
+            window_ms: cap.window.as_ref().map(duration_ms),
+        });
+        let quiet = campaign.quiet_hours.as_ref().and_then(Quiet::compile);
         Ok(CompiledCampaign {
             campaign,
             version_ms,
             trigger,
             trait_conditions,
             templates,
+            entry,
+            frequency_cap,
+            quiet,
         })
     }
 
@@ -85,9 +227,22 @@ impl CompiledCampaign {
         self.version_ms
     }
 
+    /// The compiled trigger.
+    pub fn trigger(&self) -> &CompiledTrigger {
+        &self.trigger
+    }
+
+    /// Whether the campaign is ACTIVE.
+    pub fn is_active(&self) -> bool {
+        self.campaign.status == CampaignStatus::Active as i32
+    }
+
     /// The event an event trigger fires on; `None` for other trigger kinds.
     pub fn event_name(&self) -> Option<&str> {
-        self.trigger.as_ref().map(|t| t.name.as_str())
+        match &self.trigger {
+            CompiledTrigger::Event { name, .. } => Some(name),
+            _ => None,
+        }
     }
 
     /// The campaign's creation time in milliseconds (0 when unknown).
@@ -99,8 +254,33 @@ impl CompiledCampaign {
             .unwrap_or(0)
     }
 
+    /// When the campaign last became ACTIVE, in milliseconds (its creation when unknown).
+    pub fn activate_ms(&self) -> i64 {
+        self.campaign
+            .activate_time
+            .as_ref()
+            .map(ms_of_proto)
+            .unwrap_or_else(|| self.create_ms())
+    }
+
     /// How long its messages live, in milliseconds; `None` for ever.
     pub(crate) fn ttl_ms(&self) -> Option<i64> {
         self.campaign.message_ttl.as_ref().map(duration_ms)
+    }
+
+    /// The order in which campaigns deciding together are considered: higher priority
+    /// first, then the older campaign, then the smaller id.
+    pub fn precedence(&self, other: &CompiledCampaign) -> std::cmp::Ordering {
+        other
+            .campaign
+            .priority
+            .cmp(&self.campaign.priority)
+            .then(self.create_ms().cmp(&other.create_ms()))
+            .then_with(|| self.id().cmp(other.id()))
+    }
+
+    /// How many entry instants the ledger must keep for this campaign.
+    pub(crate) fn entries_to_keep(&self) -> usize {
+        self.frequency_cap.map_or(1, |cap| cap.max as usize).max(1)
     }
 }

@@ -1,52 +1,104 @@
-//! One campaign against one event: the gates in order (trigger, schedule, audience,
-//! assignment, render), each with its verdict, and what is to be sent.
+//! Deciding, for one user and one cause (an event, a segment transition, a timer coming
+//! due), what each concerned campaign does, with every gate's verdict in order:
+//!
+//! trigger → status → schedule → audience → entry → frequency cap → assignment (sticky)
+//! → locale → per channel: quiet hours → priority (one campaign per in-app format per
+//! cause) → minimum in-app interval → workspace cap rules → render. Rendering comes last
+//! (the in-app format is not a template), so only what goes out is rendered.
+//!
+//! The campaigns deciding together from one cause are taken in precedence order (higher
+//! priority, then older, then smaller id), and each one's messages are reserved in the
+//! user's [`Ledger`] as soon as they pass, so the next campaign sees them: that is how
+//! priority wins the budget and how racing campaigns never overshoot a cap (the caller
+//! holds the ledger locked for the whole decision). Only a delivery or a control
+//! assignment counts as an entry; a suppressed, capped, delayed or out-prioritised
+//! attempt leaves the user eligible.
 
 use herald_conditions::Condition;
-use herald_core::time::ms_of_proto;
-use herald_proto::common::v1::{Channel, MessageContent};
+use herald_core::time::{ms_of_proto, proto_from_ms};
+use herald_proto::common::v1::message_content::Body;
+use herald_proto::common::v1::{Channel, InAppFormat, MessageContent};
+use herald_proto::trigger::v1 as proto;
+use herald_proto::trigger::v1::{DecisionReasonCode as Code, TransitionKind};
 use prost_types::Struct;
 use prost_types::value::Kind;
 use sha2::{Digest, Sha256};
 
-use crate::CompiledCampaign;
 use crate::assign::{Assignment, assign};
-use crate::render::{self, Globals};
+use crate::attention::{QuietBehavior, Workspace};
+use crate::compiled::{CompiledTrigger, EntryRule};
+use crate::ledger::Ledger;
+use crate::render::{self, Globals, RenderErrorKind};
+use crate::timer::{self, TimerKind, TimerPayload};
+use crate::{CompiledCampaign, MatchIndex, locale};
 
-/// An event that may fire a campaign, with what is known of its user.
+/// What kind of thing caused a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CauseKind {
+    Event,
+    Transition,
+    Timer,
+    /// A member of the segment when a segment-entry campaign with
+    /// `include_existing_members` became ACTIVE.
+    Enrollment,
+}
+
+/// What caused a decision: its kind and id (an event's message_id, a transition id, a
+/// timer's key and due instant).
 #[derive(Debug, Clone, Copy)]
-pub struct Occurrence<'a> {
-    pub user_id: &'a str,
-    /// The event's message_id: what makes a firing unique.
+pub struct Cause<'a> {
+    pub kind: CauseKind,
+    pub id: &'a str,
+}
+
+/// The event behind a decision, for triggers and templates.
+#[derive(Debug, Clone, Copy)]
+pub struct EventView<'a> {
     pub message_id: &'a str,
     pub name: &'a str,
     pub properties: Option<&'a Struct>,
     pub timestamp: Option<&'a prost_types::Timestamp>,
-    /// The user's traits when the event was processed.
+}
+
+/// What is known of the user when deciding.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub user_id: &'a str,
+    /// The user's merged traits.
     pub traits: Option<&'a Struct>,
-    /// The segments the user is in after the event, as segmentation computed them
-    /// (`UserEvent.segment_ids`); the audience's segment lists are checked against them.
+    /// The segments the user is in, as segmentation computed them.
     pub segment_ids: &'a [String],
+    /// The user's IANA time zone from the cause (an event's context, a transition's
+    /// last-known zone); empty when unknown (then the `time_zone` trait is used).
+    pub time_zone: &'a str,
+    /// The user's locale from the event's context; empty when unknown (then the `locale`
+    /// trait, then the workspace default).
+    pub locale: &'a str,
+    /// The event, when an event caused the decision or started its timer.
+    pub event: Option<EventView<'a>>,
 }
 
-/// A gate of the decision, in the order they are checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Gate {
-    /// The trigger: the event's name and property filters.
-    Trigger,
-    /// The campaign's schedule window.
-    Schedule,
-    /// The audience: segments and trait filters.
-    Audience,
-    /// The variant or control assignment.
-    Assignment,
-    /// Rendering the templates of one content, by channel.
-    Render(Channel),
+fn trait_text<'a>(traits: Option<&'a Struct>, name: &str) -> Option<&'a str> {
+    match traits?.fields.get(name)?.kind.as_ref()? {
+        Kind::StringValue(s) if !s.is_empty() => Some(s),
+        _ => None,
+    }
 }
 
-/// What one gate found.
+impl Subject<'_> {
+    /// The user's time zone name: the cause's, else the `time_zone` trait; may be empty.
+    pub fn zone(&self) -> &str {
+        if !self.time_zone.is_empty() {
+            return self.time_zone;
+        }
+        trait_text(self.traits, "time_zone").unwrap_or("")
+    }
+}
+
+/// One gate's verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
-    pub gate: Gate,
+    pub code: Code,
     pub passed: bool,
     /// Why, in words, e.g. `property filter 0 (plan) does not match`.
     pub reason: String,
@@ -55,7 +107,7 @@ pub struct Verdict {
 /// One message to send: a rendered content for one channel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Send {
-    /// `campaign:message_id:channel`: the same firing always yields the same key.
+    /// `campaign:cause:channel`: the same decision always yields the same key.
     pub idempotency_key: String,
     pub channel: Channel,
     pub variant_id: String,
@@ -66,213 +118,1035 @@ pub struct Send {
     pub expire_ms: Option<i64>,
 }
 
-/// Where the decision ended.
-#[derive(Debug, Clone, PartialEq)]
+/// Where a decision ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// A gate failed: nothing is sent (the failing verdict says which and why).
-    Suppressed,
-    /// The user is in the control holdout: nothing is sent, the assignment counts.
+    /// Messages go out (see [`Decision::sends`]); some channels may be held back.
+    Sent,
+    /// The user is in the control holdout: nothing is sent, the entry counts.
     Control,
-    /// These messages go out (fewer than the variant's contents when some failed to
-    /// render).
-    Send(Vec<Send>),
+    /// Nothing goes out; the failing verdict says why.
+    Suppressed,
+    /// A delay or inactivity timer was started or restarted.
+    Scheduled,
+    /// Every message was held back by quiet hours until `due_ms`.
+    Delayed,
+    /// Pending timers were cancelled.
+    Cancelled,
 }
 
-/// The decision for one campaign and one occurrence, with every verdict up to the
-/// first failing gate (and every content's render verdict).
+/// What to do with a durable timer, committed with the decision.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TimerOp {
+    /// Schedule (or replace) `key` at `due_ms`.
+    Schedule {
+        key: String,
+        due_ms: i64,
+        payload: Box<TimerPayload>,
+    },
+    /// Cancel `key`.
+    Cancel { key: String },
+}
+
+/// The decision for one campaign and one cause.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     pub campaign_id: String,
+    pub cause_kind: CauseKind,
+    pub cause_id: String,
     pub verdicts: Vec<Verdict>,
     pub outcome: Outcome,
+    /// The variant assigned; empty when none or control.
+    pub variant_id: String,
+    /// The locale rendered; empty for the default contents.
+    pub locale: String,
+    /// The cap rule that stopped a message; empty otherwise.
+    pub cap_rule_id: String,
+    /// The campaign that took the in-app format; empty otherwise.
+    pub winner_campaign_id: String,
+    pub sends: Vec<Send>,
+    /// When a timer is pending (scheduled or delayed), when it is due.
+    pub due_ms: Option<i64>,
+    pub timers: Vec<TimerOp>,
 }
 
 impl Decision {
-    /// The messages to send; empty unless the campaign fired.
-    pub fn sends(&self) -> &[Send] {
-        match &self.outcome {
-            Outcome::Send(sends) => sends,
-            _ => &[],
+    fn new(campaign_id: &str, cause: &Cause) -> Decision {
+        Decision {
+            campaign_id: campaign_id.to_owned(),
+            cause_kind: cause.kind,
+            cause_id: cause.id.to_owned(),
+            verdicts: Vec::new(),
+            outcome: Outcome::Suppressed,
+            variant_id: String::new(),
+            locale: String::new(),
+            cap_rule_id: String::new(),
+            winner_campaign_id: String::new(),
+            sends: Vec::new(),
+            due_ms: None,
+            timers: Vec::new(),
         }
     }
 
-    /// The first gate that failed, if one did.
+    /// Records a verdict; returns whether it passed.
+    fn verdict(&mut self, code: Code, passed: bool, reason: impl Into<String>) -> bool {
+        self.verdicts.push(Verdict {
+            code,
+            passed,
+            reason: reason.into(),
+        });
+        passed
+    }
+
+    /// The messages to send; empty unless the outcome is SENT.
+    pub fn sends(&self) -> &[Send] {
+        &self.sends
+    }
+
+    /// The first verdict that did not pass, if any.
     pub fn failed(&self) -> Option<&Verdict> {
         self.verdicts.iter().find(|v| !v.passed)
     }
+
+    /// The decision as ExplainDecision answers it.
+    pub fn to_proto(&self, id: &str, user_id: &str, decide_ms: i64) -> proto::Decision {
+        proto::Decision {
+            id: id.to_owned(),
+            campaign_id: self.campaign_id.clone(),
+            user_id: user_id.to_owned(),
+            decide_time: Some(proto_from_ms(decide_ms)),
+            outcome: match self.outcome {
+                Outcome::Sent => proto::DecisionOutcome::Sent,
+                Outcome::Control => proto::DecisionOutcome::Control,
+                Outcome::Suppressed => proto::DecisionOutcome::Suppressed,
+                Outcome::Scheduled => proto::DecisionOutcome::Scheduled,
+                Outcome::Delayed => proto::DecisionOutcome::Delayed,
+                Outcome::Cancelled => proto::DecisionOutcome::Cancelled,
+            } as i32,
+            reasons: self
+                .verdicts
+                .iter()
+                .map(|v| proto::DecisionReason {
+                    code: v.code as i32,
+                    message: v.reason.clone(),
+                    passed: v.passed,
+                })
+                .collect(),
+            cause_id: self.cause_id.clone(),
+            variant_id: self.variant_id.clone(),
+            deliveries: self
+                .sends
+                .iter()
+                .map(|s| proto::ChannelDelivery {
+                    channel: s.channel as i32,
+                    idempotency_key: s.idempotency_key.clone(),
+                })
+                .collect(),
+            due_time: self.due_ms.map(proto_from_ms),
+            cap_rule_id: self.cap_rule_id.clone(),
+            winner_campaign_id: self.winner_campaign_id.clone(),
+            locale: self.locale.clone(),
+            cause: match self.cause_kind {
+                CauseKind::Event => proto::DecisionCause::Event,
+                CauseKind::Transition => proto::DecisionCause::SegmentTransition,
+                CauseKind::Timer => proto::DecisionCause::Timer,
+                CauseKind::Enrollment => proto::DecisionCause::Enrollment,
+            } as i32,
+        }
+    }
+}
+
+/// A campaign whose trigger matched the cause, about to be decided.
+#[derive(Debug, Clone)]
+pub struct Candidate<'a> {
+    pub campaign: &'a CompiledCampaign,
+    /// How the trigger matched, in words.
+    pub matched: String,
+    /// For a quiet-hours release: what was held back.
+    pub release: Option<Release>,
+}
+
+/// What a quiet-hours release sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    pub channels: Vec<Channel>,
+    /// Whether the held decision already counted as an entry.
+    pub entered: bool,
 }
 
 fn failing(conditions: &[Condition], root: Option<&Struct>) -> Option<usize> {
     conditions.iter().position(|c| !c.matches(root))
 }
 
-/// Decides whether `campaign` fires for `occurrence` at `now_ms`, and what it sends.
-pub fn decide(campaign: &CompiledCampaign, occurrence: &Occurrence, now_ms: i64) -> Decision {
-    let mut verdicts = Vec::new();
-    let outcome = gates(campaign, occurrence, now_ms, &mut |gate, passed, reason| {
-        verdicts.push(Verdict {
-            gate,
-            passed,
-            reason,
-        });
-        passed
-    });
-    Decision {
+fn filters_match(conditions: &[Condition], event: &EventView) -> bool {
+    failing(conditions, event.properties).is_none()
+}
+
+fn payload(
+    kind: TimerKind,
+    workspace: &Workspace,
+    campaign: &CompiledCampaign,
+    cause: &Cause,
+    subject: &Subject,
+    now_ms: i64,
+) -> TimerPayload {
+    TimerPayload {
+        kind: kind as i32,
+        workspace_id: workspace.id.clone(),
         campaign_id: campaign.id().to_owned(),
-        verdicts,
-        outcome,
+        user_id: subject.user_id.to_owned(),
+        cause_id: cause.id.to_owned(),
+        event: subject.event.map(|e| herald_proto::common::v1::Event {
+            message_id: e.message_id.to_owned(),
+            user_id: subject.user_id.to_owned(),
+            name: e.name.to_owned(),
+            properties: e.properties.cloned(),
+            timestamp: e.timestamp.cloned(),
+            context: None,
+        }),
+        time_zone: subject.time_zone.to_owned(),
+        locale: subject.locale.to_owned(),
+        channels: Vec::new(),
+        entered: false,
+        started_ms: now_ms,
+        variant_id: String::new(),
+        page_token: String::new(),
+        segment_index: 0,
     }
 }
 
-/// Runs the gates in order, reporting each verdict through `verdict` (which returns
-/// whether it passed), and says where the decision ended.
-fn gates(
+/// Schedules the user's next occurrence of `campaign`'s local schedule after `now_ms`,
+/// in the user's zone (the cause's, the `time_zone` trait, the schedule's default,
+/// UTC). `None` for a campaign without a local schedule.
+pub fn schedule_user(
     campaign: &CompiledCampaign,
-    occurrence: &Occurrence,
+    workspace: &Workspace,
+    cause: &Cause,
+    subject: &Subject,
     now_ms: i64,
-    verdict: &mut dyn FnMut(Gate, bool, String) -> bool,
-) -> Outcome {
-    let trigger_ok = match &campaign.trigger {
-        None => verdict(
-            Gate::Trigger,
-            false,
-            "the campaign has no event trigger".into(),
-        ),
-        Some(t) if t.name != occurrence.name => verdict(
-            Gate::Trigger,
-            false,
-            format!(
-                "the trigger is event {:?}, not {:?}",
-                t.name, occurrence.name
-            ),
-        ),
-        Some(t) => match failing(&t.conditions, occurrence.properties) {
-            Some(i) => verdict(
-                Gate::Trigger,
-                false,
-                format!(
-                    "property filter {i} ({}) does not match",
-                    t.conditions[i].path
-                ),
-            ),
-            None => verdict(Gate::Trigger, true, format!("event {:?} matched", t.name)),
-        },
+) -> Option<Decision> {
+    let mut d = Decision::new(campaign.id(), cause);
+    let op = next_occurrence(campaign, workspace, cause, subject, now_ms, &mut d)?;
+    d.outcome = if op.is_some() {
+        Outcome::Scheduled
+    } else {
+        Outcome::Suppressed
     };
-    if !trigger_ok
-        || !schedule(campaign, now_ms, verdict)
-        || !audience(campaign, occurrence, verdict)
-    {
-        return Outcome::Suppressed;
+    if let Some(TimerOp::Schedule { due_ms, .. }) = &op {
+        d.due_ms = Some(*due_ms);
     }
-    let c = campaign.campaign();
-    let weights: Vec<u32> = c.variants.iter().map(|v| v.weight).collect();
-    let variant = match assign(&c.id, occurrence.user_id, &weights, c.control_weight) {
-        Some(Assignment::Variant(index)) => {
-            let variant = &c.variants[index];
-            verdict(Gate::Assignment, true, format!("variant {:?}", variant.id));
-            variant
-        }
-        Some(Assignment::Control) => {
-            verdict(
-                Gate::Assignment,
-                true,
-                "control holdout: nothing is sent".into(),
-            );
-            return Outcome::Control;
-        }
-        None => {
-            verdict(Gate::Assignment, false, "every weight is 0".into());
-            return Outcome::Suppressed;
-        }
+    d.timers.extend(op);
+    Some(d)
+}
+
+/// The timer of the user's next occurrence of the local schedule, with its verdict;
+/// `Some(None)` when the schedule never fires again, `None` without a local schedule.
+fn next_occurrence(
+    campaign: &CompiledCampaign,
+    workspace: &Workspace,
+    cause: &Cause,
+    subject: &Subject,
+    now_ms: i64,
+    d: &mut Decision,
+) -> Option<Option<TimerOp>> {
+    let CompiledTrigger::Schedule {
+        when, default_zone, ..
+    } = &campaign.trigger
+    else {
+        return None;
     };
-    let globals = Globals::new(
-        occurrence.user_id,
-        occurrence.traits,
-        occurrence.name,
-        occurrence.properties,
-        occurrence.timestamp,
+    let tz = crate::zone::resolve(&[subject.zone(), default_zone]);
+    let zone_name = tz.iana_name().unwrap_or("UTC").to_owned();
+    let Some(due_ms) = when.next_after_ms(now_ms, &tz) else {
+        d.verdict(
+            Code::Timer,
+            false,
+            format!("the local schedule {when} never fires again in {zone_name}"),
+        );
+        return Some(None);
+    };
+    d.verdict(
+        Code::Timer,
+        true,
+        format!(
+            "next local occurrence of {when} in {zone_name} at {}",
+            instant(due_ms)
+        ),
     );
-    let expire_ms = campaign.ttl_ms().map(|ttl| now_ms.saturating_add(ttl));
-    let mut sends = Vec::new();
-    for content in &variant.contents {
-        let channel = render::channel(content);
-        match campaign.templates.render(content, &globals) {
-            Ok(rendered) => {
-                verdict(Gate::Render(channel), true, "rendered".into());
-                sends.push(Send {
-                    idempotency_key: idempotency_key(&c.id, occurrence.message_id, channel),
-                    channel,
-                    variant_id: variant.id.clone(),
-                    content: rendered,
-                    address: address(channel, occurrence.traits),
-                    expire_ms,
+    Some(Some(TimerOp::Schedule {
+        key: timer::schedule_key(&workspace.id, subject.user_id, campaign.id()),
+        due_ms,
+        payload: Box::new(payload(
+            TimerKind::Schedule,
+            workspace,
+            campaign,
+            cause,
+            subject,
+            now_ms,
+        )),
+    }))
+}
+
+/// An instant as RFC 3339, as verdicts print it, e.g. `2026-06-01T07:00:00Z`.
+fn instant(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| format!("{ms} ms"), |t| t.to_string())
+}
+
+fn duration_words(ms: i64) -> String {
+    match ms {
+        0 => "0s".to_owned(),
+        ms if ms % 86_400_000 == 0 => format!("{}d", ms / 86_400_000),
+        ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms => format!("{}.{:03}s", ms / 1000, (ms % 1000).abs()),
+    }
+}
+
+/// Decides everything the event in `subject` causes: cancels the pending timers it
+/// cancels, starts or restarts delay and inactivity timers, counts goals, and decides
+/// the event and goal campaigns it fires, together (see [`decide`]).
+pub fn on_event(
+    index: &MatchIndex,
+    workspace: &Workspace,
+    subject: &Subject,
+    ledger: &mut Ledger,
+    now_ms: i64,
+) -> Vec<Decision> {
+    let Some(event) = subject.event else {
+        return Vec::new();
+    };
+    let cause = Cause {
+        kind: CauseKind::Event,
+        id: event.message_id,
+    };
+    let mut decisions = Vec::new();
+    // From the user's pending timers (a handful), not from the campaigns the event could
+    // cancel: an any-event inactivity trigger concerns every event of every user.
+    let mut cancelling: Vec<&std::sync::Arc<CompiledCampaign>> = ledger
+        .campaigns
+        .iter()
+        .filter(|s| !s.pending_delays.is_empty() || s.inactivity_pending)
+        .filter_map(|s| index.campaign(&s.campaign_id))
+        .filter(|c| index.cancels(c, event.name))
+        .collect();
+    cancelling.sort_by(|a, b| a.precedence(b));
+    for campaign in cancelling {
+        let state = ledger.campaign_mut(campaign.id());
+        let keys: Vec<String> = match &campaign.trigger {
+            CompiledTrigger::Delay { .. } => std::mem::take(&mut state.pending_delays),
+            CompiledTrigger::Inactivity { .. } if state.inactivity_pending => {
+                state.inactivity_pending = false;
+                vec![timer::inactivity_key(
+                    &workspace.id,
+                    subject.user_id,
+                    campaign.id(),
+                )]
+            }
+            _ => Vec::new(),
+        };
+        if keys.is_empty() {
+            continue;
+        }
+        let mut d = Decision::new(campaign.id(), &cause);
+        d.verdict(
+            Code::Timer,
+            true,
+            format!(
+                "event {:?} cancelled {} pending timer(s)",
+                event.name,
+                keys.len()
+            ),
+        );
+        d.outcome = Outcome::Cancelled;
+        d.timers = keys
+            .into_iter()
+            .map(|key| TimerOp::Cancel { key })
+            .collect();
+        decisions.push(d);
+    }
+    let mut candidates = Vec::new();
+    for campaign in index.for_event(event.name) {
+        match &campaign.trigger {
+            CompiledTrigger::Event { conditions, .. } if filters_match(conditions, &event) => {
+                candidates.push(Candidate {
+                    campaign,
+                    matched: format!("event {:?} matched", event.name),
+                    release: None,
                 });
             }
-            // As the contract says, a failing template suppresses that content only; the
-            // variant's other channels still go out.
-            Err(e) => {
-                verdict(
-                    Gate::Render(channel),
-                    false,
-                    format!("{}: {}", e.field, e.error),
-                );
+            CompiledTrigger::Goal {
+                conditions,
+                occurrence,
+                ..
+            } if filters_match(conditions, &event) => {
+                let state = ledger.campaign_mut(campaign.id());
+                state.goal_count = state.goal_count.saturating_add(1);
+                if state.goal_count == *occurrence {
+                    candidates.push(Candidate {
+                        campaign,
+                        matched: format!("goal: event {:?} for the {occurrence}. time", event.name),
+                        release: None,
+                    });
+                }
             }
+            CompiledTrigger::Delay {
+                conditions,
+                delay_ms,
+                ..
+            } if filters_match(conditions, &event) => {
+                let key = timer::delay_key(
+                    &workspace.id,
+                    subject.user_id,
+                    campaign.id(),
+                    event.message_id,
+                );
+                let due_ms = now_ms.saturating_add(*delay_ms);
+                let state = ledger.campaign_mut(campaign.id());
+                if !state.pending_delays.contains(&key) {
+                    state.pending_delays.push(key.clone());
+                }
+                let mut d = Decision::new(campaign.id(), &cause);
+                d.verdict(
+                    Code::TriggerMatched,
+                    true,
+                    format!("event {:?} matched", event.name),
+                );
+                d.verdict(
+                    Code::Timer,
+                    true,
+                    format!("delay of {} started", duration_words(*delay_ms)),
+                );
+                d.outcome = Outcome::Scheduled;
+                d.due_ms = Some(due_ms);
+                d.timers.push(TimerOp::Schedule {
+                    key,
+                    due_ms,
+                    payload: Box::new(payload(
+                        TimerKind::Delay,
+                        workspace,
+                        campaign,
+                        &cause,
+                        subject,
+                        now_ms,
+                    )),
+                });
+                decisions.push(d);
+            }
+            CompiledTrigger::Inactivity {
+                within_ms,
+                expected,
+                ..
+            } => {
+                let key = timer::inactivity_key(&workspace.id, subject.user_id, campaign.id());
+                let due_ms = now_ms.saturating_add(*within_ms);
+                let state = ledger.campaign_mut(campaign.id());
+                let restarted = std::mem::replace(&mut state.inactivity_pending, true);
+                let mut d = Decision::new(campaign.id(), &cause);
+                d.verdict(
+                    Code::TriggerMatched,
+                    true,
+                    format!("event {:?} matched", event.name),
+                );
+                let awaited = if expected.is_empty() {
+                    "any event".to_owned()
+                } else {
+                    format!("{expected:?}")
+                };
+                d.verdict(
+                    Code::Timer,
+                    true,
+                    format!(
+                        "inactivity window of {} {} (waiting for {awaited})",
+                        duration_words(*within_ms),
+                        if restarted { "restarted" } else { "started" }
+                    ),
+                );
+                d.outcome = Outcome::Scheduled;
+                d.due_ms = Some(due_ms);
+                d.timers.push(TimerOp::Schedule {
+                    key,
+                    due_ms,
+                    payload: Box::new(payload(
+                        TimerKind::Inactivity,
+                        workspace,
+                        campaign,
+                        &cause,
+                        subject,
+                        now_ms,
+                    )),
+                });
+                decisions.push(d);
+            }
+            _ => {}
         }
     }
-    if sends.is_empty() {
-        Outcome::Suppressed
-    } else {
-        Outcome::Send(sends)
+    decisions.extend(decide(
+        workspace, &cause, subject, candidates, ledger, now_ms,
+    ));
+    decisions
+}
+
+/// A segment transition of the user, as [`on_transition`] needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct TransitionView<'a> {
+    pub id: &'a str,
+    pub segment_id: &'a str,
+    pub kind: TransitionKind,
+    pub at_ms: i64,
+}
+
+/// Decides the segment-entry campaigns an ENTERED transition fires. An entry from before
+/// the campaign became ACTIVE does not fire (it is recorded as such).
+pub fn on_transition(
+    index: &MatchIndex,
+    workspace: &Workspace,
+    transition: &TransitionView,
+    subject: &Subject,
+    ledger: &mut Ledger,
+    now_ms: i64,
+) -> Vec<Decision> {
+    if transition.kind != TransitionKind::Entered {
+        return Vec::new();
+    }
+    let cause = Cause {
+        kind: CauseKind::Transition,
+        id: transition.id,
+    };
+    let mut early = Vec::new();
+    // Local schedules for the segment's members: the new member's next occurrence.
+    for campaign in index.schedules_for_segment(transition.segment_id) {
+        early.extend(schedule_user(campaign, workspace, &cause, subject, now_ms));
+    }
+    let mut candidates = Vec::new();
+    for campaign in index.for_segment(transition.segment_id) {
+        if transition.at_ms < campaign.activate_ms() {
+            let mut d = Decision::new(campaign.id(), &cause);
+            d.verdict(
+                Code::TriggerMatched,
+                false,
+                format!(
+                    "entered segment {:?} at {}, before the campaign became active at {}",
+                    transition.segment_id,
+                    instant(transition.at_ms),
+                    instant(campaign.activate_ms())
+                ),
+            );
+            early.push(d);
+        } else {
+            candidates.push(Candidate {
+                campaign,
+                matched: format!("entered segment {:?}", transition.segment_id),
+                release: None,
+            });
+        }
+    }
+    early.extend(decide(
+        workspace, &cause, subject, candidates, ledger, now_ms,
+    ));
+    early
+}
+
+/// A timer that came due, as [`on_timer`] needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct DueTimer<'a> {
+    /// Its campaign; `None` when the campaign is no longer ACTIVE.
+    pub campaign: Option<&'a CompiledCampaign>,
+    /// Its key.
+    pub key: &'a str,
+    /// What it carries.
+    pub payload: &'a TimerPayload,
+}
+
+/// Decides a timer that came due (`cause.id` names it). A delay or inactivity timer the
+/// ledger no longer holds was cancelled while it fired: nothing is decided.
+pub fn on_timer(
+    timer: &DueTimer,
+    workspace: &Workspace,
+    cause: &Cause,
+    subject: &Subject,
+    ledger: &mut Ledger,
+    now_ms: i64,
+) -> Option<Decision> {
+    let (campaign, timer_key, payload) = (timer.campaign, timer.key, timer.payload);
+    let state = ledger.campaign_mut(&payload.campaign_id);
+    let matched = match payload.kind() {
+        TimerKind::Delay => {
+            let at = state.pending_delays.iter().position(|k| k == timer_key)?;
+            state.pending_delays.remove(at);
+            "the delay elapsed".to_owned()
+        }
+        TimerKind::Inactivity => {
+            if !std::mem::replace(&mut state.inactivity_pending, false) {
+                return None;
+            }
+            "the inactivity window elapsed without the expected event".to_owned()
+        }
+        TimerKind::Release => "quiet hours ended".to_owned(),
+        TimerKind::Schedule => "the local schedule came due".to_owned(),
+        TimerKind::Enroll | TimerKind::Unspecified => return None,
+    };
+    let Some(campaign) = campaign.filter(|c| c.is_active()) else {
+        let mut d = Decision::new(&payload.campaign_id, cause);
+        d.verdict(Code::TriggerMatched, true, matched);
+        d.verdict(
+            Code::CampaignNotActive,
+            false,
+            "the campaign is no longer active: the timer is dropped",
+        );
+        return Some(d);
+    };
+    let release = (payload.kind() == TimerKind::Release).then(|| Release {
+        channels: payload.release_channels(),
+        entered: payload.entered,
+    });
+    let candidate = Candidate {
+        campaign,
+        matched,
+        release,
+    };
+    let mut d = decide(workspace, cause, subject, vec![candidate], ledger, now_ms)
+        .into_iter()
+        .next()?;
+    // A recurring schedule goes on while the user is in one of its segments.
+    if let (TimerKind::Schedule, CompiledTrigger::Schedule { segments, .. }) =
+        (payload.kind(), &campaign.trigger)
+    {
+        if segments.iter().any(|s| subject.segment_ids.contains(s)) {
+            if let Some(op) =
+                next_occurrence(campaign, workspace, cause, subject, now_ms, &mut d).flatten()
+            {
+                d.timers.push(op);
+            }
+        } else {
+            d.verdict(
+                Code::Timer,
+                true,
+                "the user left the schedule's segments: no next occurrence",
+            );
+        }
+    }
+    Some(d)
+}
+
+/// Decides `campaign` for a user who was a member of its segment when it became ACTIVE:
+/// as for an entry (`include_existing_members`), or, for a local schedule, the user's
+/// first occurrence.
+pub fn on_enrollment(
+    campaign: &CompiledCampaign,
+    workspace: &Workspace,
+    cause: &Cause,
+    subject: &Subject,
+    ledger: &mut Ledger,
+    now_ms: i64,
+) -> Decision {
+    if let Some(d) = schedule_user(campaign, workspace, cause, subject, now_ms) {
+        return d;
+    }
+    let segment = match &campaign.trigger {
+        CompiledTrigger::SegmentEntry { segment_id, .. } => segment_id.as_str(),
+        _ => "",
+    };
+    let candidate = Candidate {
+        campaign,
+        matched: format!("a member of segment {segment:?} when the campaign became active"),
+        release: None,
+    };
+    decide(workspace, cause, subject, vec![candidate], ledger, now_ms)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| Decision::new(campaign.id(), cause))
+}
+
+/// Decides `candidates` (campaigns whose trigger matched `cause` for the user) together,
+/// in precedence order, reserving each one's messages in `ledger` before the next.
+pub fn decide(
+    workspace: &Workspace,
+    cause: &Cause,
+    subject: &Subject,
+    mut candidates: Vec<Candidate>,
+    ledger: &mut Ledger,
+    now_ms: i64,
+) -> Vec<Decision> {
+    candidates.sort_by(|a, b| a.campaign.precedence(b.campaign));
+    let mut attention = Attention {
+        last_in_app_ms: ledger.last_in_app_ms(),
+        taken: Vec::new(),
+    };
+    candidates
+        .iter()
+        .map(|candidate| {
+            let mut d = Decision::new(candidate.campaign.id(), cause);
+            gates(
+                &mut d,
+                workspace,
+                cause,
+                subject,
+                candidate,
+                ledger,
+                &mut attention,
+                now_ms,
+            );
+            d
+        })
+        .collect()
+}
+
+/// What campaigns deciding from the same cause share.
+struct Attention {
+    /// The latest in-app message before this cause.
+    last_in_app_ms: Option<i64>,
+    /// The in-app formats taken by this cause, and by which campaign.
+    taken: Vec<(InAppFormat, String)>,
+}
+
+fn in_app_format(content: &MessageContent) -> InAppFormat {
+    match &content.body {
+        Some(Body::InApp(c)) => InAppFormat::try_from(c.format).unwrap_or(InAppFormat::Unspecified),
+        _ => InAppFormat::Unspecified,
     }
 }
 
-fn schedule(
-    campaign: &CompiledCampaign,
+#[allow(clippy::too_many_arguments)]
+fn gates(
+    d: &mut Decision,
+    workspace: &Workspace,
+    cause: &Cause,
+    subject: &Subject,
+    candidate: &Candidate,
+    ledger: &mut Ledger,
+    attention: &mut Attention,
     now_ms: i64,
-    verdict: &mut dyn FnMut(Gate, bool, String) -> bool,
-) -> bool {
+) {
+    let campaign = candidate.campaign;
+    let c = campaign.campaign();
+    d.verdict(Code::TriggerMatched, true, candidate.matched.clone());
+    if !campaign.is_active() {
+        d.verdict(Code::CampaignNotActive, false, "the campaign is not active");
+        return;
+    }
+    if !schedule(d, campaign, now_ms) || !audience(d, campaign, subject) {
+        return;
+    }
+    let entered_already = candidate.release.as_ref().is_some_and(|r| r.entered);
+    if !entered_already && !eligibility(d, campaign, ledger, now_ms) {
+        return;
+    }
+
+    // Assignment: sticky once made, so new weights only move users not yet assigned.
+    let state = ledger.campaign_mut(c.id.as_str());
+    let kept = state.assigned
+        && (state.variant_id.is_empty() || c.variants.iter().any(|v| v.id == state.variant_id));
+    let variant_index = if kept {
+        if state.variant_id.is_empty() {
+            None
+        } else {
+            c.variants.iter().position(|v| v.id == state.variant_id)
+        }
+    } else {
+        let weights: Vec<u32> = c.variants.iter().map(|v| v.weight).collect();
+        match assign(&c.id, subject.user_id, &weights, c.control_weight) {
+            Some(Assignment::Variant(i)) => {
+                state.assigned = true;
+                state.variant_id = c.variants[i].id.clone();
+                Some(i)
+            }
+            Some(Assignment::Control) => {
+                state.assigned = true;
+                state.variant_id.clear();
+                None
+            }
+            None => {
+                d.verdict(Code::VariantAssigned, false, "every weight is 0");
+                return;
+            }
+        }
+    };
+    let how = if kept { "kept" } else { "assigned" };
+    let Some(variant_index) = variant_index else {
+        d.verdict(
+            Code::ControlAssigned,
+            true,
+            format!("control holdout ({how}): nothing is sent, the user is recorded as control"),
+        );
+        if !entered_already {
+            ledger.enter(&c.id, now_ms, campaign.entries_to_keep());
+        }
+        d.outcome = Outcome::Control;
+        return;
+    };
+    let variant = &c.variants[variant_index];
+    d.variant_id = variant.id.clone();
+    d.verdict(
+        Code::VariantAssigned,
+        true,
+        format!("variant {:?} ({how})", variant.id),
+    );
+
+    // Locale: one language per message.
+    let user_locale = locale::resolve_user_locale(
+        subject.locale,
+        trait_text(subject.traits, "locale"),
+        &workspace.default_locale,
+    );
+    let picked = locale::pick(variant, user_locale.as_deref());
+    d.locale = picked.locale.clone().unwrap_or_default();
+    d.verdict(Code::Locale, true, picked.describe());
+
+    // Built when a content is rendered, at most once.
+    let mut globals: Option<Globals> = None;
+    let expire_ms = campaign.ttl_ms().map(|ttl| now_ms.saturating_add(ttl));
+    let quiet = if c.critical {
+        None
+    } else {
+        campaign.quiet.as_ref().or(workspace.quiet.as_ref())
+    };
+    let exempt = c.exempt_from_cap_rules;
+    let mut held: Vec<Channel> = Vec::new();
+    let mut held_until: Option<i64> = None;
+    let mut sent_any = false;
+    for content in picked.contents {
+        let channel = render::channel(content);
+        let channel_name = render::channel_name(channel);
+        if let Some(release) = &candidate.release
+            && !release.channels.contains(&channel)
+        {
+            continue;
+        }
+        if let Some(quiet) = quiet.filter(|q| q.applies_to(channel))
+            && let Some(release_ms) = quiet.release_ms(now_ms, subject.zone(), subject.user_id)
+        {
+            match quiet.behavior {
+                QuietBehavior::Delay => {
+                    d.verdict(
+                        Code::QuietHours,
+                        false,
+                        format!(
+                            "{channel_name}: in quiet hours, held until {}",
+                            instant(release_ms)
+                        ),
+                    );
+                    held.push(channel);
+                    held_until = Some(held_until.map_or(release_ms, |h| h.max(release_ms)));
+                }
+                QuietBehavior::Drop => {
+                    d.verdict(
+                        Code::QuietHours,
+                        false,
+                        format!("{channel_name}: in quiet hours, dropped"),
+                    );
+                }
+            }
+            continue;
+        }
+        // The format is not a template: the budget is checked before rendering, so only
+        // what goes out is rendered.
+        let format = in_app_format(content);
+        if channel == Channel::InApp {
+            if let Some((_, winner)) = attention.taken.iter().find(|(f, _)| *f == format) {
+                d.winner_campaign_id = winner.clone();
+                d.verdict(
+                    Code::Priority,
+                    false,
+                    format!(
+                        "{channel_name}: campaign {winner} of higher precedence took the {} format for this cause",
+                        format.as_str_name()
+                    ),
+                );
+                continue;
+            }
+            if !exempt
+                && workspace.min_in_app_interval_ms > 0
+                && let Some(last) = attention.last_in_app_ms
+                && now_ms < last.saturating_add(workspace.min_in_app_interval_ms)
+            {
+                d.verdict(
+                    Code::MinInterval,
+                    false,
+                    format!(
+                        "{channel_name}: the last in-app message was {} ago, the workspace minimum is {}",
+                        duration_words(now_ms - last),
+                        duration_words(workspace.min_in_app_interval_ms)
+                    ),
+                );
+                continue;
+            }
+        }
+        if !exempt
+            && let Some(rule) = workspace.rules.iter().find(|rule| {
+                rule.covers(channel, format)
+                    && rule.used(ledger, now_ms, subject.zone()) >= rule.max
+            })
+        {
+            d.cap_rule_id = rule.id.clone();
+            d.verdict(
+                Code::ChannelCapped,
+                false,
+                format!(
+                    "{channel_name}: cap rule {} ({:?}: {}) reached",
+                    rule.id,
+                    rule.name,
+                    rule.describe()
+                ),
+            );
+            continue;
+        }
+        if channel == Channel::InApp {
+            d.verdict(
+                Code::Priority,
+                true,
+                format!(
+                    "{channel_name}: no campaign of higher precedence took the {} format",
+                    format.as_str_name()
+                ),
+            );
+            d.verdict(
+                Code::MinInterval,
+                true,
+                if exempt {
+                    format!("{channel_name}: exempt from the minimum interval")
+                } else if workspace.min_in_app_interval_ms <= 0 {
+                    format!("{channel_name}: the workspace has no minimum interval")
+                } else {
+                    format!(
+                        "{channel_name}: outside the minimum interval of {}",
+                        duration_words(workspace.min_in_app_interval_ms)
+                    )
+                },
+            );
+        }
+        d.verdict(
+            Code::ChannelCapped,
+            true,
+            match (exempt, workspace.rules.len()) {
+                (true, _) => format!("{channel_name}: exempt from the cap rules"),
+                (false, 0) => format!("{channel_name}: the workspace has no cap rules"),
+                (false, n) => format!("{channel_name}: within all {n} cap rule(s)"),
+            },
+        );
+        let globals = globals.get_or_insert_with(|| {
+            Globals::new(render::GlobalsInput {
+                user_id: subject.user_id,
+                traits: subject.traits,
+                event: subject.event.map(|e| render::EventInput {
+                    name: e.name,
+                    properties: e.properties,
+                    timestamp: e.timestamp,
+                }),
+                campaign_id: &c.id,
+                campaign_name: &c.name,
+                variant_id: &variant.id,
+                locale: picked.locale.as_deref().unwrap_or(""),
+                workspace_id: &workspace.id,
+            })
+        });
+        let rendered = match campaign.templates.render(content, globals) {
+            Ok(rendered) => {
+                d.verdict(
+                    Code::RenderFailed,
+                    true,
+                    format!("{channel_name}: rendered"),
+                );
+                rendered
+            }
+            Err(e) => {
+                let code = match e.kind {
+                    RenderErrorKind::Aborted => Code::RenderAborted,
+                    _ => Code::RenderFailed,
+                };
+                d.verdict(
+                    code,
+                    false,
+                    format!("{channel_name}: {}: {}", e.field, e.error),
+                );
+                continue;
+            }
+        };
+        // Reserved now, so the campaigns after this one in the same cause see it.
+        ledger.sent(&c.id, channel, format, now_ms);
+        if channel == Channel::InApp {
+            attention.taken.push((format, c.id.clone()));
+        }
+        sent_any = true;
+        d.sends.push(Send {
+            idempotency_key: idempotency_key(&c.id, cause.id, channel),
+            channel,
+            variant_id: variant.id.clone(),
+            address: address(channel, subject.traits),
+            content: rendered,
+            expire_ms,
+        });
+    }
+    if sent_any && !entered_already {
+        ledger.enter(&c.id, now_ms, campaign.entries_to_keep());
+    }
+    if let Some(due_ms) = held_until {
+        let mut release = payload(
+            TimerKind::Release,
+            workspace,
+            campaign,
+            cause,
+            subject,
+            now_ms,
+        );
+        release.channels = held.iter().map(|c| *c as i32).collect();
+        release.entered = sent_any || entered_already;
+        release.variant_id = variant.id.clone();
+        d.timers.push(TimerOp::Schedule {
+            key: timer::release_key(&workspace.id, subject.user_id, &c.id, cause.id),
+            due_ms,
+            payload: Box::new(release),
+        });
+        d.due_ms = Some(due_ms);
+    }
+    d.outcome = if sent_any {
+        Outcome::Sent
+    } else if held_until.is_some() {
+        Outcome::Delayed
+    } else {
+        Outcome::Suppressed
+    };
+}
+
+fn schedule(d: &mut Decision, campaign: &CompiledCampaign, now_ms: i64) -> bool {
     let Some(schedule) = &campaign.campaign().schedule else {
-        return verdict(Gate::Schedule, true, "no schedule".into());
+        return d.verdict(Code::OutsideSchedule, true, "no schedule");
     };
     if let Some(start) = schedule.start_time.as_ref().map(ms_of_proto)
         && now_ms < start
     {
-        return verdict(
-            Gate::Schedule,
+        return d.verdict(
+            Code::OutsideSchedule,
             false,
-            format!("the campaign starts at {start} ms"),
+            format!("the campaign starts at {}", instant(start)),
         );
     }
     if let Some(end) = schedule.end_time.as_ref().map(ms_of_proto)
         && now_ms >= end
     {
-        return verdict(
-            Gate::Schedule,
+        return d.verdict(
+            Code::OutsideSchedule,
             false,
-            format!("the campaign ended at {end} ms"),
+            format!("the campaign ended at {}", instant(end)),
         );
     }
-    verdict(Gate::Schedule, true, "inside the schedule".into())
+    d.verdict(Code::OutsideSchedule, true, "inside the schedule")
 }
 
-fn audience(
-    campaign: &CompiledCampaign,
-    occurrence: &Occurrence,
-    verdict: &mut dyn FnMut(Gate, bool, String) -> bool,
-) -> bool {
+fn audience(d: &mut Decision, campaign: &CompiledCampaign, subject: &Subject) -> bool {
     let Some(audience) = &campaign.campaign().audience else {
-        return verdict(Gate::Audience, true, "every user".into());
+        return d.verdict(Code::AudienceSegmentMismatch, true, "every user");
     };
-    // The user's segments after the event, as segmentation computed them.
-    let member = |id: &&String| occurrence.segment_ids.contains(*id);
+    // The user's segments as segmentation computed them for this cause.
+    let member = |id: &&String| subject.segment_ids.contains(*id);
     let included = if audience.include_segment_ids.is_empty() {
         None
     } else {
         match audience.include_segment_ids.iter().find(member) {
             Some(id) => Some(id),
             None => {
-                return verdict(
-                    Gate::Audience,
+                return d.verdict(
+                    Code::AudienceSegmentMismatch,
                     false,
                     format!(
                         "the user is in none of the included segments {:?}",
@@ -283,15 +1157,20 @@ fn audience(
         }
     };
     if let Some(id) = audience.exclude_segment_ids.iter().find(member) {
-        return verdict(
-            Gate::Audience,
+        return d.verdict(
+            Code::AudienceSegmentMismatch,
             false,
             format!("the user is in excluded segment {id:?}"),
         );
     }
-    if let Some(i) = failing(&campaign.trait_conditions, occurrence.traits) {
-        return verdict(
-            Gate::Audience,
+    let reason = match included {
+        Some(id) => format!("in the audience, through included segment {id:?}"),
+        None => "in the audience".into(),
+    };
+    d.verdict(Code::AudienceSegmentMismatch, true, reason);
+    if let Some(i) = failing(&campaign.trait_conditions, subject.traits) {
+        return d.verdict(
+            Code::AudienceTraitMismatch,
             false,
             format!(
                 "trait filter {i} ({}) does not match",
@@ -299,22 +1178,94 @@ fn audience(
             ),
         );
     }
-    let reason = match included {
-        Some(id) => format!("in the audience, through included segment {id:?}"),
-        None => "in the audience".into(),
-    };
-    verdict(Gate::Audience, true, reason)
+    if !campaign.trait_conditions.is_empty() {
+        d.verdict(
+            Code::AudienceTraitMismatch,
+            true,
+            "every trait filter matches",
+        );
+    }
+    true
 }
 
-/// `campaign:message:channel`, one per firing and channel, at most 128 characters (long
-/// message ids are replaced by their hash).
-pub fn idempotency_key(campaign_id: &str, message_id: &str, channel: Channel) -> String {
+/// The entry policy and the frequency cap.
+fn eligibility(
+    d: &mut Decision,
+    campaign: &CompiledCampaign,
+    ledger: &Ledger,
+    now_ms: i64,
+) -> bool {
+    let state = ledger.campaign(campaign.id());
+    let entries = state.map_or(0, |s| s.entries);
+    let last = state.and_then(|s| s.last_entry_ms());
+    let entry_ok = match campaign.entry {
+        EntryRule::EveryTime => d.verdict(Code::Entry, true, "entry: every time"),
+        EntryRule::Once if entries > 0 => d.verdict(
+            Code::Entry,
+            false,
+            format!(
+                "entry: once per user, already entered at {}",
+                instant(last.unwrap_or_default())
+            ),
+        ),
+        EntryRule::Once => d.verdict(Code::Entry, true, "entry: once per user, first entry"),
+        EntryRule::Cooldown { ms } => match last {
+            Some(last) if now_ms < last.saturating_add(ms) => d.verdict(
+                Code::Entry,
+                false,
+                format!(
+                    "entry: cooldown of {} since the last entry at {} has not passed",
+                    duration_words(ms),
+                    instant(last)
+                ),
+            ),
+            _ => d.verdict(Code::Entry, true, "entry: outside the cooldown"),
+        },
+    };
+    if !entry_ok {
+        return false;
+    }
+    let Some(cap) = campaign.frequency_cap else {
+        return true;
+    };
+    let used = match cap.window_ms {
+        None => entries,
+        Some(window) => {
+            let since = now_ms.saturating_sub(window);
+            state.map_or(0, |s| {
+                s.recent.iter().filter(|at| **at > since).count() as u32
+            })
+        }
+    };
+    let window = cap
+        .window_ms
+        .map_or("ever".to_owned(), |w| format!("per {}", duration_words(w)));
+    if used >= cap.max {
+        return d.verdict(
+            Code::FrequencyCapped,
+            false,
+            format!(
+                "frequency cap {} {window} reached ({used} entries)",
+                cap.max
+            ),
+        );
+    }
+    d.verdict(
+        Code::FrequencyCapped,
+        true,
+        format!("frequency cap {} {window}: {used} used", cap.max),
+    )
+}
+
+/// `campaign:cause:channel`, one per decision and channel, at most 128 characters (long
+/// cause ids are replaced by their hash).
+pub fn idempotency_key(campaign_id: &str, cause_id: &str, channel: Channel) -> String {
     let channel = render::channel_name(channel);
-    let key = format!("{campaign_id}:{message_id}:{channel}");
+    let key = format!("{campaign_id}:{cause_id}:{channel}");
     if key.len() <= 128 {
         return key;
     }
-    let digest: String = Sha256::digest(message_id.as_bytes())
+    let digest: String = Sha256::digest(cause_id.as_bytes())
         .iter()
         .take(16)
         .map(|b| format!("{b:02x}"))
@@ -330,224 +1281,294 @@ fn address(channel: Channel, traits: Option<&Struct>) -> String {
         Channel::Push => "push_token",
         _ => return String::new(),
     };
-    match traits
-        .and_then(|t| t.fields.get(name))
-        .and_then(|v| v.kind.as_ref())
-    {
-        Some(Kind::StringValue(s)) => s.clone(),
-        _ => String::new(),
-    }
+    trait_text(traits, name).unwrap_or_default().to_owned()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
+
     use herald_core::time::proto_from_ms;
-    use herald_proto::common::v1::{
-        ComparisonOperator, InAppContent, SmsContent, message_content::Body,
-    };
+    use herald_proto::common::v1::InAppContent;
     use herald_proto::trigger::v1::{
-        Audience, Campaign, EventTrigger, PropertyFilter, Schedule, Trigger, Variant,
-        trigger::Kind as TriggerKind,
+        Campaign, CampaignStatus, EventTrigger, FrequencyCap, Inactivity, QuietHours, TimeTrigger,
+        Trigger, Variant, time_trigger, trigger::Kind as TriggerKind,
     };
 
-    fn text(s: &str) -> prost_types::Value {
-        prost_types::Value {
-            kind: Some(Kind::StringValue(s.into())),
+    use super::*;
+
+    const HOUR: i64 = 3_600_000;
+
+    fn modal(title: &str) -> MessageContent {
+        MessageContent {
+            body: Some(Body::InApp(InAppContent {
+                format: InAppFormat::Modal as i32,
+                title: title.into(),
+                ..Default::default()
+            })),
         }
     }
 
-    fn campaign() -> Campaign {
+    fn campaign(id: &str, trigger: TriggerKind) -> Campaign {
         Campaign {
-            id: "cmp_1".into(),
+            id: id.into(),
+            name: id.into(),
+            status: CampaignStatus::Active as i32,
             trigger: Some(Trigger {
-                kind: Some(TriggerKind::Event(EventTrigger {
-                    event_name: "upgraded".into(),
-                    property_filters: vec![PropertyFilter {
-                        property: "plan".into(),
-                        operator: ComparisonOperator::Eq as i32,
-                        value: Some(text("pro")),
-                    }],
-                })),
+                kind: Some(trigger),
             }),
             variants: vec![Variant {
-                id: "v1".into(),
+                id: "a".into(),
                 weight: 1,
-                contents: vec![
-                    MessageContent {
-                        body: Some(Body::InApp(InAppContent {
-                            title: "Hi {{ user.id }}".into(),
-                            ..Default::default()
-                        })),
-                    },
-                    MessageContent {
-                        body: Some(Body::Sms(SmsContent {
-                            body: "{{ 1 | divided_by: 0 }}".into(),
-                        })),
-                    },
-                ],
+                contents: vec![modal("Hi {{ user.id }}")],
                 ..Default::default()
             }],
+            create_time: Some(proto_from_ms(0)),
             ..Default::default()
         }
     }
 
-    fn compile(c: Campaign) -> CompiledCampaign {
-        CompiledCampaign::compile(&render::parser(), c, 1).expect("compiles")
+    fn on(event: &str) -> TriggerKind {
+        TriggerKind::Event(EventTrigger {
+            event_name: event.into(),
+            ..Default::default()
+        })
     }
 
-    fn properties(plan: &str) -> Struct {
-        Struct {
-            fields: [("plan".to_owned(), text(plan))].into_iter().collect(),
-        }
+    fn index(campaigns: Vec<Campaign>) -> MatchIndex {
+        let parser = render::parser();
+        MatchIndex::new(
+            campaigns
+                .into_iter()
+                .map(|c| Arc::new(CompiledCampaign::compile(&parser, c, 1).expect("compiles"))),
+        )
     }
 
-    fn occurrence<'a>(properties: &'a Struct, segments: &'a [String]) -> Occurrence<'a> {
-        Occurrence {
-            user_id: "u1",
-            message_id: "m1",
-            name: "upgraded",
-            properties: Some(properties),
-            timestamp: None,
+    fn workspace() -> Workspace {
+        let mut w = Workspace::defaults("acme");
+        w.min_in_app_interval_ms = 0;
+        w
+    }
+
+    fn subject<'a>(user: &'a str, message_id: &'a str, name: &'a str) -> Subject<'a> {
+        Subject {
+            user_id: user,
             traits: None,
-            segment_ids: segments,
+            segment_ids: &[],
+            time_zone: "",
+            locale: "",
+            event: Some(EventView {
+                message_id,
+                name,
+                properties: None,
+                timestamp: None,
+            }),
         }
     }
 
-    fn gates(d: &Decision) -> Vec<(Gate, bool)> {
-        d.verdicts.iter().map(|v| (v.gate, v.passed)).collect()
+    fn outcomes(decisions: &[Decision]) -> Vec<(&str, Outcome)> {
+        decisions
+            .iter()
+            .map(|d| (d.campaign_id.as_str(), d.outcome))
+            .collect()
     }
 
     #[test]
-    fn every_gate_is_recorded_and_a_failing_template_suppresses_only_its_content() {
-        let pro = properties("pro");
-        let d = decide(&compile(campaign()), &occurrence(&pro, &[]), 0);
-        assert_eq!(
-            gates(&d),
-            [
-                (Gate::Trigger, true),
-                (Gate::Schedule, true),
-                (Gate::Audience, true),
-                (Gate::Assignment, true),
-                (Gate::Render(Channel::InApp), true),
-                (Gate::Render(Channel::Sms), false),
-            ]
+    fn an_inactivity_window_starts_restarts_is_cancelled_and_fires_once() {
+        let index = index(vec![campaign(
+            "cmp_i",
+            TriggerKind::Time(TimeTrigger {
+                kind: Some(time_trigger::Kind::Inactivity(Inactivity {
+                    event_name: "trial_started".into(),
+                    expected_event_name: "connected".into(),
+                    within: Some(prost_types::Duration {
+                        seconds: 1800,
+                        nanos: 0,
+                    }),
+                })),
+            }),
+        )]);
+        let ws = workspace();
+        let mut ledger = Ledger::default();
+        let started = on_event(
+            &index,
+            &ws,
+            &subject("u", "m1", "trial_started"),
+            &mut ledger,
+            0,
         );
-        assert_eq!(d.sends().len(), 1);
-        let send = &d.sends()[0];
-        assert_eq!(send.idempotency_key, "cmp_1:m1:in_app");
-        let Some(Body::InApp(content)) = &send.content.body else {
-            panic!("in-app content expected")
+        assert_eq!(outcomes(&started), [("cmp_i", Outcome::Scheduled)]);
+        assert_eq!(started[0].due_ms, Some(1_800_000));
+        let TimerOp::Schedule { key, payload, .. } = &started[0].timers[0] else {
+            panic!("a timer is scheduled")
         };
-        assert_eq!(content.title, "Hi u1");
-    }
-
-    #[test]
-    fn a_filter_that_does_not_match_stops_at_the_trigger() {
-        let free = properties("free");
-        let d = decide(&compile(campaign()), &occurrence(&free, &[]), 0);
-        assert_eq!(gates(&d), [(Gate::Trigger, false)]);
-        assert_eq!(d.outcome, Outcome::Suppressed);
-        assert!(
-            d.failed().unwrap().reason.contains("plan"),
-            "{:?}",
-            d.failed()
+        // Another unrelated event changes nothing; the expected one cancels.
+        assert!(on_event(&index, &ws, &subject("u", "m2", "clicked"), &mut ledger, 10).is_empty());
+        let cancelled = on_event(
+            &index,
+            &ws,
+            &subject("u", "m3", "connected"),
+            &mut ledger,
+            20,
         );
+        assert_eq!(outcomes(&cancelled), [("cmp_i", Outcome::Cancelled)]);
+        assert_eq!(cancelled[0].timers, [TimerOp::Cancel { key: key.clone() }]);
+        // A timer that fires after its cancellation decides nothing.
+        let cause = Cause {
+            kind: CauseKind::Timer,
+            id: "t1",
+        };
+        let campaign = index.campaign("cmp_i").map(|c| c.as_ref());
+        let due = DueTimer {
+            campaign,
+            key,
+            payload,
+        };
+        let s = subject("u", "m1", "trial_started");
+        assert!(on_timer(&due, &ws, &cause, &s, &mut ledger, 1_800_000).is_none());
+        // Started again and left to run, it fires.
+        on_event(
+            &index,
+            &ws,
+            &subject("u", "m4", "trial_started"),
+            &mut ledger,
+            30,
+        );
+        let fired = on_timer(&due, &ws, &cause, &s, &mut ledger, 1_800_030).expect("decided");
+        assert_eq!(fired.outcome, Outcome::Sent);
+        assert_eq!(fired.sends[0].idempotency_key, "cmp_i:t1:in_app");
     }
 
     #[test]
-    fn the_schedule_window_is_half_open() {
-        let mut c = campaign();
-        c.schedule = Some(Schedule {
-            start_time: Some(proto_from_ms(1_000)),
-            end_time: Some(proto_from_ms(2_000)),
+    fn entry_once_and_the_frequency_cap_count_only_entries() {
+        let mut once = campaign("cmp_once", on("opened"));
+        once.entry = Some(herald_proto::trigger::v1::Entry {
+            policy: herald_proto::trigger::v1::EntryPolicy::Once as i32,
+            cooldown: None,
         });
-        let c = compile(c);
-        let pro = properties("pro");
-        let fired = |now| !decide(&c, &occurrence(&pro, &[]), now).sends().is_empty();
-        assert!(!fired(999));
-        assert!(fired(1_000));
-        assert!(fired(1_999));
-        assert!(!fired(2_000));
+        let mut capped = campaign("cmp_cap", on("opened"));
+        capped.variants[0].contents = vec![MessageContent {
+            body: Some(Body::InApp(InAppContent {
+                format: InAppFormat::Banner as i32,
+                title: "Banner".into(),
+                ..Default::default()
+            })),
+        }];
+        capped.frequency_cap = Some(FrequencyCap {
+            max_deliveries: 2,
+            window: Some(prost_types::Duration {
+                seconds: 3600,
+                nanos: 0,
+            }),
+        });
+        let index = index(vec![once, capped]);
+        let ws = workspace();
+        let mut ledger = Ledger::default();
+        let mut sent = |at: i64, id: &str| {
+            on_event(&index, &ws, &subject("u", id, "opened"), &mut ledger, at)
+                .iter()
+                .filter(|d| d.outcome == Outcome::Sent)
+                .map(|d| d.campaign_id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sent(0, "m1"), ["cmp_cap", "cmp_once"]);
+        assert_eq!(sent(1, "m2"), ["cmp_cap"]);
+        assert!(sent(2, "m3").is_empty(), "2 per hour reached");
+        assert_eq!(sent(HOUR + 1, "m4"), ["cmp_cap"], "the window slid");
     }
 
     #[test]
-    fn audience_segments_are_checked() {
-        let pro = properties("pro");
-        let segments = vec!["seg_a".to_owned()];
-        let mut c = campaign();
-        c.audience = Some(Audience {
-            include_segment_ids: vec!["seg_b".into()],
+    fn quiet_hours_hold_what_they_name_and_critical_campaigns_pass() {
+        let quiet = QuietHours {
+            start_local_time: "22:00".into(),
+            end_local_time: "08:00".into(),
+            default_time_zone: "America/New_York".into(),
+            channels: vec![Channel::InApp as i32],
             ..Default::default()
-        });
-        let d = decide(&compile(c.clone()), &occurrence(&pro, &segments), 0);
-        let failed = d.failed().expect("the audience fails");
-        assert_eq!(failed.gate, Gate::Audience);
-        assert!(failed.reason.contains("\"seg_b\""), "{}", failed.reason);
-        assert_eq!(d.outcome, Outcome::Suppressed);
-
-        c.audience = Some(Audience {
-            include_segment_ids: vec!["seg_b".into(), "seg_a".into()],
-            exclude_segment_ids: vec!["seg_c".into()],
-            ..Default::default()
-        });
-        let d = decide(&compile(c.clone()), &occurrence(&pro, &segments), 0);
-        assert!(!d.sends().is_empty());
-        let audience = d.verdicts.iter().find(|v| v.gate == Gate::Audience);
+        };
+        let mut held = campaign("cmp_held", on("opened"));
+        held.quiet_hours = Some(quiet.clone());
+        let mut critical = campaign("cmp_critical", on("reset"));
+        critical.quiet_hours = Some(quiet);
+        critical.critical = true;
+        let index = index(vec![held, critical]);
+        let ws = workspace();
+        let mut ledger = Ledger::default();
+        // 2026-03-08T04:30:00Z is 23:30 EST; the next 08:00 is EDT, 12:00Z.
+        let now = 1_772_944_200_000;
+        let d = on_event(&index, &ws, &subject("u", "m1", "opened"), &mut ledger, now);
+        assert_eq!(outcomes(&d), [("cmp_held", Outcome::Delayed)]);
+        assert_eq!(d[0].due_ms, Some(1_772_971_200_000));
+        let TimerOp::Schedule { payload, .. } = &d[0].timers[0] else {
+            panic!("a release is scheduled")
+        };
+        assert_eq!(payload.release_channels(), [Channel::InApp]);
         assert!(
-            audience.is_some_and(|v| v.passed && v.reason.contains("\"seg_a\"")),
-            "{audience:?}"
+            !payload.entered,
+            "nothing was sent, so the entry is still to come"
         );
-
-        // An excluded segment wins over an included one, and is named.
-        let both = vec!["seg_a".to_owned(), "seg_c".to_owned()];
-        let d = decide(&compile(c.clone()), &occurrence(&pro, &both), 0);
-        let failed = d.failed().expect("excluded");
-        assert_eq!(failed.gate, Gate::Audience);
-        assert_eq!(failed.reason, "the user is in excluded segment \"seg_c\"");
-        assert!(d.sends().is_empty());
-
-        // Without an include list, only the exclusions count.
-        c.audience = Some(Audience {
-            exclude_segment_ids: vec!["seg_a".into()],
-            ..Default::default()
-        });
-        assert!(
-            decide(&compile(c.clone()), &occurrence(&pro, &segments), 0)
-                .sends()
-                .is_empty()
-        );
-        assert!(
-            !decide(&compile(c), &occurrence(&pro, &[]), 0)
-                .sends()
-                .is_empty()
-        );
+        let d = on_event(&index, &ws, &subject("u", "m2", "reset"), &mut ledger, now);
+        assert_eq!(outcomes(&d), [("cmp_critical", Outcome::Sent)]);
     }
 
     #[test]
-    fn control_sends_nothing_but_says_so() {
-        let mut c = campaign();
-        c.variants[0].weight = 0;
-        c.control_weight = 1;
-        let pro = properties("pro");
-        let d = decide(&compile(c), &occurrence(&pro, &[]), 0);
-        assert_eq!(d.outcome, Outcome::Control);
-        assert_eq!(
-            d.verdicts.last().map(|v| (v.gate, v.passed)),
-            Some((Gate::Assignment, true))
+    fn the_minimum_interval_spaces_in_app_messages_of_different_causes() {
+        let index = index(vec![campaign("cmp_a", on("opened"))]);
+        let mut ws = workspace();
+        ws.min_in_app_interval_ms = 30_000;
+        let mut ledger = Ledger::default();
+        let first = on_event(&index, &ws, &subject("u", "m1", "opened"), &mut ledger, 0);
+        assert_eq!(first[0].outcome, Outcome::Sent);
+        let soon = on_event(
+            &index,
+            &ws,
+            &subject("u", "m2", "opened"),
+            &mut ledger,
+            10_000,
         );
+        assert_eq!(soon[0].outcome, Outcome::Suppressed);
+        assert_eq!(soon[0].failed().map(|v| v.code), Some(Code::MinInterval));
+        let later = on_event(
+            &index,
+            &ws,
+            &subject("u", "m3", "opened"),
+            &mut ledger,
+            30_000,
+        );
+        assert_eq!(later[0].outcome, Outcome::Sent);
     }
 
     #[test]
-    fn idempotency_keys_are_per_channel_and_bounded() {
-        assert_eq!(
-            idempotency_key("cmp_1", "m1", Channel::InApp),
-            "cmp_1:m1:in_app"
+    fn a_segment_entry_before_activation_does_not_fire() {
+        let mut c = campaign(
+            "cmp_seg",
+            TriggerKind::SegmentEntry(herald_proto::trigger::v1::SegmentEntryTrigger {
+                segment_id: "seg_pro".into(),
+                ..Default::default()
+            }),
         );
-        let long = "x".repeat(128);
-        let key = idempotency_key("cmp_1", &long, Channel::Email);
-        assert!(key.len() <= 128);
-        assert!(key.starts_with("cmp_1:") && key.ends_with(":email"));
-        assert_eq!(key, idempotency_key("cmp_1", &long, Channel::Email));
+        c.activate_time = Some(proto_from_ms(1_000));
+        let index = index(vec![c]);
+        let ws = workspace();
+        let mut ledger = Ledger::default();
+        let s = Subject {
+            event: None,
+            ..subject("u", "", "")
+        };
+        let entered = |id, at_ms| TransitionView {
+            id,
+            segment_id: "seg_pro",
+            kind: TransitionKind::Entered,
+            at_ms,
+        };
+        let early = on_transition(&index, &ws, &entered("t1", 999), &s, &mut ledger, 2_000);
+        assert_eq!(outcomes(&early), [("cmp_seg", Outcome::Suppressed)]);
+        let on_time = on_transition(&index, &ws, &entered("t2", 1_000), &s, &mut ledger, 2_000);
+        assert_eq!(outcomes(&on_time), [("cmp_seg", Outcome::Sent)]);
+        let exited = TransitionView {
+            kind: TransitionKind::Exited,
+            ..entered("t3", 3_000)
+        };
+        assert!(on_transition(&index, &ws, &exited, &s, &mut ledger, 3_000).is_empty());
     }
 }

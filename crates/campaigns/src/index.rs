@@ -1,42 +1,141 @@
-//! Which campaigns an event can fire: an index by event name, never a scan of all
-//! campaigns, in the order they are considered.
+//! Which campaigns a cause can concern: indexes by event name and by segment id over the
+//! compiled ACTIVE campaigns, never a scan of all campaigns.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::CompiledCampaign;
+use crate::compiled::CompiledTrigger;
 
-/// ACTIVE campaigns by the event name their trigger fires on.
+type List = Vec<Arc<CompiledCampaign>>;
+
+/// ACTIVE campaigns by what can concern them.
 #[derive(Debug, Default)]
 pub struct MatchIndex {
-    by_event: HashMap<String, Vec<Arc<CompiledCampaign>>>,
+    /// By the event that fires or starts them: event, goal, delay and inactivity
+    /// triggers.
+    by_event: HashMap<String, List>,
+    /// By the event that cancels their pending timers: a delay's cancel event, an
+    /// inactivity trigger's expected event.
+    cancelled_by: HashMap<String, List>,
+    /// Inactivity triggers whose expected event is any event at all.
+    any_event: List,
+    /// Segment-entry triggers, by segment id.
+    by_segment: HashMap<String, List>,
+    /// Local schedule triggers, by the segments whose members they are for.
+    by_schedule_segment: HashMap<String, List>,
+    by_id: HashMap<String, Arc<CompiledCampaign>>,
 }
 
 impl MatchIndex {
-    /// Indexes `campaigns` (those without an event trigger are left out). Each list is in
-    /// the order the campaigns are considered: higher priority first, then the older
-    /// campaign, then the id.
+    /// Indexes `campaigns`. Each list is in precedence order
+    /// ([`CompiledCampaign::precedence`]).
     pub fn new(campaigns: impl IntoIterator<Item = Arc<CompiledCampaign>>) -> MatchIndex {
-        let mut by_event: HashMap<String, Vec<Arc<CompiledCampaign>>> = HashMap::new();
+        let mut index = MatchIndex::default();
         for campaign in campaigns {
-            if let Some(name) = campaign.event_name() {
-                by_event.entry(name.to_owned()).or_default().push(campaign);
+            match &campaign.trigger {
+                CompiledTrigger::Event { name, .. } | CompiledTrigger::Goal { name, .. } => {
+                    push(&mut index.by_event, name, &campaign);
+                }
+                CompiledTrigger::Delay { name, cancel, .. } => {
+                    push(&mut index.by_event, name, &campaign);
+                    if !cancel.is_empty() {
+                        push(&mut index.cancelled_by, cancel, &campaign);
+                    }
+                }
+                CompiledTrigger::Inactivity { name, expected, .. } => {
+                    push(&mut index.by_event, name, &campaign);
+                    if expected.is_empty() {
+                        index.any_event.push(campaign.clone());
+                    } else {
+                        push(&mut index.cancelled_by, expected, &campaign);
+                    }
+                }
+                CompiledTrigger::SegmentEntry { segment_id, .. } => {
+                    push(&mut index.by_segment, segment_id, &campaign);
+                }
+                CompiledTrigger::Schedule { segments, .. } => {
+                    for segment in segments {
+                        push(&mut index.by_schedule_segment, segment, &campaign);
+                    }
+                }
             }
+            index.by_id.insert(campaign.id().to_owned(), campaign);
         }
-        for list in by_event.values_mut() {
-            list.sort_by(|a, b| {
-                b.campaign
-                    .priority
-                    .cmp(&a.campaign.priority)
-                    .then(a.create_ms().cmp(&b.create_ms()))
-                    .then_with(|| a.id().cmp(b.id()))
-            });
-        }
-        MatchIndex { by_event }
+        let order = |list: &mut List| list.sort_by(|a, b| a.precedence(b));
+        index.by_event.values_mut().for_each(order);
+        index.cancelled_by.values_mut().for_each(order);
+        index.by_segment.values_mut().for_each(order);
+        index.by_schedule_segment.values_mut().for_each(order);
+        order(&mut index.any_event);
+        index
     }
 
-    /// The campaigns `event_name` can fire, in the order they are considered.
+    /// The campaigns `event_name` can fire or start, in precedence order.
     pub fn for_event(&self, event_name: &str) -> &[Arc<CompiledCampaign>] {
         self.by_event.get(event_name).map_or(&[], Vec::as_slice)
     }
+
+    /// The campaigns whose pending timers `event_name` cancels (any-event inactivity
+    /// triggers included).
+    pub fn cancelled_by(&self, event_name: &str) -> impl Iterator<Item = &Arc<CompiledCampaign>> {
+        self.cancelled_by
+            .get(event_name)
+            .into_iter()
+            .flatten()
+            .chain(self.any_event.iter().filter(move |c| {
+            // The start event restarts the window rather than cancelling it.
+            !matches!(&c.trigger, CompiledTrigger::Inactivity { name, .. } if name == event_name)
+        }))
+    }
+
+    /// Whether `event_name` cancels the pending timers of `campaign`: a delay's cancel
+    /// event, an inactivity trigger's expected event (any event but its start event when
+    /// none is named).
+    pub fn cancels(&self, campaign: &CompiledCampaign, event_name: &str) -> bool {
+        match &campaign.trigger {
+            CompiledTrigger::Delay { cancel, .. } => !cancel.is_empty() && cancel == event_name,
+            CompiledTrigger::Inactivity { name, expected, .. } => {
+                if expected.is_empty() {
+                    name != event_name
+                } else {
+                    expected == event_name
+                }
+            }
+            _ => false,
+        }
+    }
+
+    /// The campaigns an entry into `segment_id` fires, in precedence order.
+    pub fn for_segment(&self, segment_id: &str) -> &[Arc<CompiledCampaign>] {
+        self.by_segment.get(segment_id).map_or(&[], Vec::as_slice)
+    }
+
+    /// The local-schedule campaigns for the members of `segment_id`.
+    pub fn schedules_for_segment(&self, segment_id: &str) -> &[Arc<CompiledCampaign>] {
+        self.by_schedule_segment
+            .get(segment_id)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The ACTIVE campaign `id`, if any.
+    pub fn campaign(&self, id: &str) -> Option<&Arc<CompiledCampaign>> {
+        self.by_id.get(id)
+    }
+
+    /// How many campaigns are indexed.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether no campaign is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}
+
+fn push(map: &mut HashMap<String, List>, key: &str, campaign: &Arc<CompiledCampaign>) {
+    map.entry(key.to_owned())
+        .or_default()
+        .push(campaign.clone());
 }

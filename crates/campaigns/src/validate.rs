@@ -72,13 +72,13 @@ fn check_filters(out: &mut Violations, field: &str, filters: &[PropertyFilter]) 
     }
 }
 
-fn check_time_zone(out: &mut Violations, field: &str, tz: &str) {
+pub(crate) fn check_time_zone(out: &mut Violations, field: &str, tz: &str) {
     if !tz.is_empty() && jiff::tz::TimeZone::get(tz).is_err() {
         out.push(field, format!("unknown IANA time zone {tz:?}"));
     }
 }
 
-fn check_local_time(out: &mut Violations, field: &str, value: &str) {
+pub(crate) fn check_local_time(out: &mut Violations, field: &str, value: &str) {
     let ok = value.len() == 5 && jiff::civil::Time::strptime("%H:%M", value).is_ok();
     if !ok {
         out.push(field, "must be a local time \"HH:MM\"");
@@ -157,15 +157,16 @@ fn check_trigger(out: &mut Violations, trigger: Option<&Trigger>) {
                 let f = "campaign.trigger.time.schedule";
                 match &s.when {
                     None => out.push(format!("{f}.when"), "must set cron or local_time"),
-                    Some(local_schedule::When::Cron(c)) if c.split_whitespace().count() != 5 => {
-                        out.push(format!("{f}.cron"), "must be a five-field cron expression")
+                    Some(local_schedule::When::Cron(c)) => {
+                        if let Err(e) = crate::zone::LocalSchedule::cron(c) {
+                            out.push(format!("{f}.cron"), e);
+                        }
                     }
-                    Some(local_schedule::When::LocalTime(t))
-                        if t.parse::<jiff::civil::DateTime>().is_err() || t.len() != 16 =>
-                    {
-                        out.push(format!("{f}.local_time"), "must be \"YYYY-MM-DDTHH:MM\"")
+                    Some(local_schedule::When::LocalTime(t)) => {
+                        if let Err(e) = crate::zone::LocalSchedule::at(t) {
+                            out.push(format!("{f}.local_time"), e);
+                        }
                     }
-                    Some(_) => {}
                 }
                 check_time_zone(out, &format!("{f}.default_time_zone"), &s.default_time_zone);
             }
@@ -271,6 +272,7 @@ pub fn campaign(parser: &liquid::Parser, campaign: &Campaign) -> Vec<FieldViolat
             }
             out.extend(render::check_templates(parser, &field, content));
         }
+        check_localizations(&mut out, parser, &field, variant);
     }
     if let Some(cap) = &campaign.frequency_cap {
         if cap.max_deliveries == 0 {
@@ -286,21 +288,8 @@ pub fn campaign(parser: &liquid::Parser, campaign: &Campaign) -> Vec<FieldViolat
         }
     }
     if let Some(q) = &campaign.quiet_hours {
-        check_local_time(
-            &mut out,
-            "campaign.quiet_hours.start_local_time",
-            &q.start_local_time,
-        );
-        check_local_time(
-            &mut out,
-            "campaign.quiet_hours.end_local_time",
-            &q.end_local_time,
-        );
-        check_time_zone(
-            &mut out,
-            "campaign.quiet_hours.default_time_zone",
-            &q.default_time_zone,
-        );
+        // The same rule as the workspace's quiet hours (TriggerSettings).
+        out.extend(crate::budget_rules::quiet_hours("campaign.quiet_hours", q));
     }
     if let Some(s) = &campaign.schedule
         && let (Some(start), Some(end)) = (&s.start_time, &s.end_time)
@@ -329,7 +318,29 @@ pub fn campaign(parser: &liquid::Parser, campaign: &Campaign) -> Vec<FieldViolat
     {
         out.push("campaign.message_ttl", "must be positive");
     }
+    if let Some(entry) = &campaign.entry {
+        check_entry(&mut out, entry);
+    }
     out.into_vec()
+}
+
+fn check_entry(out: &mut Violations, entry: &herald_proto::trigger::v1::Entry) {
+    use herald_proto::trigger::v1::EntryPolicy;
+    match EntryPolicy::try_from(entry.policy) {
+        Ok(EntryPolicy::Cooldown) => check_duration(
+            out,
+            "campaign.entry.cooldown",
+            entry.cooldown.as_ref(),
+            60,
+            365 * DAY_SECS,
+        ),
+        Ok(_) if entry.cooldown.is_some() => out.push(
+            "campaign.entry.cooldown",
+            "is only allowed with ENTRY_POLICY_COOLDOWN",
+        ),
+        Ok(_) => {}
+        Err(_) => out.push("campaign.entry.policy", "is not a known entry policy"),
+    }
 }
 
 fn check_in_app(out: &mut Violations, field: &str, c: &herald_proto::common::v1::InAppContent) {
@@ -386,6 +397,7 @@ pub fn completeness(campaign: &Campaign) -> Vec<FieldViolation> {
                 "needs at least one content",
             );
         }
+        out.extend(localized_channels_are_in_default(v, variant));
     }
     let total: u64 = campaign
         .variants
@@ -399,6 +411,20 @@ pub fn completeness(campaign: &Campaign) -> Vec<FieldViolation> {
             "the variants' weights plus control_weight must be greater than 0",
         );
     }
+    if let Some(Trigger {
+        kind: Some(TriggerKind::Time(time)),
+    }) = &campaign.trigger
+        && matches!(time.kind, Some(time_trigger::Kind::Schedule(_)))
+        && campaign
+            .audience
+            .as_ref()
+            .is_none_or(|a| a.include_segment_ids.is_empty())
+    {
+        out.push(
+            "campaign.audience.include_segment_ids",
+            "a local schedule fires for the members of the included segments: name at least one",
+        );
+    }
     out.extend(not_enforced_yet(campaign));
     out.into_vec()
 }
@@ -408,83 +434,22 @@ const NOT_ENFORCED: &str =
     "is not enforced by this Herald version yet, so an active campaign cannot use it";
 
 /// Settings this version stores but does not act on when a campaign fires. An active
-/// campaign must not rely on them: a cap silently ignored would message people more
-/// often than it promised, a goal or a holdout would report numbers that are always 0,
-/// and a push, email, SMS or webhook content would never leave delivery. They can be
-/// saved on drafts. (Audience segments are enforced: the decision checks them against
-/// the segments segmentation computed for the user after the event.)
+/// campaign must not rely on them: an email, SMS or webhook content would never leave
+/// delivery (it has no provider adapters for them yet; in-app and push contents are
+/// delivered). They can be saved on drafts.
 fn not_enforced_yet(campaign: &Campaign) -> Vec<FieldViolation> {
     let mut out = Violations::new();
-    if let Some(trigger) = &campaign.trigger
-        && !matches!(trigger.kind, Some(TriggerKind::Event(_)) | None)
-    {
-        out.push(
-            "campaign.trigger",
-            format!("only event triggers fire; this kind {NOT_ENFORCED}"),
-        );
-    }
-    if campaign.frequency_cap.is_some() {
-        out.push("campaign.frequency_cap", NOT_ENFORCED);
-    }
-    if campaign.quiet_hours.is_some() {
-        out.push("campaign.quiet_hours", NOT_ENFORCED);
-    }
-    if campaign.control_weight > 0 {
-        out.push(
-            "campaign.control_weight",
-            format!("a control holdout (users who are counted but not messaged) {NOT_ENFORCED}"),
-        );
-    }
-    if campaign.conversion_goal.is_some() {
-        out.push(
-            "campaign.conversion_goal",
-            format!("conversion measurement {NOT_ENFORCED}"),
-        );
-    }
     for (v, variant) in campaign.variants.iter().enumerate() {
         for (c, content) in variant.contents.iter().enumerate() {
-            if !matches!(content.body, Some(Body::InApp(_)) | None) {
+            if !matches!(content.body, Some(Body::InApp(_) | Body::Push(_)) | None) {
                 out.push(
                     format!("campaign.variants[{v}].contents[{c}]"),
                     format!(
-                        "only in-app messages are delivered; the {} channel {NOT_ENFORCED}",
+                        "only in-app and push messages are delivered; the {} channel {NOT_ENFORCED}",
                         render::channel_name(render::channel(content))
                     ),
                 );
             }
-        }
-    }
-    out.into_vec()
-}
-
-/// The campaigns among `others` (ACTIVE campaigns of the same workspace) that fire on the
-/// same event as `campaign` with another priority. Choosing among campaigns that fire
-/// together by priority needs the workspace's channel caps, which this version does not
-/// have, so every one of them would fire and the priority would decide nothing: an
-/// ACTIVE campaign may not rely on it.
-pub fn priority_conflicts<'a>(
-    campaign: &Campaign,
-    others: impl IntoIterator<Item = &'a Campaign>,
-) -> Vec<FieldViolation> {
-    let event = trigger_event_name(campaign);
-    if event.is_empty() {
-        return Vec::new();
-    }
-    let mut out = Violations::new();
-    for other in others {
-        if other.id != campaign.id
-            && other.priority != campaign.priority
-            && trigger_event_name(other) == event
-        {
-            out.push(
-                "campaign.priority",
-                format!(
-                    "campaign {} also fires on {event:?} with priority {}; choosing among \
-                     campaigns that fire together by priority {NOT_ENFORCED} (give them \
-                     the same priority)",
-                    other.id, other.priority
-                ),
-            );
         }
     }
     out.into_vec()
@@ -514,10 +479,101 @@ pub fn references_segment(campaign: &Campaign, segment_id: &str) -> bool {
         })
 }
 
+/// Most localizations of a variant.
+pub const MAX_LOCALIZATIONS: usize = 50;
+
+/// The localizations of `variant` (at `field`): well-formed locales, each once (ignoring
+/// case and "_" vs "-"), at most [`MAX_LOCALIZATIONS`], each with 1..=[`MAX_CONTENTS`]
+/// contents checked as the default contents are.
+fn check_localizations(
+    out: &mut Violations,
+    parser: &liquid::Parser,
+    field: &str,
+    variant: &herald_proto::trigger::v1::Variant,
+) {
+    if variant.localizations.len() > MAX_LOCALIZATIONS {
+        out.push(
+            format!("{field}.localizations"),
+            format!("must hold at most {MAX_LOCALIZATIONS} localizations"),
+        );
+    }
+    let mut locales = HashSet::new();
+    for (l, localization) in variant.localizations.iter().enumerate() {
+        let field = format!("{field}.localizations[{l}]");
+        if !crate::locale::is_well_formed(&localization.locale) {
+            out.push(
+                format!("{field}.locale"),
+                "must be a BCP 47 language tag of 2..=35 characters, e.g. \"fr\" or \"fr-CA\"",
+            );
+        } else if !locales.insert(crate::locale::normalize(&localization.locale)) {
+            out.push(
+                format!("{field}.locale"),
+                format!(
+                    "repeats locale {:?} (locales are compared ignoring case and \"_\" vs \"-\")",
+                    localization.locale
+                ),
+            );
+        }
+        if localization.contents.is_empty() {
+            out.push(format!("{field}.contents"), "needs at least one content");
+        } else if localization.contents.len() > MAX_CONTENTS {
+            out.push(
+                format!("{field}.contents"),
+                format!("must hold at most {MAX_CONTENTS} contents"),
+            );
+        }
+        let mut channels = HashSet::new();
+        for (c, content) in localization.contents.iter().enumerate() {
+            let field = format!("{field}.contents[{c}]");
+            let Some(body) = &content.body else {
+                out.push(field, "must set exactly one channel's content");
+                continue;
+            };
+            if !channels.insert(render::channel(content)) {
+                out.push(&field, "repeats a channel: at most one content per channel");
+            }
+            if let Body::InApp(in_app) = body {
+                check_in_app(out, &field, in_app);
+            }
+            out.extend(render::check_templates(parser, &field, content));
+        }
+    }
+}
+
+/// On an ACTIVE campaign the default locale must be complete: a localization may only
+/// hold channels that the variant's default contents hold, or users of other locales
+/// would miss that channel.
+fn localized_channels_are_in_default(
+    v: usize,
+    variant: &herald_proto::trigger::v1::Variant,
+) -> Vec<FieldViolation> {
+    let default: HashSet<_> = variant.contents.iter().map(render::channel).collect();
+    let mut out = Violations::new();
+    for (l, localization) in variant.localizations.iter().enumerate() {
+        for (c, content) in localization.contents.iter().enumerate() {
+            let channel = render::channel(content);
+            if content.body.is_some() && !default.contains(&channel) {
+                out.push(
+                    format!("campaign.variants[{v}].localizations[{l}].contents[{c}]"),
+                    format!(
+                        "the default locale is incomplete: it has no {} content but \
+                         localization {:?} has one",
+                        render::channel_name(channel),
+                        localization.locale
+                    ),
+                );
+            }
+        }
+    }
+    out.into_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use herald_proto::common::v1::{ComparisonOperator, InAppContent, MessageContent, SmsContent};
+    use herald_proto::common::v1::{
+        ComparisonOperator, InAppContent, MessageContent, PushContent, SmsContent,
+    };
     use herald_proto::trigger::v1::{EventTrigger, Variant};
 
     fn valid() -> Campaign {
@@ -631,16 +687,37 @@ mod tests {
     }
 
     #[test]
-    fn settings_not_enforced_yet_keep_a_campaign_from_going_active() {
+    fn caps_quiet_hours_and_entry_rules_are_allowed_on_an_active_campaign() {
         let mut c = valid();
-        c.frequency_cap = Some(Default::default());
+        c.frequency_cap = Some(herald_proto::trigger::v1::FrequencyCap {
+            max_deliveries: 1,
+            window: None,
+        });
         c.quiet_hours = Some(herald_proto::trigger::v1::QuietHours {
             start_local_time: "22:00".into(),
             end_local_time: "08:00".into(),
             ..Default::default()
         });
-        let fields: Vec<String> = completeness(&c).into_iter().map(|v| v.field).collect();
-        assert_eq!(fields, ["campaign.frequency_cap", "campaign.quiet_hours"]);
+        c.entry = Some(herald_proto::trigger::v1::Entry {
+            policy: herald_proto::trigger::v1::EntryPolicy::Once as i32,
+            cooldown: None,
+        });
+        assert!(fields(&c).is_empty(), "{:?}", fields(&c));
+        assert!(completeness(&c).is_empty(), "{:?}", completeness(&c));
+        // A cooldown needs its duration, and only a cooldown may have one.
+        c.entry = Some(herald_proto::trigger::v1::Entry {
+            policy: herald_proto::trigger::v1::EntryPolicy::Cooldown as i32,
+            cooldown: None,
+        });
+        assert_eq!(fields(&c), ["campaign.entry.cooldown"]);
+        c.entry = Some(herald_proto::trigger::v1::Entry {
+            policy: herald_proto::trigger::v1::EntryPolicy::Once as i32,
+            cooldown: Some(Duration {
+                seconds: 3600,
+                nanos: 0,
+            }),
+        });
+        assert_eq!(fields(&c), ["campaign.entry.cooldown"]);
     }
 
     #[test]
@@ -674,6 +751,7 @@ mod tests {
             kind: Some(TriggerKind::SegmentEntry(
                 herald_proto::trigger::v1::SegmentEntryTrigger {
                     segment_id: "activated".into(),
+                    ..Default::default()
                 },
             )),
         });
@@ -683,56 +761,50 @@ mod tests {
     }
 
     #[test]
-    fn goals_holdouts_and_other_channels_are_refused_until_enforced() {
+    fn schedules_need_segments_and_other_channels_are_refused_until_enforced() {
         let mut c = valid();
         c.control_weight = 10;
         c.conversion_goal = Some(herald_proto::trigger::v1::ConversionGoal {
             event_name: "paid".into(),
             ..Default::default()
         });
+        // Push is delivered (to the configured push provider); SMS is not yet.
+        c.variants[0].contents.push(MessageContent {
+            body: Some(Body::Push(PushContent {
+                title: "Hi".into(),
+                body: "Your report is ready".into(),
+                ..Default::default()
+            })),
+        });
         c.variants[0].contents.push(MessageContent {
             body: Some(Body::Sms(SmsContent { body: "Hi".into() })),
+        });
+        c.trigger = Some(Trigger {
+            kind: Some(TriggerKind::Time(herald_proto::trigger::v1::TimeTrigger {
+                kind: Some(time_trigger::Kind::Schedule(
+                    herald_proto::trigger::v1::LocalSchedule {
+                        when: Some(local_schedule::When::Cron("0 9 * * 1".into())),
+                        ..Default::default()
+                    },
+                )),
+            })),
         });
         let violations = completeness(&c);
         let refused: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
         assert_eq!(
             refused,
             [
-                "campaign.control_weight",
-                "campaign.conversion_goal",
-                "campaign.variants[0].contents[1]"
+                "campaign.audience.include_segment_ids",
+                "campaign.variants[0].contents[2]"
             ]
         );
         assert!(
-            violations[2].description.contains("sms"),
+            violations[1].description.contains("sms"),
             "{}",
-            violations[2]
+            violations[1]
         );
         // A draft may hold them all.
         assert!(fields(&c).is_empty());
-    }
-
-    #[test]
-    fn differing_priorities_on_one_event_are_refused() {
-        let mut a = valid();
-        a.id = "cmp_a".into();
-        a.priority = 5;
-        let mut b = valid();
-        b.id = "cmp_b".into();
-        let mut other_event = valid();
-        other_event.id = "cmp_c".into();
-        other_event.priority = 9;
-        if let Some(TriggerKind::Event(e)) =
-            other_event.trigger.as_mut().and_then(|t| t.kind.as_mut())
-        {
-            e.event_name = "paid".into();
-        }
-        let conflicts = priority_conflicts(&a, [&b, &other_event, &a]);
-        assert_eq!(conflicts.len(), 1);
-        assert_eq!(conflicts[0].field, "campaign.priority");
-        assert!(conflicts[0].description.contains("cmp_b"));
-        b.priority = 5;
-        assert!(priority_conflicts(&a, [&b]).is_empty());
     }
 
     #[test]
@@ -765,5 +837,166 @@ mod tests {
         assign_variant_ids(&mut c);
         let ids: Vec<&str> = c.variants.iter().map(|v| v.id.as_str()).collect();
         assert_eq!(ids, ["v2", "v1", "v3"]);
+    }
+}
+
+#[cfg(test)]
+mod localization_tests {
+    use super::*;
+    use herald_proto::common::v1::{InAppContent, MessageContent, SmsContent};
+    use herald_proto::trigger::v1::{EventTrigger, LocalizedContents, Variant};
+
+    fn in_app(title: &str) -> MessageContent {
+        MessageContent {
+            body: Some(Body::InApp(InAppContent {
+                format: InAppFormat::Modal as i32,
+                title: title.into(),
+                ..Default::default()
+            })),
+        }
+    }
+
+    fn sms(body: &str) -> MessageContent {
+        MessageContent {
+            body: Some(Body::Sms(SmsContent { body: body.into() })),
+        }
+    }
+
+    fn localized(locale: &str, contents: Vec<MessageContent>) -> LocalizedContents {
+        LocalizedContents {
+            locale: locale.into(),
+            contents,
+        }
+    }
+
+    fn valid() -> Campaign {
+        Campaign {
+            name: "Welcome".into(),
+            trigger: Some(Trigger {
+                kind: Some(TriggerKind::Event(EventTrigger {
+                    event_name: "signed_up".into(),
+                    property_filters: vec![],
+                })),
+            }),
+            variants: vec![Variant {
+                id: "a".into(),
+                weight: 1,
+                contents: vec![in_app("Hi {{ user.first_name }}")],
+                localizations: vec![
+                    localized("fr", vec![in_app("Salut {{ user.first_name }}")]),
+                    localized("pt_BR", vec![in_app("Olá")]),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn fields(c: &Campaign) -> Vec<String> {
+        campaign(&render::parser(), c)
+            .into_iter()
+            .map(|v| v.field)
+            .collect()
+    }
+
+    #[test]
+    fn valid_localizations_pass() {
+        assert!(fields(&valid()).is_empty(), "{:?}", fields(&valid()));
+        assert!(completeness(&valid()).is_empty());
+    }
+
+    #[test]
+    fn every_bad_localization_field_is_named() {
+        let mut c = valid();
+        c.variants[0].localizations = vec![
+            localized("f", vec![in_app("x")]),
+            localized("FR", vec![in_app("x")]),
+            localized("fr_ca", vec![]),
+            localized("fr-CA", vec![in_app("x"), in_app("y")]),
+            localized("de", vec![MessageContent::default(), sms("{% if %}")]),
+            localized(
+                "it",
+                vec![MessageContent {
+                    body: Some(Body::InApp(InAppContent::default())),
+                }],
+            ),
+            localized("es", vec![in_app("x"); 6]),
+        ];
+        assert_eq!(
+            fields(&c),
+            [
+                "campaign.variants[0].localizations[0].locale",
+                "campaign.variants[0].localizations[2].contents",
+                "campaign.variants[0].localizations[3].locale",
+                "campaign.variants[0].localizations[3].contents[1]",
+                "campaign.variants[0].localizations[4].contents[0]",
+                "campaign.variants[0].localizations[4].contents[1].sms.body",
+                "campaign.variants[0].localizations[5].contents[0].in_app.format",
+                "campaign.variants[0].localizations[6].contents",
+                "campaign.variants[0].localizations[6].contents[1]",
+                "campaign.variants[0].localizations[6].contents[2]",
+                "campaign.variants[0].localizations[6].contents[3]",
+                "campaign.variants[0].localizations[6].contents[4]",
+                "campaign.variants[0].localizations[6].contents[5]",
+            ]
+        );
+        // A repeat ignores case and "_" vs "-".
+        let mut c = valid();
+        c.variants[0]
+            .localizations
+            .push(localized("PT-br", vec![in_app("x")]));
+        let violations = campaign(&render::parser(), &c);
+        assert_eq!(
+            violations[0].field,
+            "campaign.variants[0].localizations[2].locale"
+        );
+        assert!(
+            violations[0]
+                .description
+                .contains("repeats locale \"PT-br\"")
+        );
+    }
+
+    #[test]
+    fn escaped_fields_are_checked_in_localizations() {
+        let mut c = valid();
+        c.variants[0].localizations[1].contents[0] = MessageContent {
+            body: Some(Body::InApp(InAppContent {
+                format: InAppFormat::Modal as i32,
+                image_url: "{% raw %}x{% endraw %}".into(),
+                ..Default::default()
+            })),
+        };
+        assert_eq!(
+            fields(&c),
+            ["campaign.variants[0].localizations[1].contents[0].in_app.image_url"]
+        );
+    }
+
+    #[test]
+    fn at_most_fifty_localizations() {
+        let mut c = valid();
+        c.variants[0].localizations = (0..51)
+            .map(|i| localized(&format!("en-{i:03}"), vec![in_app("x")]))
+            .collect();
+        assert_eq!(fields(&c), ["campaign.variants[0].localizations"]);
+    }
+
+    #[test]
+    fn an_active_campaign_needs_a_complete_default_locale() {
+        let mut c = valid();
+        c.variants[0].localizations[0].contents.push(sms("Salut"));
+        // A draft may be incomplete.
+        assert!(fields(&c).is_empty());
+        let violations = completeness(&c);
+        let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["campaign.variants[0].localizations[0].contents[1]"]
+        );
+        assert_eq!(
+            violations[0].description,
+            "the default locale is incomplete: it has no sms content but localization \"fr\" has one"
+        );
     }
 }

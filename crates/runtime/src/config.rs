@@ -120,6 +120,8 @@ pub struct Config {
     /// How long the dedupe ledgers (the ids a service has already processed) keep an
     /// entry, in seconds; at least `outbox_max_age_secs`, the longest an item is retried.
     pub ledger_retention_secs: u64,
+    /// Trigger: how long the decisions ExplainDecision reads are kept, in seconds.
+    pub decision_retention_secs: u64,
     /// Delivery: Subscribe streams one user may hold open at once.
     pub max_streams_per_user: usize,
     /// Delivery: Subscribe streams one workspace may hold open at once, in this process.
@@ -132,6 +134,13 @@ pub struct Config {
     /// Delivery: seconds without a write after which a Subscribe stream sends a heartbeat
     /// (keeps proxies with idle timeouts from cutting the stream).
     pub heartbeat_secs: u64,
+    /// Delivery: the push provider's endpoint, an http or https URL that each PUSH message
+    /// is POSTed to as JSON (docs/push.md). Unset: this deployment sends no push, and a
+    /// PUSH delivery is answered NO_PROVIDER instead of being stored.
+    pub push_provider_url: Option<String>,
+    /// Delivery: the key presented to the push provider as `authorization: Bearer …`;
+    /// no authorization header when unset.
+    pub push_provider_key: Option<Secret>,
 }
 
 impl Config {
@@ -161,11 +170,14 @@ impl Config {
             outbox_max_attempts: 10_000,
             outbox_max_age_secs: 24 * 3600,
             ledger_retention_secs: 7 * 24 * 3600,
+            decision_retention_secs: 30 * 24 * 3600,
             max_streams_per_user: 10,
             max_streams_per_workspace: 50_000,
             max_streams: 50_000,
             heartbeat_secs: 15,
             database_max_connections: 16,
+            push_provider_url: None,
+            push_provider_key: None,
         }
     }
 
@@ -246,6 +258,9 @@ impl Config {
                 "must be at least outbox_max_age_secs: a retried item must still be recognised as a duplicate",
             );
         }
+        if self.decision_retention_secs == 0 {
+            return bad("decision_retention_secs", "must be greater than 0");
+        }
         for service in ServiceKind::ALL {
             let url = self.url_of(service);
             if url
@@ -258,6 +273,27 @@ impl Config {
                     "must be an absolute URL such as http://host:port",
                 );
             }
+        }
+        if let Some(url) = &self.push_provider_url {
+            let uri = url.parse::<http::Uri>().ok();
+            let scheme = uri.as_ref().and_then(|u| u.scheme_str());
+            if !matches!(scheme, Some("http" | "https"))
+                || uri
+                    .as_ref()
+                    .and_then(|u| u.host())
+                    .is_none_or(str::is_empty)
+            {
+                return bad(
+                    "push_provider_url",
+                    "must be an http or https URL such as https://push.example.com/send",
+                );
+            }
+        }
+        if self.push_provider_key.is_some() && self.push_provider_url.is_none() {
+            return bad(
+                "push_provider_key",
+                "is set but push_provider_url is not: there is no provider to present it to",
+            );
         }
         if let Some(url) = &self.database_url
             && !(url.starts_with("sqlite:")
@@ -336,6 +372,11 @@ impl Config {
     /// How long dedupe ledgers keep their entries.
     pub fn ledger_retention(&self) -> Duration {
         Duration::from_secs(self.ledger_retention_secs)
+    }
+
+    /// How long trigger keeps its decisions.
+    pub fn decision_retention(&self) -> Duration {
+        Duration::from_secs(self.decision_retention_secs)
     }
 }
 
@@ -507,6 +548,56 @@ mod tests {
             error.to_string().contains("ledger_retention_secs"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_push_provider_is_off_by_default_and_its_url_is_checked() {
+        let config = Config::load(ServiceKind::Delivery, None, env(&[])).unwrap();
+        assert_eq!(config.push_provider_url, None);
+        let config = Config::load(
+            ServiceKind::Delivery,
+            None,
+            env(&[
+                (
+                    "HERALD_PUSH_PROVIDER_URL",
+                    "https://push.example.com/v1/send",
+                ),
+                ("HERALD_PUSH_PROVIDER_KEY", "pk_secret_value"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.push_provider_url.as_deref(),
+            Some("https://push.example.com/v1/send")
+        );
+        assert_eq!(
+            config.push_provider_key.as_ref().map(Secret::expose),
+            Some("pk_secret_value")
+        );
+        assert!(
+            !format!("{config:?}").contains("pk_secret_value"),
+            "the key is never printed"
+        );
+        for bad in ["push.example.com", "ftp://push.example.com", "https://"] {
+            let error = Config::load(
+                ServiceKind::Delivery,
+                None,
+                env(&[("HERALD_PUSH_PROVIDER_URL", bad)]),
+            )
+            .unwrap_err();
+            assert!(
+                error.to_string().contains("push_provider_url"),
+                "{bad}: {error}"
+            );
+        }
+        let error = Config::load(
+            ServiceKind::Delivery,
+            None,
+            env(&[("HERALD_PUSH_PROVIDER_KEY", "pk_secret_value")]),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("push_provider_key"), "{error}");
+        assert!(!error.to_string().contains("pk_secret_value"), "{error}");
     }
 
     #[test]

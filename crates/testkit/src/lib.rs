@@ -17,8 +17,10 @@ use tokio::task::JoinHandle;
 
 pub use herald_storage::testing::{Backend, TestDatabase};
 pub use proxy::Proxy;
+pub use recorder::{HttpRecorder, Recorded};
 
 mod proxy;
+mod recorder;
 
 /// The workspace every test uses.
 pub const WORKSPACE: &str = "acme";

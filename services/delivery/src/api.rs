@@ -8,10 +8,12 @@ use herald_proto::delivery::v1::delivery_internal_service_server::DeliveryIntern
 use herald_proto::delivery::v1::delivery_service_server::DeliveryService;
 use herald_proto::delivery::v1::*;
 use herald_runtime::{Caller, CancellationToken, Clock, Error, require_workspace};
+use herald_timers::Timers;
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
 use crate::hub::Hub;
+use crate::push::Providers;
 use crate::subscribe::{self, Session};
 use crate::{page, store, validate};
 
@@ -25,8 +27,12 @@ const MAX_PAGE_SIZE: u64 = 100;
 pub struct Api {
     pub db: DatabaseConnection,
     pub outbox: Outbox,
+    /// The timers of pushes held by their user's quiet hours.
+    pub timers: Timers,
     pub hub: Hub,
     pub clock: Clock,
+    /// The channel providers this deployment has (push or not).
+    pub providers: Providers,
     pub shutdown: CancellationToken,
     /// A stream sends a heartbeat after this long without a write.
     pub heartbeat_after: std::time::Duration,
@@ -256,7 +262,9 @@ impl DeliveryInternalService for Api {
         let delivered = store::deliver(
             &self.db,
             &self.outbox,
+            &self.timers,
             &self.clock,
+            self.providers,
             &request.workspace_id,
             &request.deliveries,
         )

@@ -6,11 +6,18 @@ use herald_storage::sea_orm_migration::prelude::*;
 /// The outbox table of delivery.
 pub const OUTBOX_TABLE: &str = "delivery_outbox";
 
+/// The timers of pushes held by their user's quiet hours (one per message).
+pub const TIMERS_TABLE: &str = "delivery_timers";
+
 herald_storage::migrator!(
     /// Delivery's migrations, in order.
     Migrator,
     "delivery_migrations",
-    [CreateTables, herald_outbox::migration(OUTBOX_TABLE)]
+    [
+        CreateTables,
+        herald_outbox::migration(OUTBOX_TABLE),
+        herald_timers::migration(TIMERS_TABLE),
+    ]
 );
 
 struct CreateTables;

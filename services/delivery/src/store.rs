@@ -10,6 +10,7 @@ use herald_proto::analytics::v1::{Interaction, InteractionKind, RecordInteractio
 use herald_proto::common::v1::{Channel, MessageContent, MessageState, message_content};
 use herald_proto::delivery::v1::{Delivery, DeliveryOutcome, DeliveryResult, Message, Preferences};
 use herald_runtime::{Clock, Error};
+use herald_timers::Timers;
 use prost::Message as _;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -18,6 +19,8 @@ use sea_orm::{
 };
 
 use crate::downstream::{ANALYTICS, SEGMENTATION, segmentation_wants};
+use crate::hold;
+use crate::push::{self, Providers};
 
 pub mod message {
     //! One message delivered to one user on one channel.
@@ -106,6 +109,7 @@ pub mod preference {
 }
 
 const IN_APP: i16 = Channel::InApp as i16;
+const PUSH: i16 = Channel::Push as i16;
 const PENDING: i16 = MessageState::Pending as i16;
 const DELIVERED: i16 = MessageState::Delivered as i16;
 
@@ -135,10 +139,29 @@ impl message::Model {
         })
     }
 
-    /// Stages an interaction of `kind` with this message in `items`: an outbox item for
-    /// analytics and, when segmentation wants the kind ([`segmentation_wants`]: not SENT),
-    /// one with the same payload for segmentation. The caller adds `items` in its
-    /// transaction, so both are one insert with the state change they report.
+    /// An interaction of `kind` with this message, its id the message's id and `suffix`.
+    fn interaction(
+        &self,
+        kind: InteractionKind,
+        suffix: &str,
+        action_id: &str,
+        time: i64,
+    ) -> Interaction {
+        Interaction {
+            id: format!("{}:{suffix}", self.id),
+            campaign_id: self.campaign_id.clone(),
+            variant_id: self.variant_id.clone(),
+            user_id: self.user_id.clone(),
+            kind: kind as i32,
+            message_id: self.id.clone(),
+            action_id: action_id.to_owned(),
+            time: Some(proto_from_ms(time)),
+            delivery_idempotency_key: self.idempotency_key.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// Stages an interaction of `kind` with this message in `items` (see [`Self::stage`]).
     fn stage_interaction(
         &self,
         items: &mut Vec<NewItem>,
@@ -147,20 +170,31 @@ impl message::Model {
         action_id: &str,
         time: i64,
     ) {
+        self.stage(items, self.interaction(kind, suffix, action_id, time));
+    }
+
+    /// Stages the SENT interaction of this message, carrying the campaign's conversion
+    /// goal from `delivery`: the only interaction that does, as analytics attributes
+    /// conversions from the exposure. The goal is not stored with the message; SENT is
+    /// staged in the transaction that stores it.
+    fn stage_sent(&self, items: &mut Vec<NewItem>, delivery: &Delivery, time: i64) {
+        let mut sent = self.interaction(InteractionKind::Sent, "sent", "", time);
+        if !delivery.goal_event_name.is_empty() {
+            sent.goal_event_name = delivery.goal_event_name.clone();
+            sent.attribution_window = delivery.attribution_window;
+        }
+        self.stage(items, sent);
+    }
+
+    /// Stages `interaction` with this message in `items`: an outbox item for analytics
+    /// and, when segmentation wants the kind ([`segmentation_wants`]: not SENT), one with
+    /// the same payload for segmentation. The caller adds `items` in its transaction, so
+    /// both are one insert with the state change they report.
+    fn stage(&self, items: &mut Vec<NewItem>, interaction: Interaction) {
+        let kind = interaction.kind();
         let request = RecordInteractionsRequest {
             workspace_id: self.workspace_id.clone(),
-            interactions: vec![Interaction {
-                id: format!("{}:{suffix}", self.id),
-                campaign_id: self.campaign_id.clone(),
-                variant_id: self.variant_id.clone(),
-                user_id: self.user_id.clone(),
-                kind: kind as i32,
-                message_id: self.id.clone(),
-                action_id: action_id.to_owned(),
-                time: Some(proto_from_ms(time)),
-                delivery_idempotency_key: self.idempotency_key.clone(),
-                ..Default::default()
-            }],
+            interactions: vec![interaction],
         };
         let analytics = NewItem {
             destination: ANALYTICS,
@@ -190,12 +224,16 @@ pub struct Delivered {
 }
 
 /// Stores `deliveries` (already validated) of `workspace`: new keys become messages
-/// (or a recorded refusal), repeated keys return their original result. One
-/// transaction; returns once committed.
+/// (or a recorded refusal), repeated keys return their original result, and each new
+/// PUSH message is staged for the push provider, or, inside its user's quiet hours, held
+/// by a timer on `timers` due when they end ([`hold`]). One transaction; returns once
+/// committed.
 pub async fn deliver(
     db: &DatabaseConnection,
     outbox: &Outbox,
+    timers: &Timers,
     clock: &Clock,
+    providers: Providers,
     workspace: &str,
     deliveries: &[Delivery],
 ) -> Result<Delivered, Error> {
@@ -212,7 +250,12 @@ pub async fn deliver(
         if !first.insert(delivery.idempotency_key.as_str()) {
             continue;
         }
-        let outcome = decide(delivery, preferences.get(delivery.user_id.as_str()), now);
+        let outcome = decide(
+            delivery,
+            preferences.get(delivery.user_id.as_str()),
+            providers,
+            now,
+        );
         let model = (outcome == DeliveryOutcome::Accepted)
             .then(|| new_message(workspace, delivery, clock, now));
         ledger.push(result::ActiveModel::from(result::Model {
@@ -230,6 +273,7 @@ pub async fn deliver(
     let mut items = Vec::new();
     let mut delivered = Delivered::default();
     let mut repeated = Vec::new();
+    let mut holds: Vec<(String, i64)> = Vec::new();
     for (delivery, outcome, model) in decided {
         let key = delivery.idempotency_key.as_str();
         if !fresh.contains(&(workspace.to_owned(), key.to_owned())) {
@@ -238,12 +282,27 @@ pub async fn deliver(
         }
         let message_id = model.as_ref().map(|m| m.id.clone()).unwrap_or_default();
         if let Some(model) = model {
-            model.stage_interaction(&mut items, InteractionKind::Sent, "sent", "", now);
-            if model.channel == IN_APP {
-                delivered.live.push(model.to_proto()?);
+            model.stage_sent(&mut items, delivery, now);
+            match model.channel {
+                IN_APP => delivered.live.push(model.to_proto()?),
+                PUSH => {
+                    // A critical campaign's push is not held by the user's quiet hours.
+                    let quiet = preferences
+                        .get(model.user_id.as_str())
+                        .and_then(|p| p.quiet_hours.as_ref())
+                        .filter(|_| !delivery.critical);
+                    match hold::release_ms(quiet, now) {
+                        // Inside the user's quiet hours: a timer stages it when they end.
+                        Some(release) => holds.push((model.id.clone(), release)),
+                        // Committed with the message; the push relay sends it to the
+                        // provider.
+                        None => items.push(push::item(&model)?),
+                    }
+                }
+                // Email, SMS and webhook stay PENDING: their provider adapters come in a
+                // later issue.
+                _ => {}
             }
-            // Other channels stay PENDING: provider adapters (push, email, SMS, webhook)
-            // that dispatch them, with retries and dead-lettering, come in a later issue.
             messages.push(message::ActiveModel::from(model));
         }
         results.insert(
@@ -299,18 +358,105 @@ pub async fn deliver(
             .exec_without_returning(&txn)
             .await?;
     }
-    if items.is_empty() {
-        txn.commit().await?;
-        return Ok(delivered);
+    if !holds.is_empty() {
+        let payload = hold::Held {
+            workspace_id: workspace.to_owned(),
+            traceparent: herald_runtime::telemetry::current_traceparent(),
+        }
+        .encode();
+        let timers_of: Vec<(&str, i64, Vec<u8>)> = holds
+            .iter()
+            .map(|(id, release)| (id.as_str(), *release, payload.clone()))
+            .collect();
+        timers.schedule_many(&txn, &timers_of).await?;
     }
-    let staged = outbox.add(&txn, items).await?;
+    let staged = if items.is_empty() {
+        None
+    } else {
+        Some(outbox.add(&txn, items).await?)
+    };
     txn.commit().await?;
-    outbox.publish(staged).await;
+    if let Some(staged) = staged {
+        outbox.publish(staged).await;
+    }
+    if !holds.is_empty() {
+        timers.notify();
+    }
     Ok(delivered)
 }
 
-/// Whether `delivery` may go out, given the user's preferences.
-fn decide(delivery: &Delivery, preferences: Option<&Preferences>, now: i64) -> DeliveryOutcome {
+/// Releases the push `message_id` held by its user's quiet hours, when its timer fires:
+/// stages it for the provider, in one transaction that also deletes the timer, so a
+/// timer fired twice (a crash before the runner's delete, a lease that ran out) stages it
+/// once. Does nothing for a message gone (its user forgotten) or no longer PENDING; for
+/// the rest, does what the user's preferences as they are now say ([`hold::at_release`]):
+/// nothing once expired or opted out of, hold it again inside the current quiet hours.
+pub async fn release_held(
+    db: &DatabaseConnection,
+    outbox: &Outbox,
+    timers: &Timers,
+    clock: &Clock,
+    message_id: &str,
+    held: &hold::Held,
+) -> Result<(), Error> {
+    let now = clock.now_ms();
+    let txn = db.begin().await?;
+    // The timer row first: a write, so SQLite's write lock is taken before any read, and
+    // on PostgreSQL a second firing waits here, then finds no row and stops.
+    if !timers.cancel(&txn, message_id).await? {
+        txn.rollback().await?;
+        return Ok(());
+    }
+    let model = message::Entity::find_by_id(message_id)
+        .filter(message::Column::WorkspaceId.eq(held.workspace_id.as_str()))
+        .one(&txn)
+        .await?;
+    let Some(model) = model.filter(|m| m.channel == PUSH && m.state == PENDING) else {
+        tracing::debug!(message_id, "held push gone or no longer pending, not sent");
+        txn.commit().await?;
+        return Ok(());
+    };
+    let preferences = preferences_of(&txn, &model.workspace_id, vec![model.user_id.as_str()])
+        .await?
+        .remove(&model.user_id);
+    match hold::at_release(
+        preferences.as_ref(),
+        &model.category,
+        model.expire_time,
+        now,
+    ) {
+        hold::AtRelease::Send => {}
+        hold::AtRelease::Hold(release) => {
+            // A new row (a new id), not the one the runner claimed: its delete leaves it.
+            timers
+                .schedule(&txn, message_id, release, held.encode())
+                .await?;
+            txn.commit().await?;
+            timers.notify();
+            return Ok(());
+        }
+        hold::AtRelease::Skip(reason) => {
+            tracing::debug!(message_id, reason, "held push not sent");
+            txn.commit().await?;
+            return Ok(());
+        }
+    }
+    let mut item = push::item(&model)?;
+    item.traceparent = held.traceparent.clone();
+    let staged = outbox.add(&txn, vec![item]).await?;
+    txn.commit().await?;
+    outbox.publish(staged).await;
+    Ok(())
+}
+
+/// Whether `delivery` may go out, given the user's preferences and the providers this
+/// deployment has.
+fn decide(
+    delivery: &Delivery,
+    preferences: Option<&Preferences>,
+    providers: Providers,
+    now: i64,
+) -> DeliveryOutcome {
     if delivery
         .expire_time
         .as_ref()
@@ -318,23 +464,12 @@ fn decide(delivery: &Delivery, preferences: Option<&Preferences>, now: i64) -> D
     {
         return DeliveryOutcome::Expired;
     }
-    if let Some(preferences) = preferences {
-        if preferences
-            .channels
-            .iter()
-            .any(|c| c.channel == delivery.channel && !c.enabled)
-        {
-            return DeliveryOutcome::ChannelOptedOut;
-        }
-        if !delivery.category.is_empty()
-            && preferences
-                .opted_out_categories
-                .contains(&delivery.category)
-        {
-            return DeliveryOutcome::CategoryOptedOut;
-        }
-        // The user's quiet hours hold push, email and SMS; they are applied by the
-        // provider dispatch, which comes with the provider adapters.
+    // The user's own quiet hours delay a push (see `hold`), they do not refuse it. The
+    // campaign's quiet hours are trigger's.
+    if let Some(refused) =
+        preferences.and_then(|p| opted_out(p, delivery.channel, &delivery.category))
+    {
+        return refused;
     }
     let needs_address = matches!(
         Channel::try_from(delivery.channel),
@@ -343,7 +478,36 @@ fn decide(delivery: &Delivery, preferences: Option<&Preferences>, now: i64) -> D
     if needs_address && delivery.address.is_empty() {
         return DeliveryOutcome::NoAddress;
     }
+    // Stored, a push nothing will ever send would wait for ever; say so instead.
+    if delivery.channel == Channel::Push as i32 && !providers.push {
+        return DeliveryOutcome::NoProvider;
+    }
     DeliveryOutcome::Accepted
+}
+
+/// CHANNEL_OPTED_OUT or CATEGORY_OPTED_OUT when `preferences` refuse a message on
+/// `channel` (`herald.common.v1.Channel`) of `category` (empty: uncategorised).
+pub fn opted_out(
+    preferences: &Preferences,
+    channel: i32,
+    category: &str,
+) -> Option<DeliveryOutcome> {
+    if preferences
+        .channels
+        .iter()
+        .any(|c| c.channel == channel && !c.enabled)
+    {
+        return Some(DeliveryOutcome::ChannelOptedOut);
+    }
+    if !category.is_empty()
+        && preferences
+            .opted_out_categories
+            .iter()
+            .any(|c| c == category)
+    {
+        return Some(DeliveryOutcome::CategoryOptedOut);
+    }
+    None
 }
 
 fn new_message(workspace: &str, delivery: &Delivery, clock: &Clock, now: i64) -> message::Model {

@@ -13,6 +13,17 @@ fn length(out: &mut Vec<FieldViolation>, field: &str, value: &str, min: usize, m
     }
 }
 
+/// The longest attribution window a delivery may carry: 90 days, as campaigns allow.
+const MAX_ATTRIBUTION_WINDOW_SECS: i64 = 90 * 86_400;
+
+/// Whether `window` is a well-formed duration of 1 second to 90 days.
+fn attribution_window_ok(window: &prost_types::Duration) -> bool {
+    let (seconds, nanos) = (window.seconds, window.nanos);
+    (0..=999_999_999).contains(&nanos)
+        && (1, 0) <= (seconds, nanos)
+        && (seconds, nanos) <= (MAX_ATTRIBUTION_WINDOW_SECS, 0)
+}
+
 /// Checks a Deliver request: 1..=1000 deliveries, every wrong field named.
 pub fn deliver(request: &DeliverRequest) -> Result<(), Error> {
     let mut out = Violations::new();
@@ -68,6 +79,24 @@ pub fn delivery(path: &str, d: &Delivery) -> Vec<FieldViolation> {
         limits::CATEGORY,
     );
     length(&mut out, &field("address"), &d.address, 0, 512);
+    length(
+        &mut out,
+        &field("goal_event_name"),
+        &d.goal_event_name,
+        0,
+        limits::EVENT_NAME,
+    );
+    if let Some(window) = &d.attribution_window
+        && !attribution_window_ok(window)
+    {
+        out.push(FieldViolation::new(
+            field("attribution_window"),
+            format!(
+                "must be between 1s and 90 days ({MAX_ATTRIBUTION_WINDOW_SECS}s), got {}s",
+                herald_core::time::duration_secs(window)
+            ),
+        ));
+    }
     let channel = Channel::try_from(d.channel).unwrap_or(Channel::Unspecified);
     if channel == Channel::Unspecified {
         out.push(FieldViolation::new(
@@ -269,6 +298,43 @@ mod tests {
                 "d.content"
             ]
         );
+    }
+
+    #[test]
+    fn goals_and_attribution_windows() {
+        let window = |seconds: i64, nanos: i32| Delivery {
+            goal_event_name: "purchased".into(),
+            attribution_window: Some(prost_types::Duration { seconds, nanos }),
+            ..in_app(&[])
+        };
+        for (seconds, nanos) in [(1, 0), (3600, 500), (90 * 86_400, 0)] {
+            assert!(delivery("d", &window(seconds, nanos)).is_empty());
+        }
+        for (seconds, nanos) in [
+            (0, 0),
+            (0, 999_999_999),
+            (90 * 86_400, 1),
+            (-5, 0),
+            (1, -1),
+            (1, 1_000_000_000),
+        ] {
+            assert_eq!(
+                fields(delivery("d", &window(seconds, nanos))),
+                ["d.attribution_window"],
+                "{seconds}s {nanos}ns"
+            );
+        }
+        let long_goal = Delivery {
+            goal_event_name: "e".repeat(129),
+            ..in_app(&[])
+        };
+        assert_eq!(fields(delivery("d", &long_goal)), ["d.goal_event_name"]);
+        let no_goal = Delivery {
+            goal_event_name: String::new(),
+            attribution_window: None,
+            ..window(1, 0)
+        };
+        assert!(delivery("d", &no_goal).is_empty());
     }
 
     #[test]

@@ -123,6 +123,19 @@ impl SegmentationInternalService for FakeSegmentation {
     ) -> Result<Response<segmentation::ForgetUserResponse>, Status> {
         Err(Status::unimplemented("not used by delivery"))
     }
+    async fn get_user_state(
+        &self,
+        _: Request<segmentation::GetUserStateRequest>,
+    ) -> Result<Response<segmentation::GetUserStateResponse>, Status> {
+        Err(Status::unimplemented("not used by delivery"))
+    }
+
+    async fn list_segment_users(
+        &self,
+        _: Request<segmentation::ListSegmentUsersRequest>,
+    ) -> Result<Response<segmentation::ListSegmentUsersResponse>, Status> {
+        Err(Status::unimplemented("not used by delivery"))
+    }
 }
 
 struct App {
@@ -1344,5 +1357,61 @@ async fn heartbeats_carry_the_unread_count_as_it_changes() {
     // Expired on the clock: no longer counted, with no other change to the inbox.
     clock.advance(Duration::from_secs(61));
     heartbeat_with(&mut stream, 0).await;
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn a_delivery_with_a_goal_sends_it_to_analytics_with_the_sent_interaction_only() {
+    let app = spawn_app().await;
+    let window = prost_types::Duration {
+        seconds: 3 * 86_400,
+        nanos: 0,
+    };
+    let with_goal = app
+        .deliver_one(Delivery {
+            goal_event_name: "purchased".into(),
+            attribution_window: Some(window),
+            ..in_app("k1", "u1", 0)
+        })
+        .await;
+    let without_goal = app.deliver_one(in_app("k2", "u1", 0)).await;
+    app.update("u1", &with_goal, MessageState::Clicked, "go")
+        .await
+        .unwrap();
+
+    let sent = format!("{with_goal}:sent");
+    let click = format!("{with_goal}:click");
+    let plain = format!("{without_goal}:sent");
+    let got = app
+        .analytics_received(&[sent.clone(), click.clone(), plain.clone()])
+        .await;
+    let goal_of = |id: &str| {
+        let i = got.iter().find(|i| i.id == id).expect("received");
+        (i.goal_event_name.clone(), i.attribution_window)
+    };
+    assert_eq!(goal_of(&sent), ("purchased".into(), Some(window)));
+    // Only the exposure carries the goal; a campaign without one sends none.
+    assert_eq!(goal_of(&click), (String::new(), None));
+    assert_eq!(goal_of(&plain), (String::new(), None));
+
+    // A window beyond 90 days refuses the whole batch, naming the field.
+    let too_long = Delivery {
+        goal_event_name: "purchased".into(),
+        attribution_window: Some(prost_types::Duration {
+            seconds: 91 * 86_400,
+            nanos: 0,
+        }),
+        ..in_app("k3", "u2", 0)
+    };
+    let status = app
+        .try_deliver(vec![in_app("k4", "u2", 0), too_long])
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(
+        herald_testkit::violations(&status),
+        ["deliveries[1].attribution_window"]
+    );
+    assert!(app.inbox_is_empty("u2").await);
     app.running.stop().await;
 }

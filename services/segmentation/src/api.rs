@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
 
 use crate::store::Segmenter;
-use crate::{manage, preview, store, validate};
+use crate::{manage, preview, store, user_state, validate};
 
 /// The internal service: events and identities relayed by ingest, interactions relayed
 /// by delivery.
@@ -66,6 +66,36 @@ impl SegmentationInternalService for Internal {
         Err(not_yet_implemented(
             "SegmentationInternalService.ForgetUser",
         ))
+    }
+
+    async fn get_user_state(
+        &self,
+        request: Request<GetUserStateRequest>,
+    ) -> Result<Response<GetUserStateResponse>, Status> {
+        require_workspace(&request, &request.get_ref().workspace_id)?;
+        let GetUserStateRequest {
+            workspace_id,
+            user_id,
+        } = request.into_inner();
+        user_state::validate(&workspace_id, &user_id)?;
+        let state = user_state::get(&self.segmenter.db, &workspace_id, &user_id).await?;
+        Ok(Response::new(state))
+    }
+
+    async fn list_segment_users(
+        &self,
+        request: Request<ListSegmentUsersRequest>,
+    ) -> Result<Response<ListSegmentUsersResponse>, Status> {
+        require_workspace(&request, &request.get_ref().workspace_id)?;
+        let ListSegmentUsersRequest {
+            workspace_id,
+            segment_id,
+            page_size,
+            page_token,
+        } = request.into_inner();
+        let page = user_state::validate_list(&workspace_id, &segment_id, page_size, &page_token)?;
+        let users = user_state::list(&self.segmenter.db, &workspace_id, &segment_id, page).await?;
+        Ok(Response::new(users))
     }
 
     async fn apply_interactions(

@@ -20,6 +20,7 @@ pub mod segments;
 mod store;
 mod timer;
 mod traits;
+mod user_state;
 mod validate;
 
 use std::sync::Arc;

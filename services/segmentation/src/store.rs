@@ -536,10 +536,7 @@ impl UserState {
     }
 
     fn time_zone(&self) -> Option<&str> {
-        match self.traits.fields.get("time_zone")?.kind.as_ref()? {
-            prost_types::value::Kind::StringValue(z) if !z.is_empty() => Some(z),
-            _ => None,
-        }
+        traits::time_zone(&self.traits)
     }
 }
 

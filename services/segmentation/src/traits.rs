@@ -80,6 +80,19 @@ pub fn present(traits: &Struct) -> Option<Struct> {
     (!traits.fields.is_empty()).then(|| traits.clone())
 }
 
+/// The user's time zone: the `time_zone` trait when it is a non-empty string.
+pub fn time_zone(traits: &Struct) -> Option<&str> {
+    text(traits, "time_zone")
+}
+
+/// The non-empty string trait `key`, if any.
+pub fn text<'t>(traits: &'t Struct, key: &str) -> Option<&'t str> {
+    match traits.fields.get(key)?.kind.as_ref()? {
+        Kind::StringValue(s) if !s.is_empty() => Some(s),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +224,19 @@ mod tests {
             &v(1, "a")
         ));
         assert!(present(&Struct::default()).is_none());
+    }
+
+    #[test]
+    fn only_non_empty_strings_are_text() {
+        let t = traits(&[
+            ("time_zone", text("Europe/Paris")),
+            ("locale", text("")),
+            ("seats", Kind::NumberValue(1.0)),
+        ]);
+        assert_eq!(time_zone(&t), Some("Europe/Paris"));
+        assert_eq!(super::text(&t, "locale"), None);
+        assert_eq!(super::text(&t, "seats"), None);
+        assert_eq!(super::text(&t, "absent"), None);
     }
 
     #[test]

@@ -3,16 +3,17 @@
 use std::sync::Arc;
 
 use herald_core::{Len, Violations, limits};
-use herald_outbox::Outbox;
 use herald_proto::trigger::v1::trigger_internal_service_server::TriggerInternalService;
 use herald_proto::trigger::v1::trigger_service_server::TriggerService;
 use herald_proto::trigger::v1::*;
 use herald_runtime::{Caller, Clock, Error, not_yet_implemented, require_workspace};
+use herald_timers::Timers;
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
 use crate::cache::CampaignCache;
-use crate::{fire, manage, store, transitions};
+use crate::engine::Engine;
+use crate::{decisions, fire, manage, store, transitions};
 
 fn workspace<T>(request: &Request<T>) -> Result<String, Error> {
     Ok(Caller::of(request)?.key_workspace()?.to_owned())
@@ -27,6 +28,8 @@ pub struct Campaigns {
     pub db: DatabaseConnection,
     pub cache: Arc<CampaignCache>,
     pub clock: Clock,
+    /// For the enrolment of existing segment members when a campaign becomes ACTIVE.
+    pub timers: Timers,
 }
 
 #[tonic::async_trait]
@@ -39,6 +42,7 @@ impl TriggerService for Campaigns {
         let campaign = required(request.into_inner().campaign, "campaign")?;
         let campaign = manage::create(
             &self.db,
+            &self.timers,
             self.cache.parser(),
             &self.clock,
             &workspace,
@@ -105,6 +109,7 @@ impl TriggerService for Campaigns {
         let r = request.into_inner();
         let campaign = manage::set_status(
             &self.db,
+            &self.timers,
             self.cache.parser(),
             &self.clock,
             &workspace,
@@ -119,19 +124,104 @@ impl TriggerService for Campaigns {
 
     async fn explain_decision(
         &self,
-        _: Request<ExplainDecisionRequest>,
+        request: Request<ExplainDecisionRequest>,
     ) -> Result<Response<ExplainDecisionResponse>, Status> {
-        Err(not_yet_implemented("TriggerService.ExplainDecision"))
+        let workspace = workspace(&request)?;
+        let r = request.into_inner();
+        let (decisions, next_page_token) = decisions::explain(
+            &self.db,
+            &workspace,
+            &r.campaign_id,
+            &r.user_id,
+            r.page_size,
+            &r.page_token,
+        )
+        .await?;
+        Ok(Response::new(ExplainDecisionResponse {
+            decisions,
+            next_page_token,
+        }))
+    }
+
+    async fn create_cap_rule(
+        &self,
+        request: Request<CreateCapRuleRequest>,
+    ) -> Result<Response<CreateCapRuleResponse>, Status> {
+        let workspace = workspace(&request)?;
+        let rule = required(request.into_inner().cap_rule, "cap_rule")?;
+        let rule = crate::admin::create_rule(&self.db, &self.clock, &workspace, rule).await?;
+        Ok(Response::new(CreateCapRuleResponse {
+            cap_rule: Some(rule),
+        }))
+    }
+
+    async fn list_cap_rules(
+        &self,
+        request: Request<ListCapRulesRequest>,
+    ) -> Result<Response<ListCapRulesResponse>, Status> {
+        let workspace = workspace(&request)?;
+        let cap_rules = crate::admin::list_rules(&self.db, &workspace).await?;
+        Ok(Response::new(ListCapRulesResponse { cap_rules }))
+    }
+
+    async fn update_cap_rule(
+        &self,
+        request: Request<UpdateCapRuleRequest>,
+    ) -> Result<Response<UpdateCapRuleResponse>, Status> {
+        let workspace = workspace(&request)?;
+        let r = request.into_inner();
+        let rule = required(r.cap_rule, "cap_rule")?;
+        let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
+        let rule =
+            crate::admin::update_rule(&self.db, &self.clock, &workspace, rule, &paths).await?;
+        Ok(Response::new(UpdateCapRuleResponse {
+            cap_rule: Some(rule),
+        }))
+    }
+
+    async fn delete_cap_rule(
+        &self,
+        request: Request<DeleteCapRuleRequest>,
+    ) -> Result<Response<DeleteCapRuleResponse>, Status> {
+        let workspace = workspace(&request)?;
+        let id = request.into_inner().cap_rule_id;
+        crate::admin::delete_rule(&self.db, &workspace, &id).await?;
+        Ok(Response::new(DeleteCapRuleResponse {}))
+    }
+
+    async fn get_trigger_settings(
+        &self,
+        request: Request<GetTriggerSettingsRequest>,
+    ) -> Result<Response<GetTriggerSettingsResponse>, Status> {
+        let workspace = workspace(&request)?;
+        let settings = crate::admin::get_settings(&self.db, &workspace).await?;
+        Ok(Response::new(GetTriggerSettingsResponse {
+            settings: Some(settings),
+        }))
+    }
+
+    async fn update_trigger_settings(
+        &self,
+        request: Request<UpdateTriggerSettingsRequest>,
+    ) -> Result<Response<UpdateTriggerSettingsResponse>, Status> {
+        let workspace = workspace(&request)?;
+        let r = request.into_inner();
+        // Unset settings are all fields at their defaults: with a mask, that clears them.
+        let update = r.settings.unwrap_or_default();
+        let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
+        let settings =
+            crate::admin::update_settings(&self.db, &self.clock, &workspace, update, &paths)
+                .await?;
+        Ok(Response::new(UpdateTriggerSettingsResponse {
+            settings: Some(settings),
+        }))
     }
 }
 
 /// The internal API fed by segmentation's outbox relay, and asked by segmentation which
 /// campaigns use a segment.
 pub struct Internal {
-    pub db: DatabaseConnection,
-    pub outbox: Outbox,
-    pub cache: Arc<CampaignCache>,
-    pub clock: Clock,
+    pub engine: Engine,
 }
 
 fn check_events(request: &HandleEventsRequest) -> Result<(), Error> {
@@ -221,15 +311,8 @@ impl TriggerInternalService for Internal {
         require_workspace(&request, &request.get_ref().workspace_id)?;
         let request = request.into_inner();
         check_events(&request)?;
-        let outcome = fire::handle_events(
-            &self.db,
-            &self.outbox,
-            &self.cache,
-            &self.clock,
-            &request.workspace_id,
-            &request.events,
-        )
-        .await?;
+        let outcome =
+            fire::handle_events(&self.engine, &request.workspace_id, &request.events).await?;
         Ok(Response::new(HandleEventsResponse {
             handled: outcome.handled,
             duplicates: outcome.duplicates,
@@ -244,8 +327,7 @@ impl TriggerInternalService for Internal {
         let request = request.into_inner();
         check_transitions(&request)?;
         let outcome = transitions::handle_transitions(
-            &self.db,
-            &self.clock,
+            &self.engine,
             &request.workspace_id,
             &request.transitions,
         )
@@ -272,7 +354,8 @@ impl TriggerInternalService for Internal {
         let request = request.into_inner();
         check_segment_reference(&request)?;
         let campaign_ids =
-            store::segment_references(&self.db, &request.workspace_id, &request.segment_id).await?;
+            store::segment_references(&self.engine.db, &request.workspace_id, &request.segment_id)
+                .await?;
         Ok(Response::new(ListSegmentReferencesResponse {
             campaign_ids,
         }))

@@ -1,11 +1,13 @@
-//! The compiled ACTIVE campaigns of each workspace, kept in memory by campaign version.
-//! Every campaign write moves its workspace's version in the same transaction
-//! (`store::version`), so a replica reads one primary-key row per batch of events and
-//! recompiles only after a change, made through it or through any other replica.
+//! The compiled ACTIVE campaigns of each workspace, with its cap rules and settings, kept
+//! in memory by version. Every write of a campaign, a cap rule or the settings moves the
+//! workspace's version in the same transaction (`store::version`), so a replica reads one
+//! primary-key row per batch and recompiles only after a change, made through it or
+//! through any other replica.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use herald_campaigns::attention::Workspace;
 use herald_campaigns::{CompiledCampaign, MatchIndex};
 use herald_core::violation::describe;
 use herald_runtime::Error;
@@ -16,8 +18,15 @@ use crate::store;
 /// Workspaces kept before the cache starts over.
 const CAPACITY: usize = 10_000;
 
-/// Workspace → (campaign version, its ACTIVE event campaigns, compiled and indexed).
-type Entries = HashMap<String, (i64, Arc<MatchIndex>)>;
+/// What a workspace decides with: its ACTIVE campaigns, compiled and indexed, and its
+/// attention budget.
+pub struct Targets {
+    pub index: MatchIndex,
+    pub workspace: Workspace,
+}
+
+/// Workspace → (version, its targets).
+type Entries = HashMap<String, (i64, Arc<Targets>)>;
 
 /// The compiled campaigns of every workspace, by version.
 pub struct CampaignCache {
@@ -38,13 +47,13 @@ impl CampaignCache {
         &self.parser
     }
 
-    /// The ACTIVE event campaigns of `workspace`, as of a version read now: from memory
-    /// when that version was seen, else loaded and compiled.
+    /// The targets of `workspace`, as of a version read now: from memory when that
+    /// version was seen, else loaded and compiled.
     pub async fn active<C: ConnectionTrait>(
         &self,
         db: &C,
         workspace: &str,
-    ) -> Result<Arc<MatchIndex>, Error> {
+    ) -> Result<Arc<Targets>, Error> {
         // Read before the campaigns, so what is loaded is at least as new as the version
         // it is kept under.
         let version = store::version(db, workspace).await?;
@@ -54,7 +63,7 @@ impl CampaignCache {
             return Ok(index.clone());
         }
         let mut compiled = Vec::new();
-        for stored in store::active_event_campaigns(db, workspace).await? {
+        for stored in store::active_campaigns(db, workspace).await? {
             let id = stored.campaign.id.clone();
             let campaign =
                 CompiledCampaign::compile(&self.parser, stored.campaign, stored.update_time_ms)
@@ -67,7 +76,11 @@ impl CampaignCache {
                     })?;
             compiled.push(Arc::new(campaign));
         }
-        let index = Arc::new(MatchIndex::new(compiled));
+        let (rules, settings) = crate::admin::workspace_rules(db, workspace).await?;
+        let index = Arc::new(Targets {
+            index: MatchIndex::new(compiled),
+            workspace: Workspace::compile(workspace, &rules, &settings),
+        });
         let mut entries = self.lock();
         if entries.len() >= CAPACITY && !entries.contains_key(workspace) {
             entries.clear();

@@ -1,120 +1,104 @@
-//! Handling events: each event is matched against the workspace's ACTIVE campaigns
-//! (compiled in memory, `cache.rs`) through the match index and decided by the pure
-//! decision code before any transaction opens; then one transaction records the events'
-//! ids in the ledger and stages the deliveries of those not seen before in the outbox.
+//! Handling events: the ACTIVE campaigns each event concerns (by the match index) are
+//! decided by the pure decision code, in one transaction per batch that records the
+//! events' ids (so a redelivered event changes nothing), locks the ledgers of the users
+//! concerned, and writes the decisions, the outgoing deliveries and control records, and
+//! the timers started or cancelled.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
-use herald_campaigns::{Occurrence, decide};
-use herald_core::time::proto_from_ms;
-use herald_outbox::{NewItem, Outbox};
-use herald_proto::delivery::v1::{DeliverRequest, Delivery};
+use herald_campaigns::decision::{self, EventView, Subject};
 use herald_proto::trigger::v1::UserEvent;
-use herald_runtime::{Clock, Error};
-use prost::Message;
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use herald_runtime::Error;
+use sea_orm::TransactionTrait;
 
-use crate::cache::CampaignCache;
-use crate::downstream::DELIVERY;
-use crate::store;
+use crate::effects::Effects;
+use crate::engine::{Engine, Outcome};
+use crate::{ledgers, store};
 
-/// What HandleEvents did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    pub handled: u32,
-    pub duplicates: u32,
-}
-
-/// Handles `events` of `workspace` (each with an event, checked by the caller): events
-/// seen before change nothing; every other event is matched, and the resulting
-/// deliveries are committed to the outbox together with the events' ids, then published.
+/// Handles `events` of `workspace` (each with an event, checked by the caller).
 pub async fn handle_events(
-    db: &DatabaseConnection,
-    outbox: &Outbox,
-    cache: &CampaignCache,
-    clock: &Clock,
+    engine: &Engine,
     workspace: &str,
     events: &[UserEvent],
 ) -> Result<Outcome, Error> {
-    let now_ms = clock.now_ms();
+    let now_ms = engine.clock.now_ms();
     let mut unique = HashSet::new();
-    let candidates: Vec<(&herald_proto::common::v1::Event, &UserEvent)> = events
+    let candidates: Vec<&UserEvent> = events
         .iter()
-        .filter_map(|e| e.event.as_ref().map(|event| (event, e)))
-        .filter(|(event, _)| unique.insert(event.message_id.as_str()))
+        .filter(|e| {
+            e.event
+                .as_ref()
+                .is_some_and(|event| unique.insert(event.message_id.as_str()))
+        })
         .collect();
-    let index = cache.active(db, workspace).await?;
+    let targets = engine.cache.active(&engine.db, workspace).await?;
+    let index = &targets.index;
+    // Only users whose events concern a campaign need their ledger.
+    let concerned = |e: &UserEvent| {
+        e.event.as_ref().is_some_and(|event| {
+            !index.for_event(&event.name).is_empty()
+                || index.cancelled_by(&event.name).next().is_some()
+        })
+    };
 
-    let traceparent = herald_runtime::telemetry::current_traceparent();
-    // Every candidate is decided and rendered before the transaction, so none of that
-    // CPU work holds it open; what a duplicate would have sent is dropped below.
-    let mut items: Vec<(&str, NewItem)> = Vec::new();
-    for (event, user_event) in &candidates {
-        let occurrence = Occurrence {
-            user_id: &event.user_id,
-            message_id: &event.message_id,
-            name: &event.name,
-            properties: event.properties.as_ref(),
-            timestamp: event.timestamp.as_ref(),
-            traits: user_event.traits.as_ref(),
-            segment_ids: &user_event.segment_ids,
-        };
-        for campaign in index.for_event(&event.name) {
-            let decision = decide(campaign, &occurrence, now_ms);
-            if let Some(failed) = decision.failed() {
-                tracing::debug!(campaign_id = %decision.campaign_id, user_id = %event.user_id, gate = ?failed.gate, reason = %failed.reason, "gate not passed");
-            }
-            let c = campaign.campaign();
-            for send in decision.sends() {
-                let delivery = Delivery {
-                    idempotency_key: send.idempotency_key.clone(),
-                    user_id: event.user_id.clone(),
-                    campaign_id: c.id.clone(),
-                    variant_id: send.variant_id.clone(),
-                    channel: send.channel as i32,
-                    content: Some(send.content.clone()),
-                    priority: c.priority,
-                    expire_time: send.expire_ms.map(proto_from_ms),
-                    category: c.category.clone(),
-                    address: send.address.clone(),
-                };
-                items.push((
-                    event.message_id.as_str(),
-                    NewItem {
-                        destination: DELIVERY,
-                        key: delivery.user_id.clone(),
-                        payload: DeliverRequest {
-                            workspace_id: workspace.to_owned(),
-                            deliveries: vec![delivery],
-                        }
-                        .encode_to_vec(),
-                        traceparent: traceparent.clone(),
-                    },
-                ));
-            }
-        }
-    }
-    let txn = db.begin().await?;
+    let txn = engine.db.begin().await?;
     let ids: Vec<&str> = candidates
         .iter()
-        .map(|(e, _)| e.message_id.as_str())
+        .filter_map(|e| e.event.as_ref().map(|event| event.message_id.as_str()))
         .collect();
     let fresh = store::mark_handled(&txn, workspace, &ids, now_ms).await?;
     let outcome = Outcome {
         handled: fresh.len() as u32,
         duplicates: (events.len() - fresh.len()) as u32,
     };
-    if fresh.is_empty() {
-        txn.rollback().await?;
+    let todo: Vec<&UserEvent> = candidates
+        .into_iter()
+        .filter(|e| {
+            e.event
+                .as_ref()
+                .is_some_and(|event| fresh.contains(&event.message_id))
+                && concerned(e)
+        })
+        .collect();
+    if todo.is_empty() {
+        txn.commit().await?;
         return Ok(outcome);
     }
-    let items = items
-        .into_iter()
-        .filter(|(id, _)| fresh.contains(*id))
-        .map(|(_, item)| item)
+    let users: BTreeSet<&str> = todo
+        .iter()
+        .filter_map(|e| e.event.as_ref().map(|event| event.user_id.as_str()))
         .collect();
-    let staged = outbox.add(&txn, items).await?;
+    let mut locked = ledgers::lock(&txn, workspace, &users, now_ms).await?;
+    let mut effects = Effects::new(workspace);
+    for user_event in todo {
+        let Some(event) = &user_event.event else {
+            continue;
+        };
+        let context = event.context.as_ref();
+        let subject = Subject {
+            user_id: &event.user_id,
+            traits: user_event.traits.as_ref(),
+            segment_ids: &user_event.segment_ids,
+            time_zone: context.map_or("", |c| c.time_zone.as_str()),
+            locale: context.map_or("", |c| c.locale.as_str()),
+            event: Some(EventView {
+                message_id: &event.message_id,
+                name: &event.name,
+                properties: event.properties.as_ref(),
+                timestamp: event.timestamp.as_ref(),
+            }),
+        };
+        let ledger = locked.of(&event.user_id)?;
+        for d in decision::on_event(index, &targets.workspace, &subject, ledger, now_ms) {
+            if let Some(failed) = d.failed() {
+                tracing::debug!(campaign_id = %d.campaign_id, user_id = %event.user_id, code = ?failed.code, reason = %failed.reason, "gate not passed");
+            }
+            effects.add(index, &engine.clock, &event.user_id, &d, now_ms);
+        }
+    }
+    locked.save(&txn, now_ms).await?;
+    let published = effects.write(&txn, &engine.outbox, &engine.timers).await?;
     txn.commit().await?;
-    outbox.publish(staged).await;
+    published.publish(&engine.outbox, &engine.timers).await;
     Ok(outcome)
 }

@@ -1,9 +1,14 @@
 //! The campaign lifecycle: create, read, list, update and status changes, per workspace.
 
+use herald_campaigns::timer::{self, TimerKind, TimerPayload};
 use herald_campaigns::validate;
 use herald_core::time::{ms_of_proto, proto_from_ms};
-use herald_proto::trigger::v1::{Campaign, CampaignStatus};
+use herald_proto::trigger::v1::{
+    Campaign, CampaignStatus, time_trigger, trigger::Kind as TriggerKind,
+};
 use herald_runtime::{Clock, Error, FieldViolation};
+use herald_timers::Timers;
+use prost::Message;
 use sea_orm::DatabaseConnection;
 
 use crate::store::{self, Cursor};
@@ -16,39 +21,16 @@ fn status_of(campaign: &Campaign) -> CampaignStatus {
     CampaignStatus::try_from(campaign.status).unwrap_or(CampaignStatus::Unspecified)
 }
 
-/// What keeps `campaign` from being ACTIVE: incompleteness, settings this version does
-/// not enforce, and a priority that would have to choose among campaigns firing together.
-async fn active_violations(
-    db: &DatabaseConnection,
-    workspace: &str,
-    campaign: &Campaign,
-) -> Result<Vec<FieldViolation>, Error> {
-    let mut violations = validate::completeness(campaign);
-    let event = validate::trigger_event_name(campaign);
-    if !event.is_empty() {
-        let others = store::active_for_event(db, workspace, event).await?;
-        violations.extend(validate::priority_conflicts(
-            campaign,
-            others.iter().map(|s| &s.campaign),
-        ));
-    }
-    Ok(violations)
-}
-
 /// INVALID_ARGUMENT when `campaign` breaks the contract; FAILED_PRECONDITION when it is
-/// valid but is (to be) ACTIVE and cannot be.
-async fn check(
-    db: &DatabaseConnection,
-    parser: &liquid::Parser,
-    workspace: &str,
-    campaign: &Campaign,
-) -> Result<(), Error> {
+/// valid but is (to be) ACTIVE and cannot be (incomplete, or relying on a setting this
+/// version does not enforce).
+fn check(parser: &liquid::Parser, campaign: &Campaign) -> Result<(), Error> {
     let violations = validate::campaign(parser, campaign);
     if !violations.is_empty() {
         return Err(Error::InvalidArgument(violations));
     }
     if status_of(campaign) == CampaignStatus::Active {
-        let violations = active_violations(db, workspace, campaign).await?;
+        let violations = validate::completeness(campaign);
         if !violations.is_empty() {
             return Err(Error::FailedPrecondition {
                 message: "the campaign cannot be active".into(),
@@ -59,6 +41,38 @@ async fn check(
     Ok(())
 }
 
+/// The enrolment of the segment's existing members, when `campaign` becomes ACTIVE at
+/// `activate_ms` and is a segment-entry campaign that asks for them or a local schedule
+/// (whose members each get their first occurrence).
+fn enrollment<'a>(
+    timers: &'a Timers,
+    workspace: &str,
+    campaign: &Campaign,
+    activate_ms: i64,
+) -> Option<store::WithTimer<'a>> {
+    let existing = match campaign.trigger.as_ref().and_then(|t| t.kind.as_ref()) {
+        Some(TriggerKind::SegmentEntry(s)) => s.include_existing_members,
+        Some(TriggerKind::Time(t)) => matches!(t.kind, Some(time_trigger::Kind::Schedule(_))),
+        _ => false,
+    };
+    if !existing || campaign.status != CampaignStatus::Active as i32 {
+        return None;
+    }
+    let payload = TimerPayload {
+        kind: TimerKind::Enroll as i32,
+        workspace_id: workspace.to_owned(),
+        campaign_id: campaign.id.clone(),
+        started_ms: activate_ms,
+        ..Default::default()
+    };
+    Some(store::WithTimer {
+        timers,
+        key: timer::enroll_key(workspace, &campaign.id),
+        due_ms: activate_ms,
+        payload: payload.encode_to_vec(),
+    })
+}
+
 /// An update time after `previous`, so that every write is a new version.
 fn next_update_ms(clock: &Clock, previous: i64) -> i64 {
     clock.now_ms().max(previous + 1)
@@ -67,6 +81,7 @@ fn next_update_ms(clock: &Clock, previous: i64) -> i64 {
 /// Creates `campaign` in `workspace` with a new id; returns it as stored.
 pub async fn create(
     db: &DatabaseConnection,
+    timers: &Timers,
     parser: &liquid::Parser,
     clock: &Clock,
     workspace: &str,
@@ -84,11 +99,13 @@ pub async fn create(
     };
     campaign.id = herald_core::ids::new_id("cmp", clock);
     validate::assign_variant_ids(&mut campaign);
-    check(db, parser, workspace, &campaign).await?;
+    check(parser, &campaign)?;
     let now = proto_from_ms(clock.now_ms());
     campaign.create_time = Some(now);
     campaign.update_time = Some(now);
-    store::insert(db, workspace, &campaign).await?;
+    campaign.activate_time = (campaign.status == CampaignStatus::Active as i32).then_some(now);
+    let enroll = enrollment(timers, workspace, &campaign, clock.now_ms());
+    store::insert(db, workspace, &campaign, enroll.as_ref()).await?;
     Ok(campaign)
 }
 
@@ -222,11 +239,16 @@ pub async fn update(
             "conversion_goal" => campaign.conversion_goal.clone_from(&update.conversion_goal),
             "category" => campaign.category.clone_from(&update.category),
             "message_ttl" => campaign.message_ttl = update.message_ttl,
+            "entry" => campaign.entry = update.entry,
+            "exempt_from_cap_rules" => {
+                campaign.exempt_from_cap_rules = update.exempt_from_cap_rules
+            }
+            "critical" => campaign.critical = update.critical,
             "status" => violations.push(FieldViolation::new(
                 field,
                 "status changes through SetCampaignStatus",
             )),
-            "id" | "create_time" | "update_time" => {
+            "id" | "create_time" | "update_time" | "activate_time" => {
                 violations.push(FieldViolation::new(field, format!("{path} is output only")))
             }
             _ => violations.push(FieldViolation::new(
@@ -239,15 +261,16 @@ pub async fn update(
         return Err(Error::InvalidArgument(violations));
     }
     validate::assign_variant_ids(&mut campaign);
-    check(db, parser, workspace, &campaign).await?;
+    check(parser, &campaign)?;
     campaign.update_time = Some(proto_from_ms(next_update_ms(clock, stored.update_time_ms)));
-    store::replace(db, workspace, &campaign, stored.update_time_ms).await?;
+    store::replace(db, workspace, &campaign, stored.update_time_ms, None).await?;
     Ok(campaign)
 }
 
 /// Moves campaign `id` to `status`, if the lifecycle allows it.
 pub async fn set_status(
     db: &DatabaseConnection,
+    timers: &Timers,
     parser: &liquid::Parser,
     clock: &Clock,
     workspace: &str,
@@ -286,7 +309,7 @@ pub async fn set_status(
     }
     if target == Active {
         let mut violations = validate::campaign(parser, &campaign);
-        violations.extend(active_violations(db, workspace, &campaign).await?);
+        violations.extend(validate::completeness(&campaign));
         if !violations.is_empty() {
             return Err(Error::FailedPrecondition {
                 message: "the campaign cannot become active".into(),
@@ -295,8 +318,23 @@ pub async fn set_status(
         }
     }
     campaign.status = target as i32;
-    campaign.update_time = Some(proto_from_ms(next_update_ms(clock, stored.update_time_ms)));
-    store::replace(db, workspace, &campaign, stored.update_time_ms).await?;
+    let now = next_update_ms(clock, stored.update_time_ms);
+    campaign.update_time = Some(proto_from_ms(now));
+    let mut enroll = None;
+    if target == Active {
+        // Segment-entry triggers fire for entries from now on (and, when asked, for the
+        // members at this instant).
+        campaign.activate_time = Some(proto_from_ms(now));
+        enroll = enrollment(timers, workspace, &campaign, now);
+    }
+    store::replace(
+        db,
+        workspace,
+        &campaign,
+        stored.update_time_ms,
+        enroll.as_ref(),
+    )
+    .await?;
     Ok(campaign)
 }
 

@@ -5,6 +5,8 @@ use herald_storage::sea_orm_migration::prelude::*;
 
 /// The outbox table of trigger.
 pub const OUTBOX_TABLE: &str = "trigger_outbox";
+/// The timers of delay and inactivity triggers and quiet-hours releases.
+pub const TIMERS_TABLE: &str = "trigger_timers";
 
 herald_storage::migrator!(
     /// Trigger's migrations, in order.
@@ -16,6 +18,8 @@ herald_storage::migrator!(
         LedgerRetention,
         CampaignVersions,
         HandledTransitions,
+        herald_timers::migration(TIMERS_TABLE),
+        Targeting,
     ]
 );
 
@@ -184,5 +188,111 @@ impl MigrationTrait for HandledTransitions {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         drop_tables(manager, &["trigger_handled_transitions"]).await
+    }
+}
+
+/// What targeting keeps: the workspace's cap rules and settings, each user's attention
+/// ledger (recent messages, entries, assignments, pending timers), and the decisions
+/// ExplainDecision reads.
+struct Targeting;
+
+impl MigrationName for Targeting {
+    fn name(&self) -> &str {
+        "m20261203_000001_targeting"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Targeting {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("trigger_cap_rules"))
+                    .if_not_exists()
+                    .col(text("workspace_id", 128))
+                    .col(text("id", 64))
+                    .col(int64("create_time_ms"))
+                    .col(int64("update_time_ms"))
+                    // The protobuf-encoded `CapRule`, with its id and times.
+                    .col(blob("body"))
+                    .primary_key(&mut primary_key(&["workspace_id", "id"]))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("trigger_settings"))
+                    .if_not_exists()
+                    .col(text("workspace_id", 128))
+                    .col(int64("update_time_ms"))
+                    // The protobuf-encoded `TriggerSettings`.
+                    .col(blob("body"))
+                    .primary_key(&mut primary_key(&["workspace_id"]))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("trigger_users"))
+                    .if_not_exists()
+                    .col(text("workspace_id", 128))
+                    .col(text("user_id", 256))
+                    .col(int64("updated_at"))
+                    // The encoded ledger of the user (`herald_campaigns::Ledger`); its row
+                    // is locked for the length of a decision, so budget is reserved
+                    // atomically across replicas.
+                    .col(blob("ledger"))
+                    .primary_key(&mut primary_key(&["workspace_id", "user_id"]))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("trigger_decisions"))
+                    .if_not_exists()
+                    .col(text("workspace_id", 128))
+                    .col(text("id", 64))
+                    .col(text("campaign_id", 64))
+                    .col(text("user_id", 256))
+                    .col(int64("decide_ms"))
+                    // The protobuf-encoded `Decision`.
+                    .col(blob("body"))
+                    .primary_key(&mut primary_key(&["workspace_id", "id"]))
+                    .to_owned(),
+            )
+            .await?;
+        // ExplainDecision: one user's decisions for one campaign, newest first.
+        manager
+            .create_index(index(
+                "trigger_decisions",
+                "trigger_decisions_explain",
+                &["workspace_id", "campaign_id", "user_id", "decide_ms", "id"],
+            ))
+            .await?;
+        // Retention deletes by age.
+        manager
+            .create_index(index(
+                "trigger_decisions",
+                "trigger_decisions_at",
+                &["decide_ms"],
+            ))
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        drop_tables(
+            manager,
+            &[
+                "trigger_decisions",
+                "trigger_users",
+                "trigger_settings",
+                "trigger_cap_rules",
+            ],
+        )
+        .await
     }
 }

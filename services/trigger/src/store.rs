@@ -8,11 +8,12 @@ use herald_campaigns::validate::{references_segment, trigger_event_name};
 use herald_core::time::ms_of_proto;
 use herald_proto::trigger::v1::{Campaign, CampaignStatus};
 use herald_runtime::Error;
+use herald_timers::Timers;
 use prost::Message;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
 pub mod campaign {
@@ -153,24 +154,47 @@ fn row(workspace: &str, campaign: &Campaign) -> campaign::Model {
     }
 }
 
+/// A timer to schedule with a campaign write, in its transaction: the enrolment of a
+/// segment's existing members when the campaign becomes ACTIVE.
+pub struct WithTimer<'a> {
+    pub timers: &'a Timers,
+    pub key: String,
+    pub due_ms: i64,
+    pub payload: Vec<u8>,
+}
+
+async fn schedule(txn: &DatabaseTransaction, timer: Option<&WithTimer<'_>>) -> Result<(), Error> {
+    if let Some(t) = timer {
+        t.timers
+            .schedule(txn, &t.key, t.due_ms, t.payload.clone())
+            .await?;
+    }
+    Ok(())
+}
+
 /// Inserts a new campaign (its id and times already set), moving the workspace's
-/// campaign version in the same transaction.
+/// campaign version and scheduling `timer` in the same transaction.
 pub async fn insert(
     db: &DatabaseConnection,
     workspace: &str,
     campaign: &Campaign,
+    timer: Option<&WithTimer<'_>>,
 ) -> Result<(), Error> {
     let txn = db.begin().await?;
     campaign::Entity::insert(campaign::ActiveModel::from(row(workspace, campaign)))
         .exec_without_returning(&txn)
         .await?;
     bump_version(&txn, workspace).await?;
+    schedule(&txn, timer).await?;
     txn.commit().await?;
+    if let Some(t) = timer {
+        t.timers.notify();
+    }
     Ok(())
 }
 
 /// Moves the campaign version of `workspace` on (from 0, its value when no row exists).
-async fn bump_version<C: ConnectionTrait>(db: &C, workspace: &str) -> Result<(), Error> {
+pub(crate) async fn bump_version<C: ConnectionTrait>(db: &C, workspace: &str) -> Result<(), Error> {
     use campaign_version::{ActiveModel, Column, Entity, Model};
     Entity::insert(ActiveModel::from(Model {
         workspace_id: workspace.to_owned(),
@@ -207,13 +231,14 @@ pub async fn get<C: ConnectionTrait>(db: &C, workspace: &str, id: &str) -> Resul
     decode(row)
 }
 
-/// Replaces the stored campaign if it is still at version `expected_update_ms`; ABORTED
-/// when a concurrent write got there first.
+/// Replaces the stored campaign if it is still at version `expected_update_ms` (and
+/// schedules `timer` with it); ABORTED when a concurrent write got there first.
 pub async fn replace(
     db: &DatabaseConnection,
     workspace: &str,
     campaign: &Campaign,
     expected_update_ms: i64,
+    timer: Option<&WithTimer<'_>>,
 ) -> Result<(), Error> {
     let new = row(workspace, campaign);
     let txn = db.begin().await?;
@@ -235,7 +260,11 @@ pub async fn replace(
         .await?;
     if result.rows_affected == 1 {
         bump_version(&txn, workspace).await?;
+        schedule(&txn, timer).await?;
         txn.commit().await?;
+        if let Some(t) = timer {
+            t.timers.notify();
+        }
         Ok(())
     } else {
         Err(Error::Aborted(format!(
@@ -287,30 +316,14 @@ pub async fn list(
         .collect()
 }
 
-/// The ACTIVE campaigns of `workspace` triggered by `event_name`.
-pub async fn active_for_event<C: ConnectionTrait>(
-    db: &C,
-    workspace: &str,
-    event_name: &str,
-) -> Result<Vec<Stored>, Error> {
-    let rows = campaign::Entity::find()
-        .filter(campaign::Column::WorkspaceId.eq(workspace))
-        .filter(campaign::Column::Status.eq(CampaignStatus::Active as i16))
-        .filter(campaign::Column::TriggerEventName.eq(event_name))
-        .all(db)
-        .await?;
-    rows.into_iter().map(decode).collect()
-}
-
-/// The ACTIVE campaigns of `workspace` with an event trigger.
-pub async fn active_event_campaigns<C: ConnectionTrait>(
+/// The ACTIVE campaigns of `workspace`.
+pub async fn active_campaigns<C: ConnectionTrait>(
     db: &C,
     workspace: &str,
 ) -> Result<Vec<Stored>, Error> {
     let rows = campaign::Entity::find()
         .filter(campaign::Column::WorkspaceId.eq(workspace))
         .filter(campaign::Column::Status.eq(CampaignStatus::Active as i16))
-        .filter(campaign::Column::TriggerEventName.ne(""))
         .all(db)
         .await?;
     rows.into_iter().map(decode).collect()

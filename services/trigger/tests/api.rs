@@ -463,7 +463,7 @@ async fn invalid_campaigns_name_their_fields() {
 async fn settings_not_enforced_yet_keep_a_campaign_from_going_active() {
     let db = TestDatabase::new().await;
     let app = spawn_trigger(&db, NOWHERE).await;
-    let mut client = app.public().await;
+    let client = app.public().await;
     let refused_on_create = |campaign: Campaign| {
         let mut client = client.clone();
         let request = app.admin(CreateCampaignRequest {
@@ -484,37 +484,45 @@ async fn settings_not_enforced_yet_keep_a_campaign_from_going_active() {
         refused_on_create(with_email).await,
         ["campaign.variants[0].contents[1]"]
     );
-    let with_goal = Campaign {
+    let with_schedule = Campaign {
+        trigger: Some(Trigger {
+            kind: Some(trigger::Kind::Time(TimeTrigger {
+                kind: Some(time_trigger::Kind::Schedule(LocalSchedule {
+                    when: Some(local_schedule::When::Cron("0 9 * * 1".into())),
+                    ..Default::default()
+                })),
+            })),
+        }),
+        ..campaign("upgraded")
+    };
+    // A local schedule needs the segments whose members it is for.
+    assert_eq!(
+        refused_on_create(with_schedule).await,
+        ["campaign.audience.include_segment_ids"]
+    );
+
+    // What this version enforces is accepted: a goal, a holdout, caps, quiet hours, and
+    // priorities that differ between campaigns on one event.
+    let enforced = Campaign {
+        status: CampaignStatus::Active as i32,
         conversion_goal: Some(ConversionGoal {
             event_name: "paid".into(),
             attribution_window: None,
         }),
-        ..campaign("upgraded")
-    };
-    assert_eq!(
-        refused_on_create(with_goal).await,
-        ["campaign.conversion_goal"]
-    );
-    let with_holdout = Campaign {
         control_weight: 10,
+        frequency_cap: Some(FrequencyCap {
+            max_deliveries: 1,
+            window: None,
+        }),
+        quiet_hours: Some(QuietHours {
+            start_local_time: "22:00".into(),
+            end_local_time: "08:00".into(),
+            ..Default::default()
+        }),
         ..campaign("upgraded")
     };
-    assert_eq!(
-        refused_on_create(with_holdout).await,
-        ["campaign.control_weight"]
-    );
-
-    // Priority decides nothing while every matching campaign fires: two ACTIVE campaigns
-    // on one event may not differ in it.
-    let first = create(
-        &app,
-        Campaign {
-            status: CampaignStatus::Active as i32,
-            ..campaign("upgraded")
-        },
-    )
-    .await;
-    let second = create(
+    create(&app, enforced).await;
+    let other = create(
         &app,
         Campaign {
             priority: 9,
@@ -522,29 +530,16 @@ async fn settings_not_enforced_yet_keep_a_campaign_from_going_active() {
         },
     )
     .await;
-    let status = set_status(&app, &second.id, CampaignStatus::Active)
+    set_status(&app, &other.id, CampaignStatus::Active)
         .await
-        .expect_err("a competing priority");
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(violations(&status), ["campaign.priority"]);
-    assert!(status.message().contains(&first.id), "{}", status.message());
-    // Drafts may hold any of it; the same priority is fine.
-    client
-        .update_campaign(app.admin(UpdateCampaignRequest {
-            campaign: Some(Campaign {
-                id: second.id.clone(),
-                priority: 5,
-                ..Default::default()
-            }),
-            update_mask: Some(FieldMask {
-                paths: vec!["priority".into()],
-            }),
-        }))
-        .await
-        .expect("update the draft");
-    set_status(&app, &second.id, CampaignStatus::Active)
-        .await
-        .expect("same priority");
+        .expect("a different priority");
+    // A draft may hold what an active campaign may not.
+    let mut draft = campaign("upgraded");
+    draft.variants[0].contents.push(email());
+    assert_eq!(
+        create(&app, draft).await.status,
+        CampaignStatus::Draft as i32
+    );
 }
 
 #[tokio::test]
@@ -1017,6 +1012,7 @@ async fn segment_references_list_every_campaign_naming_the_segment() {
             trigger: Some(Trigger {
                 kind: Some(trigger::Kind::SegmentEntry(SegmentEntryTrigger {
                     segment_id: "seg_trial".into(),
+                    ..Default::default()
                 })),
             }),
             ..campaign("upgraded")

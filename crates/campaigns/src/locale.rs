@@ -1,0 +1,548 @@
+//! Which locale's content a user gets.
+//!
+//! The user's locale is the first well-formed one of: the event's context locale, the
+//! `locale` trait, the workspace's default locale ([`user_locale`]). A variant's
+//! localization is then picked ([`pick`]):
+//! 1. **exact**: the localization whose tag equals the user's locale;
+//! 2. **language**: else the localization whose tag is a shorter form of the user's
+//!    locale, dropping subtags from the right (RFC 4647 "lookup"): "fr-CA" falls back to
+//!    "fr", "zh-Hant-TW" to "zh-Hant" and then "zh". Never the other way round: a user
+//!    whose locale is "fr" does not get a "fr-FR" localization, because regional content
+//!    is written for its region and with several regions there is no right pick;
+//! 3. **default**: else the variant's default `contents`.
+//!
+//! Tags are compared ignoring ASCII case, with "_" read as "-". A localization replaces a
+//! content whole, so one message never mixes languages; a channel the localization lacks
+//! is sent from the default contents.
+
+use herald_proto::common::v1::{Channel, MessageContent};
+use herald_proto::trigger::v1::{LocalizedContents, Variant};
+
+use crate::render;
+
+/// The shortest locale tag, in characters ("fr").
+pub const MIN_LOCALE_LEN: usize = 2;
+/// The longest locale tag, in characters.
+pub const MAX_LOCALE_LEN: usize = 35;
+
+/// Whether `tag` has the shape of a BCP 47 language tag: 2..=35 characters; a primary
+/// language subtag of 2..=8 ASCII letters, then subtags of 1..=8 ASCII letters or digits,
+/// separated by "-" (or "_", as in "fr_CA"). Registry membership is not checked.
+pub fn is_well_formed(tag: &str) -> bool {
+    if !(MIN_LOCALE_LEN..=MAX_LOCALE_LEN).contains(&tag.len()) {
+        return false;
+    }
+    let mut subtags = tag.split(['-', '_']);
+    let language = subtags.next().unwrap_or("");
+    (2..=8).contains(&language.len())
+        && language.bytes().all(|b| b.is_ascii_alphabetic())
+        && subtags
+            .all(|s| (1..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// `tag` as compared: lowercase, with "_" as "-".
+pub fn normalize(tag: &str) -> String {
+    tag.trim()
+        .chars()
+        .map(|c| {
+            if c == '_' {
+                '-'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect()
+}
+
+/// `tag` in the conventional case of BCP 47: language lowercase, a four-letter script in
+/// title case, a two-letter region uppercase ("zh_hant_tw" → "zh-Hant-TW").
+pub fn canonical(tag: &str) -> String {
+    let normal = normalize(tag);
+    let mut out = String::with_capacity(normal.len());
+    // Subtags after a singleton ("x-…", "u-…") are extensions and keep lowercase.
+    let mut in_extension = false;
+    for (i, subtag) in normal.split('-').enumerate() {
+        if i > 0 {
+            out.push('-');
+        }
+        if i > 0 && subtag.len() == 1 {
+            in_extension = true;
+        }
+        let alpha = subtag.bytes().all(|b| b.is_ascii_alphabetic());
+        if i == 0 || in_extension {
+            out.push_str(subtag);
+        } else if subtag.len() == 2 && alpha {
+            out.push_str(&subtag.to_ascii_uppercase());
+        } else if subtag.len() == 4 && alpha {
+            out.push_str(&subtag[..1].to_ascii_uppercase());
+            out.push_str(&subtag[1..]);
+        } else {
+            out.push_str(subtag);
+        }
+    }
+    out
+}
+
+/// Where a user's locale came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocaleSource {
+    /// The event's context locale.
+    Event,
+    /// The user's `locale` trait.
+    Trait,
+    /// The workspace's default locale (TriggerSettings.default_locale).
+    WorkspaceDefault,
+}
+
+impl LocaleSource {
+    /// Where, in words: "the event's context locale".
+    pub fn describe(self) -> &'static str {
+        match self {
+            LocaleSource::Event => "the event's context locale",
+            LocaleSource::Trait => "the locale trait",
+            LocaleSource::WorkspaceDefault => "the workspace's default locale",
+        }
+    }
+}
+
+/// A user's locale and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserLocale {
+    /// The tag in canonical case ([`canonical`]), e.g. "fr-CA".
+    pub tag: String,
+    pub source: LocaleSource,
+}
+
+/// A candidate locale as received, cleaned: surrounding blanks and a POSIX codeset or
+/// modifier ("en_US.UTF-8", "de_DE@euro") are dropped; `None` unless the rest is well
+/// formed.
+fn clean(candidate: &str) -> Option<String> {
+    let tag = candidate.trim();
+    let tag = tag.split(['.', '@']).next().unwrap_or("");
+    is_well_formed(tag).then(|| canonical(tag))
+}
+
+/// The user's locale: the first non-empty, well-formed one of the event's context locale,
+/// the `locale` trait and the workspace's default locale, with where it came from.
+pub fn user_locale(
+    event_context_locale: &str,
+    locale_trait: Option<&str>,
+    workspace_default: &str,
+) -> Option<UserLocale> {
+    [
+        (Some(event_context_locale), LocaleSource::Event),
+        (locale_trait, LocaleSource::Trait),
+        (Some(workspace_default), LocaleSource::WorkspaceDefault),
+    ]
+    .into_iter()
+    .find_map(|(candidate, source)| clean(candidate?).map(|tag| UserLocale { tag, source }))
+}
+
+/// The user's locale tag (see [`user_locale`]), in canonical case.
+pub fn resolve_user_locale(
+    event_context_locale: &str,
+    locale_trait: Option<&str>,
+    workspace_default: &str,
+) -> Option<String> {
+    user_locale(event_context_locale, locale_trait, workspace_default).map(|l| l.tag)
+}
+
+/// How a localization was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Match {
+    /// A localization with exactly the user's locale.
+    Exact,
+    /// A localization of a shorter form of the user's locale ("fr" for "fr-CA").
+    Language,
+    /// No localization fits (or the user's locale is unknown): the default contents.
+    Default,
+}
+
+impl Match {
+    /// "exact", "language" or "default".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Match::Exact => "exact",
+            Match::Language => "language",
+            Match::Default => "default",
+        }
+    }
+}
+
+/// What [`pick`] chose for one user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Picked<'a> {
+    /// The chosen localization's tag as written in the campaign; `None` for the default
+    /// contents.
+    pub locale: Option<String>,
+    /// Why.
+    pub reason: Match,
+    /// The user's locale the choice was made for, if known.
+    pub user_locale: Option<String>,
+    /// The content to render for each channel, in the order of the default contents
+    /// (then any channel only the localization has): the localization's content where it
+    /// has that channel, else the default one.
+    pub contents: Vec<&'a MessageContent>,
+    /// The channels sent from the default contents although a localization was chosen,
+    /// because it lacks them.
+    pub from_default: Vec<Channel>,
+}
+
+impl Picked<'_> {
+    /// The choice in words, for the decision's LOCALE reason, e.g.
+    /// `localization "fr" (language of user locale "fr-CA")`.
+    pub fn describe(&self) -> String {
+        let user = self.user_locale.as_deref();
+        let mut text = match (self.reason, &self.locale, user) {
+            (Match::Exact, Some(l), Some(u)) => {
+                format!("localization {l:?} (exact match of user locale {u:?})")
+            }
+            (Match::Language, Some(l), Some(u)) => {
+                format!("localization {l:?} (language of user locale {u:?})")
+            }
+            (_, _, Some(u)) => format!("default contents (no localization for user locale {u:?})"),
+            (_, _, None) => "default contents (the user's locale is unknown)".to_owned(),
+        };
+        if !self.from_default.is_empty() {
+            let channels: Vec<String> = self
+                .from_default
+                .iter()
+                .map(|c| render::channel_name(*c))
+                .collect();
+            text.push_str(&format!(
+                "; {} from the default contents (not localized)",
+                channels.join(", ")
+            ));
+        }
+        text
+    }
+}
+
+/// The tags to try for `user` (normalized), most specific first: the tag itself, then
+/// each shorter form, dropping a trailing singleton with the subtag after it.
+fn fallbacks(user: &str) -> Vec<&str> {
+    let mut out = vec![user];
+    let mut rest = user;
+    while let Some(cut) = rest.rfind('-') {
+        rest = &rest[..cut];
+        // "en-a-bbb" → "en", not "en-a": a singleton introduces an extension.
+        if let Some(cut) = rest.rfind('-')
+            && rest.len() - cut == 2
+        {
+            rest = &rest[..cut];
+        }
+        out.push(rest);
+    }
+    out
+}
+
+fn find<'a>(variant: &'a Variant, user: &str) -> Option<(&'a LocalizedContents, Match)> {
+    let user = normalize(user);
+    fallbacks(&user)
+        .into_iter()
+        .enumerate()
+        .find_map(|(i, tag)| {
+            variant
+                .localizations
+                .iter()
+                .find(|l| normalize(&l.locale) == tag)
+                .map(|l| {
+                    (
+                        l,
+                        if i == 0 {
+                            Match::Exact
+                        } else {
+                            Match::Language
+                        },
+                    )
+                })
+        })
+}
+
+/// Chooses `variant`'s content for a user whose locale is `user_locale` (see the module
+/// documentation for the rule).
+pub fn pick<'a>(variant: &'a Variant, user_locale: Option<&str>) -> Picked<'a> {
+    let user_locale = user_locale.and_then(clean);
+    let Some((localization, reason)) = user_locale.as_deref().and_then(|u| find(variant, u)) else {
+        return Picked {
+            locale: None,
+            reason: Match::Default,
+            user_locale,
+            contents: variant.contents.iter().collect(),
+            from_default: Vec::new(),
+        };
+    };
+    let localized = |channel: Channel| {
+        localization
+            .contents
+            .iter()
+            .find(|c| render::channel(c) == channel)
+    };
+    let mut contents = Vec::with_capacity(variant.contents.len());
+    let mut from_default = Vec::new();
+    for content in &variant.contents {
+        let channel = render::channel(content);
+        match localized(channel) {
+            Some(l) => contents.push(l),
+            None => {
+                contents.push(content);
+                from_default.push(channel);
+            }
+        }
+    }
+    // A channel only the localization has (refused on ACTIVE campaigns, see validate).
+    for content in &localization.contents {
+        let channel = render::channel(content);
+        if !variant
+            .contents
+            .iter()
+            .any(|c| render::channel(c) == channel)
+            && !contents.iter().any(|c| render::channel(c) == channel)
+        {
+            contents.push(content);
+        }
+    }
+    Picked {
+        locale: Some(localization.locale.clone()),
+        reason,
+        user_locale,
+        contents,
+        from_default,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_proto::common::v1::message_content::Body;
+    use herald_proto::common::v1::{InAppContent, SmsContent};
+
+    fn in_app(title: &str) -> MessageContent {
+        MessageContent {
+            body: Some(Body::InApp(InAppContent {
+                title: title.into(),
+                ..Default::default()
+            })),
+        }
+    }
+    fn sms(body: &str) -> MessageContent {
+        MessageContent {
+            body: Some(Body::Sms(SmsContent { body: body.into() })),
+        }
+    }
+    fn localized(locale: &str, contents: Vec<MessageContent>) -> LocalizedContents {
+        LocalizedContents {
+            locale: locale.into(),
+            contents,
+        }
+    }
+
+    /// Default English in-app and SMS; French and Brazilian Portuguese in-app only;
+    /// Traditional Chinese both.
+    fn variant() -> Variant {
+        Variant {
+            id: "a".into(),
+            contents: vec![in_app("Hello"), sms("Hello by SMS")],
+            localizations: vec![
+                localized("fr", vec![in_app("Bonjour")]),
+                localized("pt_BR", vec![in_app("Olá")]),
+                localized("zh-Hant", vec![sms("你好 SMS"), in_app("你好")]),
+            ],
+            ..Default::default()
+        }
+    }
+
+    fn titles(picked: &Picked) -> Vec<String> {
+        picked
+            .contents
+            .iter()
+            .map(|c| match &c.body {
+                Some(Body::InApp(c)) => c.title.clone(),
+                Some(Body::Sms(c)) => c.body.clone(),
+                _ => String::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_french_user_gets_the_french_content_and_the_default_for_what_it_lacks() {
+        let v = variant();
+        let picked = pick(&v, Some("fr"));
+        assert_eq!(picked.locale.as_deref(), Some("fr"));
+        assert_eq!(picked.reason, Match::Exact);
+        assert_eq!(titles(&picked), ["Bonjour", "Hello by SMS"]);
+        assert_eq!(picked.from_default, [Channel::Sms]);
+        assert_eq!(
+            picked.describe(),
+            "localization \"fr\" (exact match of user locale \"fr\"); sms from the default \
+             contents (not localized)"
+        );
+    }
+
+    #[test]
+    fn a_regional_user_falls_back_to_the_language() {
+        let v = variant();
+        let picked = pick(&v, Some("fr-CA"));
+        assert_eq!(picked.locale.as_deref(), Some("fr"));
+        assert_eq!(picked.reason, Match::Language);
+        assert_eq!(titles(&picked)[0], "Bonjour");
+        assert!(
+            picked
+                .describe()
+                .starts_with("localization \"fr\" (language of user locale \"fr-CA\")")
+        );
+        // Script subtags fall back one step at a time.
+        let picked = pick(&v, Some("zh-Hant-TW"));
+        assert_eq!(picked.locale.as_deref(), Some("zh-Hant"));
+        assert_eq!(picked.reason, Match::Language);
+        assert_eq!(titles(&picked), ["你好", "你好 SMS"]);
+        assert!(picked.from_default.is_empty());
+    }
+
+    #[test]
+    fn a_language_never_picks_a_regional_localization() {
+        let v = variant();
+        let picked = pick(&v, Some("pt"));
+        assert_eq!(picked.locale, None);
+        assert_eq!(picked.reason, Match::Default);
+        assert_eq!(titles(&picked), ["Hello", "Hello by SMS"]);
+    }
+
+    #[test]
+    fn other_languages_and_unknown_locales_get_the_default() {
+        let v = variant();
+        let picked = pick(&v, Some("de"));
+        assert_eq!(
+            (picked.locale.as_deref(), picked.reason),
+            (None, Match::Default)
+        );
+        assert_eq!(titles(&picked), ["Hello", "Hello by SMS"]);
+        assert_eq!(
+            picked.describe(),
+            "default contents (no localization for user locale \"de\")"
+        );
+        let picked = pick(&v, None);
+        assert_eq!(picked.reason, Match::Default);
+        assert_eq!(
+            picked.describe(),
+            "default contents (the user's locale is unknown)"
+        );
+        // A malformed locale is no locale.
+        assert_eq!(pick(&v, Some("f")).user_locale, None);
+        assert_eq!(pick(&v, Some("fr CA")).reason, Match::Default);
+    }
+
+    #[test]
+    fn matching_ignores_case_and_underscores() {
+        let v = variant();
+        for user in ["FR", "Fr_ca", "fr_CA"] {
+            assert_eq!(pick(&v, Some(user)).locale.as_deref(), Some("fr"), "{user}");
+        }
+        for user in ["pt-BR", "PT_br", "pt-br"] {
+            let picked = pick(&v, Some(user));
+            assert_eq!(picked.locale.as_deref(), Some("pt_BR"), "{user}");
+            assert_eq!(picked.reason, Match::Exact);
+        }
+        assert_eq!(pick(&v, Some("zh_HANT")).reason, Match::Exact);
+    }
+
+    #[test]
+    fn one_message_never_mixes_languages() {
+        // Every picked content is either wholly the localization's or wholly the default.
+        let v = variant();
+        for user in ["fr", "fr-CA", "pt-BR", "zh-Hant", "de", "en"] {
+            let picked = pick(&v, Some(user));
+            for content in &picked.contents {
+                let from_localization = v
+                    .localizations
+                    .iter()
+                    .any(|l| l.contents.iter().any(|c| std::ptr::eq(c, *content)));
+                let from_default = v.contents.iter().any(|c| std::ptr::eq(c, *content));
+                assert!(from_localization != from_default, "{user}");
+                if from_localization {
+                    let l = v
+                        .localizations
+                        .iter()
+                        .find(|l| l.contents.iter().any(|c| std::ptr::eq(c, *content)))
+                        .unwrap();
+                    assert_eq!(Some(&l.locale), picked.locale.as_ref(), "{user}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_user_locale_is_the_first_well_formed_source() {
+        assert_eq!(
+            user_locale("fr_ca", Some("de"), "en"),
+            Some(UserLocale {
+                tag: "fr-CA".into(),
+                source: LocaleSource::Event
+            })
+        );
+        assert_eq!(
+            user_locale("", Some("de-DE"), "en"),
+            Some(UserLocale {
+                tag: "de-DE".into(),
+                source: LocaleSource::Trait
+            })
+        );
+        assert_eq!(resolve_user_locale("", None, "en"), Some("en".into()));
+        assert_eq!(
+            resolve_user_locale("??", Some(" "), "EN_us"),
+            Some("en-US".into())
+        );
+        assert_eq!(resolve_user_locale("", Some("e"), ""), None);
+        // POSIX locales lose their codeset and modifier.
+        assert_eq!(
+            resolve_user_locale("en_US.UTF-8", None, ""),
+            Some("en-US".into())
+        );
+        assert_eq!(
+            resolve_user_locale("de_DE@euro", None, ""),
+            Some("de-DE".into())
+        );
+    }
+
+    #[test]
+    fn well_formed_tags() {
+        for ok in [
+            "fr",
+            "fr-CA",
+            "fr_CA",
+            "zh-Hant-TW",
+            "es-419",
+            "sr-Latn-RS",
+            "en-x-pirate",
+        ] {
+            assert!(is_well_formed(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "f",
+            "fr-",
+            "-fr",
+            "fr--CA",
+            "f1",
+            "fr CA",
+            "français",
+            "en-abcdefghi",
+        ] {
+            assert!(!is_well_formed(bad), "{bad}");
+        }
+        assert!(!is_well_formed(&format!("en-{}", "a".repeat(40))));
+        assert_eq!(canonical("ZH_hant_tw"), "zh-Hant-TW");
+        assert_eq!(canonical("es-419"), "es-419");
+        assert_eq!(canonical("en-x-ab"), "en-x-ab");
+    }
+
+    #[test]
+    fn fallbacks_drop_subtags_and_singletons() {
+        assert_eq!(fallbacks("zh-hant-tw"), ["zh-hant-tw", "zh-hant", "zh"]);
+        assert_eq!(
+            fallbacks("en-a-bbb-x-c"),
+            ["en-a-bbb-x-c", "en-a-bbb", "en"]
+        );
+        assert_eq!(fallbacks("fr"), ["fr"]);
+    }
+}

@@ -1,0 +1,197 @@
+//! What decisions leave behind, written in the transaction that took them: the recorded
+//! decisions, the deliveries and control records staged in the outbox, and the timers
+//! scheduled or cancelled. Published (outbox, timers) only after the commit.
+
+use herald_campaigns::decision::{Decision, Outcome, TimerOp};
+use herald_campaigns::{CompiledCampaign, MatchIndex};
+use herald_core::time::proto_from_ms;
+use herald_outbox::{NewItem, Outbox, Staged};
+use herald_proto::analytics::v1::{Interaction, InteractionKind, RecordInteractionsRequest};
+use herald_proto::delivery::v1::{DeliverRequest, Delivery};
+use herald_proto::trigger::v1 as proto;
+use herald_runtime::{Clock, Error};
+use herald_timers::Timers;
+use prost::Message;
+use sea_orm::DatabaseTransaction;
+use sha2::{Digest, Sha256};
+
+use crate::decisions;
+use crate::downstream::{ANALYTICS, DELIVERY};
+
+/// The effects of the decisions of one transaction.
+pub struct Effects {
+    workspace: String,
+    traceparent: Option<String>,
+    decisions: Vec<proto::Decision>,
+    items: Vec<NewItem>,
+    schedule: Vec<(String, i64, Vec<u8>)>,
+    cancel: Vec<String>,
+}
+
+/// The id of a control record: one per campaign and cause, at most 128 characters.
+fn control_id(campaign_id: &str, cause_id: &str) -> String {
+    let id = format!("{campaign_id}:{cause_id}:control");
+    if id.len() <= 128 {
+        return id;
+    }
+    let digest: String = Sha256::digest(cause_id.as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{campaign_id}:{digest}:control")
+}
+
+impl Effects {
+    pub fn new(workspace: &str) -> Effects {
+        Effects {
+            workspace: workspace.to_owned(),
+            traceparent: herald_runtime::telemetry::current_traceparent(),
+            decisions: Vec::new(),
+            items: Vec::new(),
+            schedule: Vec::new(),
+            cancel: Vec::new(),
+        }
+    }
+
+    /// Adds what `decision` (for `user_id`, taken at `now_ms`) leaves behind; `index`
+    /// gives its campaign's goal and settings.
+    pub fn add(
+        &mut self,
+        index: &MatchIndex,
+        clock: &Clock,
+        user_id: &str,
+        decision: &Decision,
+        now_ms: i64,
+    ) {
+        let campaign = index.campaign(&decision.campaign_id).map(|c| c.as_ref());
+        let id = herald_core::ids::new_id("dec", clock);
+        self.decisions.push(decision.to_proto(&id, user_id, now_ms));
+        let (goal, window) = goal(campaign);
+        for send in decision.sends() {
+            let c = campaign.map(CompiledCampaign::campaign);
+            let delivery = Delivery {
+                idempotency_key: send.idempotency_key.clone(),
+                user_id: user_id.to_owned(),
+                campaign_id: decision.campaign_id.clone(),
+                variant_id: send.variant_id.clone(),
+                channel: send.channel as i32,
+                content: Some(send.content.clone()),
+                priority: c.map_or(0, |c| c.priority),
+                expire_time: send.expire_ms.map(proto_from_ms),
+                category: c.map(|c| c.category.clone()).unwrap_or_default(),
+                address: send.address.clone(),
+                goal_event_name: goal.clone(),
+                attribution_window: window,
+                critical: c.is_some_and(|c| c.critical),
+            };
+            self.items.push(NewItem {
+                destination: DELIVERY,
+                // Per-user order across the hop.
+                key: user_id.to_owned(),
+                payload: DeliverRequest {
+                    workspace_id: self.workspace.clone(),
+                    deliveries: vec![delivery],
+                }
+                .encode_to_vec(),
+                traceparent: self.traceparent.clone(),
+            });
+        }
+        if decision.outcome == Outcome::Control {
+            let interaction = Interaction {
+                id: control_id(&decision.campaign_id, &decision.cause_id),
+                campaign_id: decision.campaign_id.clone(),
+                user_id: user_id.to_owned(),
+                kind: InteractionKind::AssignedControl as i32,
+                time: Some(proto_from_ms(now_ms)),
+                goal_event_name: goal,
+                attribution_window: window,
+                ..Default::default()
+            };
+            self.items.push(NewItem {
+                destination: ANALYTICS,
+                key: user_id.to_owned(),
+                payload: RecordInteractionsRequest {
+                    workspace_id: self.workspace.clone(),
+                    interactions: vec![interaction],
+                }
+                .encode_to_vec(),
+                traceparent: self.traceparent.clone(),
+            });
+        }
+        for op in &decision.timers {
+            match op {
+                TimerOp::Schedule {
+                    key,
+                    due_ms,
+                    payload,
+                } => {
+                    self.cancel.retain(|k| k != key);
+                    self.schedule.retain(|(k, _, _)| k != key);
+                    self.schedule
+                        .push((key.clone(), *due_ms, payload.as_ref().encode_to_vec()));
+                }
+                TimerOp::Cancel { key } => {
+                    self.schedule.retain(|(k, _, _)| k != key);
+                    self.cancel.push(key.clone());
+                }
+            }
+        }
+    }
+
+    /// Writes the effects within `txn`; returns what to publish after the commit.
+    pub async fn write(
+        self,
+        txn: &DatabaseTransaction,
+        outbox: &Outbox,
+        timers: &Timers,
+    ) -> Result<Published, Error> {
+        decisions::insert(txn, &self.workspace, &self.decisions).await?;
+        for key in &self.cancel {
+            timers.cancel(txn, key).await?;
+        }
+        let scheduled: Vec<(&str, i64, Vec<u8>)> = self
+            .schedule
+            .iter()
+            .map(|(k, due, p)| (k.as_str(), *due, p.clone()))
+            .collect();
+        if !scheduled.is_empty() {
+            timers.schedule_many(txn, &scheduled).await?;
+        }
+        let staged = if self.items.is_empty() {
+            None
+        } else {
+            Some(outbox.add(txn, self.items).await?)
+        };
+        Ok(Published {
+            staged,
+            timers: !scheduled.is_empty(),
+        })
+    }
+}
+
+/// What to hand on once the transaction committed.
+pub struct Published {
+    staged: Option<Staged>,
+    timers: bool,
+}
+
+impl Published {
+    /// Hands the staged items to the relay and wakes the timer runner.
+    pub async fn publish(self, outbox: &Outbox, timers: &Timers) {
+        if let Some(staged) = self.staged {
+            outbox.publish(staged).await;
+        }
+        if self.timers {
+            timers.notify();
+        }
+    }
+}
+
+/// The campaign's conversion goal, for delivery and analytics.
+fn goal(campaign: Option<&CompiledCampaign>) -> (String, Option<prost_types::Duration>) {
+    match campaign.and_then(|c| c.campaign().conversion_goal.as_ref()) {
+        Some(goal) => (goal.event_name.clone(), goal.attribution_window),
+        None => (String::new(), None),
+    }
+}
