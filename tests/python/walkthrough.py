@@ -48,7 +48,8 @@ def main() -> int:
     server = [("authorization", f"Bearer {args.key}")]
     user = [("authorization", f"Bearer {args.token}")]
     host = args.host
-    event_name = f"py_signed_up_{uuid.uuid4().hex[:8]}"
+    run = uuid.uuid4().hex[:8]
+    event_name = f"py_signed_up_{run}"
 
     campaigns = trigger_grpc.TriggerServiceStub(grpc.insecure_channel(f"{host}:50053"))
     created = campaigns.CreateCampaign(
@@ -129,6 +130,64 @@ def main() -> int:
             return 1
         time.sleep(0.2)
     print(f"{args.user} is in segment {segment.id} ({segment.rule_text})")
+
+    # A segment-entry campaign that a user enters once, and ExplainDecision saying why it
+    # fired and then did not. A fresh user, since the message above holds the workspace's
+    # minimum interval between in-app messages for args.user; a plan of this run, so the
+    # README's "On a trial" campaign (scripts/walkthrough.sh) does not fire for it too.
+    trial_user, trial_plan = f"py-trial-{run}", f"trial-{run}"
+    trial = segments.CreateSegment(segmentation.CreateSegmentRequest(segment=segmentation.Segment(
+        name="Python on a trial", rule_text=f'plan == "{trial_plan}"')), metadata=server, timeout=5).segment
+    tips = campaigns.CreateCampaign(
+        trigger.CreateCampaignRequest(campaign=campaign_pb.Campaign(
+            name="Python trial tips",
+            status=campaign_pb.CAMPAIGN_STATUS_ACTIVE,
+            trigger=campaign_pb.Trigger(segment_entry=campaign_pb.SegmentEntryTrigger(segment_id=trial.id)),
+            entry=campaign_pb.Entry(policy=campaign_pb.ENTRY_POLICY_ONCE),
+            variants=[campaign_pb.Variant(id="a", name="A", weight=1, contents=[content.MessageContent(
+                in_app=content.InAppContent(
+                    format=content.IN_APP_FORMAT_BANNER,
+                    title='Tips for your trial, {{ user.first_name | default: "there" }}',
+                ))])],
+        )),
+        metadata=server, timeout=5,
+    ).campaign
+
+    def identify(n: int, traits: dict) -> None:
+        struct = struct_pb2.Struct()
+        struct.update(traits)
+        events.Identify(ingest.IdentifyRequest(identity=event_pb.Identity(
+            message_id=f"py-identify-{run}-{n}", user_id=trial_user, traits=struct)),
+            metadata=server, timeout=5)
+
+    def decisions(count: int) -> list:
+        deadline = time.monotonic() + 10
+        while True:
+            found = list(campaigns.ExplainDecision(trigger.ExplainDecisionRequest(
+                campaign_id=tips.id, user_id=trial_user), metadata=server, timeout=5).decisions)
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"ExplainDecision never showed {count} decision(s) for {trial_user}: {found}")
+            time.sleep(0.2)
+
+    identify(1, {"first_name": "Py", "plan": trial_plan})
+    sent = decisions(1)[0]
+    assert sent.outcome == trigger.DECISION_OUTCOME_SENT, sent
+    assert sent.cause == trigger.DECISION_CAUSE_SEGMENT_TRANSITION, sent
+    assert all(r.passed for r in sent.reasons), sent
+    assert trigger.DECISION_REASON_CODE_ENTRY in [r.code for r in sent.reasons], sent
+    assert [d.channel for d in sent.deliveries] == [common.CHANNEL_IN_APP], sent
+    print(f"{trial_user} entered segment {trial.id}: campaign {tips.id} {trigger.DecisionOutcome.Name(sent.outcome)}")
+
+    identify(2, {"plan": "pro"})
+    identify(3, {"plan": trial_plan})
+    again = decisions(2)
+    assert [d.outcome for d in again] == [trigger.DECISION_OUTCOME_SUPPRESSED, trigger.DECISION_OUTCOME_SENT], again
+    failed = again[0].reasons[-1]
+    assert failed.code == trigger.DECISION_REASON_CODE_ENTRY and not failed.passed, again[0]
+    assert not again[0].deliveries, again[0]
+    print(f"{trial_user} re-entered: {trigger.DecisionOutcome.Name(again[0].outcome)} ({failed.message})")
     print("python client: 1 passed, 0 failed")
     return 0
 

@@ -28,6 +28,11 @@ pub const USAGE: &str = "usage: herald-bench [options]   (or: just bench [option
   --segment-users N           users of the in-process segment backfill, 10 segments
                               (default 1000000; 0 skips)
   --segments-only             only the in-process segment phases: no services, no database
+  --campaigns N               active campaigns of the in-process targeting phase (default 10000;
+                              0 skips)
+  --campaign-events N         events timed through in-process campaign targeting (default 30000)
+  --campaigns-only            only the in-process campaign phase: no services, no database
+                              (with --segments-only too: both in-process phases)
   --json [FILE]               also write every figure as JSON, under stable names, to FILE
                               (to standard output, after the table, without FILE or with -)
   --markdown                  print the final table as Markdown
@@ -73,6 +78,10 @@ pub struct Settings {
     pub segment_users: u64,
     /// Only the in-process segment phases: no services, no database.
     pub segments_only: bool,
+    pub campaigns: u64,
+    pub campaign_events: u64,
+    /// Only the in-process campaign phase: no services, no database.
+    pub campaigns_only: bool,
     /// Where the JSON figures go: `Some(None)` is standard output.
     pub json: Option<Option<std::path::PathBuf>>,
     pub markdown: bool,
@@ -101,6 +110,9 @@ impl Default for Settings {
             segment_events: 100_000,
             segment_users: 1_000_000,
             segments_only: false,
+            campaigns: 10_000,
+            campaign_events: 30_000,
+            campaigns_only: false,
             json: None,
             markdown: false,
         }
@@ -126,6 +138,10 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             }
             "--segments-only" => {
                 s.segments_only = true;
+                continue;
+            }
+            "--campaigns-only" => {
+                s.campaigns_only = true;
                 continue;
             }
             // The file is optional: without one (or with -) the JSON goes to stdout.
@@ -180,8 +196,13 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             "--idle-streams" => s.idle_streams = number(0, 40_000)? as usize,
             "--segment-events" => s.segment_events = number(0, 10_000_000)?,
             "--segment-users" => s.segment_users = number(0, 100_000_000)?,
+            "--campaigns" => s.campaigns = number(0, 1_000_000)?,
+            "--campaign-events" => s.campaign_events = number(1, 100_000_000)?,
             _ => return Err(format!("unknown option {flag}")),
         }
+    }
+    if s.campaigns_only && s.campaigns == 0 {
+        return Err("--campaigns-only with --campaigns 0 measures nothing".into());
     }
     if s.segments_only && s.segment_events == 0 && s.segment_users == 0 {
         return Err(
@@ -189,4 +210,21 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         );
     }
     Ok(Parsed::Run(Box::new(s)))
+}
+
+impl Settings {
+    /// Whether only in-process phases run: no services, no database.
+    pub fn in_process_only(&self) -> bool {
+        self.segments_only || self.campaigns_only
+    }
+
+    /// Whether the segment phases run (each may still be skipped with a count of 0).
+    pub fn runs_segments(&self) -> bool {
+        self.segments_only || !self.campaigns_only
+    }
+
+    /// Whether the campaign phase runs.
+    pub fn runs_campaigns(&self) -> bool {
+        self.campaigns > 0 && (self.campaigns_only || !self.segments_only)
+    }
 }

@@ -1,25 +1,26 @@
 //! `--json FILE`: every figure of a run under a stable name, for scripts and comparisons.
 //! Latencies are in milliseconds, rates per second, memory in MiB, unless the name says
-//! otherwise (`_us`, `_bytes`); a figure the run did not measure (a skipped phase, a
+//! otherwise (`_us`, `_ns`, `_bytes`); a figure the run did not measure (a skipped phase, a
 //! backlog that did not drain) is absent.
 
 use hdrhistogram::Histogram;
 use serde_json::{Map, Value, json};
 
 use crate::args::Backend;
+use crate::campaigns::{self, CampaignsResult};
 use crate::phases::Results;
-use crate::report::Extras;
+use crate::report::{Extras, InProcess};
 use crate::segments::{self, SegmentsResult};
 
 fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
 
-/// The figures of the services' phases (absent with `--segments-only`) and of the
-/// segment phases.
+/// The figures of the services' phases (absent with `--segments-only` or
+/// `--campaigns-only`), of the segment phases and of the campaign phase.
 pub fn figures(
     herald: Option<(Backend, &Results, &Extras)>,
-    segments: Option<&SegmentsResult>,
+    (segments, campaigns): InProcess,
 ) -> Value {
     let mut f = Map::new();
     if let Some((backend, r, extras)) = herald {
@@ -28,7 +29,44 @@ pub fn figures(
     if let Some(s) = segments {
         segment_figures(&mut f, s);
     }
+    if let Some(c) = campaigns {
+        campaign_figures(&mut f, c);
+    }
     Value::Object(f)
+}
+
+fn campaign_figures(f: &mut Map<String, Value>, c: &CampaignsResult) {
+    let mut put = |name: &str, value: Value| {
+        f.insert(name.to_owned(), value);
+    };
+    put("campaigns", json!(c.campaigns));
+    put("campaigns_per_event", json!(c.per_event));
+    put("campaigns_per_event_max", json!(c.per_event_max));
+    put("campaigns_cancel_per_event", json!(c.cancel_per_event));
+    put("campaign_event_names", json!(c.event_names));
+    put("campaign_users", json!(c.users));
+    put("campaign_events", json!(c.events));
+    put(
+        "campaign_decide_p50_us",
+        json!(campaigns::us(&c.decide, 0.5)),
+    );
+    put(
+        "campaign_decide_p99_us",
+        json!(campaigns::us(&c.decide, 0.99)),
+    );
+    put(
+        "campaign_match_p50_ns",
+        json!(c.matching.value_at_quantile(0.5)),
+    );
+    put(
+        "campaign_match_p99_ns",
+        json!(c.matching.value_at_quantile(0.99)),
+    );
+    put("campaigns_compile_ms", json!(campaigns::ms(c.compile)));
+    put("campaigns_index_ms", json!(campaigns::ms(c.index)));
+    put("campaign_decisions_per_event", json!(c.decisions));
+    put("campaign_renders_per_event", json!(c.renders));
+    put("campaign_sends_per_event", json!(c.sends));
 }
 
 fn segment_figures(f: &mut Map<String, Value>, s: &SegmentsResult) {

@@ -1,7 +1,8 @@
 //! `herald-bench`: durable ingest throughput and event-to-stream latency of the five Herald
 //! services running as separate processes, each figure printed beside a bare-tonic
 //! baseline measured in the same run; and, in process, the segment evaluation the
-//! segmentation service does per event and per backfilled user. Run it with `just bench`
+//! segmentation service does per event and per backfilled user, and the campaign
+//! targeting (match and decision) trigger does per event. Run it with `just bench`
 //! (see docs/benchmarks.md).
 //!
 //! It only ever targets 127.0.0.1, every load stops by itself at the end of its window, and
@@ -11,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod campaigns;
 mod dbwork;
 mod echo;
 mod fleet;
@@ -87,7 +89,7 @@ async fn terminated() {
 }
 
 async fn run(mut settings: Settings) -> anyhow::Result<()> {
-    let backend = if settings.segments_only {
+    let backend = if settings.in_process_only() {
         None
     } else {
         // Fail early, before any work, when the service binary is missing.
@@ -116,10 +118,15 @@ async fn run(mut settings: Settings) -> anyhow::Result<()> {
 
     // In process and first, while the machine is quiet.
     let segments = segment_phases(&settings).await?;
-    let Some(backend) = backend else {
-        return figures(&settings, None, segments.as_ref());
-    };
     if segments.is_some() {
+        println!();
+    }
+    let campaigns = campaign_phase(&settings).await?;
+    let in_process = (segments.as_ref(), campaigns.as_ref());
+    let Some(backend) = backend else {
+        return figures(&settings, None, in_process);
+    };
+    if campaigns.is_some() {
         println!();
     }
 
@@ -213,21 +220,28 @@ async fn run(mut settings: Settings) -> anyhow::Result<()> {
         ready: &ready,
         timers: timers.as_ref(),
     };
-    figures(
-        &settings,
-        Some((backend, &results, &extras)),
-        segments.as_ref(),
-    )
+    figures(&settings, Some((backend, &results, &extras)), in_process)
 }
 
 /// The segment evaluation phases, when any is asked for: CPU work on a blocking thread,
 /// so Ctrl-C is still heard.
 async fn segment_phases(settings: &Settings) -> anyhow::Result<Option<segments::SegmentsResult>> {
     let (events, users) = (settings.segment_events, settings.segment_users);
-    if events == 0 && users == 0 {
+    if !settings.runs_segments() || (events == 0 && users == 0) {
         return Ok(None);
     }
     let result = tokio::task::spawn_blocking(move || segments::run(events, users)).await??;
+    Ok(Some(result))
+}
+
+/// The campaign targeting phase, when asked for: CPU work on a blocking thread, like the
+/// segment phases.
+async fn campaign_phase(settings: &Settings) -> anyhow::Result<Option<campaigns::CampaignsResult>> {
+    if !settings.runs_campaigns() {
+        return Ok(None);
+    }
+    let (count, events) = (settings.campaigns as usize, settings.campaign_events);
+    let result = tokio::task::spawn_blocking(move || campaigns::run(count, events)).await??;
     Ok(Some(result))
 }
 
@@ -235,12 +249,12 @@ async fn segment_phases(settings: &Settings) -> anyhow::Result<Option<segments::
 fn figures(
     settings: &Settings,
     herald: Option<(Backend, &phases::Results, &report::Extras)>,
-    segments: Option<&segments::SegmentsResult>,
+    in_process: report::InProcess,
 ) -> anyhow::Result<()> {
     println!();
-    println!("{}", report::table(settings, herald, segments));
+    println!("{}", report::table(settings, herald, in_process));
     if let Some(target) = &settings.json {
-        let figures = json::figures(herald, segments);
+        let figures = json::figures(herald, in_process);
         let text = serde_json::to_string_pretty(&figures)? + "\n";
         match target {
             Some(path) => {

@@ -3,8 +3,12 @@
 use hdrhistogram::Histogram;
 
 use crate::args::{Backend, Settings};
+use crate::campaigns::{self, CampaignsResult};
 use crate::phases::{Drain, Results};
 use crate::segments::{self, SegmentsResult};
+
+/// What the in-process phases measured; a phase that did not run is `None`.
+pub type InProcess<'a> = (Option<&'a SegmentsResult>, Option<&'a CampaignsResult>);
 
 pub fn settings_lines(s: &Settings) -> Vec<(&'static str, String)> {
     let segments = (
@@ -17,8 +21,25 @@ pub fn settings_lines(s: &Settings) -> Vec<(&'static str, String)> {
             segments::BACKFILL_SEGMENTS
         ),
     );
-    if s.segments_only {
-        return vec![segments];
+    let campaigns = (
+        "campaigns",
+        format!(
+            "{} events x {} active campaigns, {} event names, {} users (in process)",
+            thousands(s.campaign_events as f64),
+            thousands(s.campaigns as f64),
+            campaigns::EVENT_NAMES,
+            thousands(campaigns::USERS as f64)
+        ),
+    );
+    if s.in_process_only() {
+        let mut lines = Vec::new();
+        if s.runs_segments() {
+            lines.push(segments);
+        }
+        if s.runs_campaigns() {
+            lines.push(campaigns);
+        }
+        return lines;
     }
     let backend = match s.backend {
         Some(Backend::Postgres) => {
@@ -61,6 +82,7 @@ pub fn settings_lines(s: &Settings) -> Vec<(&'static str, String)> {
         ),
         ("settle max", format!("{} s", s.settle_max.as_secs())),
         segments,
+        campaigns,
     ]
 }
 
@@ -121,12 +143,12 @@ pub struct Extras<'a> {
     pub timers: Option<&'a crate::timers::TimersResult>,
 }
 
-/// The final table: the services' figures (absent with `--segments-only`), then the
-/// segment evaluation's.
+/// The final table: the services' figures (absent with `--segments-only` or
+/// `--campaigns-only`), then the segment evaluation's and the campaign targeting's.
 pub fn table(
     s: &Settings,
     herald: Option<(Backend, &Results, &Extras)>,
-    segments: Option<&SegmentsResult>,
+    (segments, campaigns): InProcess,
 ) -> String {
     let where_ = herald.map_or("in process", |(backend, _, _)| backend.name());
     let header = [
@@ -142,7 +164,56 @@ pub fn table(
     if let Some(segments) = segments {
         segment_rows(&mut rows, segments);
     }
+    if let Some(campaigns) = campaigns {
+        campaign_rows(&mut rows, campaigns);
+    }
     render(&header, &rows, s.markdown)
+}
+
+fn campaign_rows(rows: &mut Vec<[String; 4]>, r: &CampaignsResult) {
+    rows.push([
+        format!(
+            "campaign match + decision per event (on_event), {} active campaigns, {:.1} per event, {} events over {} users: p50 / p99 (µs)",
+            thousands(r.campaigns as f64),
+            r.per_event,
+            thousands(r.events as f64),
+            thousands(r.users as f64)
+        ),
+        format!(
+            "{:.2} / {:.2}",
+            campaigns::us(&r.decide, 0.5),
+            campaigns::us(&r.decide, 0.99)
+        ),
+        "-".into(),
+        "p50 <= 5".into(),
+    ]);
+    rows.push([
+        "  index lookup alone p50 / p99 (ns); decisions, contents rendered, messages sent per event"
+            .into(),
+        format!(
+            "{} / {}; {:.1}, {:.1}, {:.2}",
+            r.matching.value_at_quantile(0.5),
+            r.matching.value_at_quantile(0.99),
+            r.decisions,
+            r.renders,
+            r.sends
+        ),
+        "-".into(),
+        "-".into(),
+    ]);
+    rows.push([
+        format!(
+            "  {} campaigns compiled; indexed (ms)",
+            thousands(r.campaigns as f64)
+        ),
+        format!(
+            "{:.0}; {:.1}",
+            campaigns::ms(r.compile),
+            campaigns::ms(r.index)
+        ),
+        "-".into(),
+        "-".into(),
+    ]);
 }
 
 fn segment_rows(rows: &mut Vec<[String; 4]>, r: &SegmentsResult) {

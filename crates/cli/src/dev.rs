@@ -209,6 +209,16 @@ grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"campaign_id": "C
 grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"segment": {"name": "Needs an integration", "rule_text": "plan == \"pro\" and days_since(signed_up_at) >= 5 and not performed(\"integration_connected\")"}}' 127.0.0.1:50052 herald.segmentation.v1.SegmentationService/CreateSegment
 grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"user_id": "alice"}' 127.0.0.1:50052 herald.segmentation.v1.SegmentationService/GetUserSegments
 grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"event": {"message_id": "walkthrough-integration-1", "user_id": "alice", "name": "integration_connected"}}' 127.0.0.1:50051 herald.ingest.v1.IngestService/Track
+
+# 7. a campaign that fires once per user on entering a segment (SEG_ID from CreateSegment, CMP_ID
+#    from CreateCampaign); carol enters, ExplainDecision shows SENT; she leaves and re-enters: SUPPRESSED
+grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"segment": {"name": "On a trial", "rule_text": "plan == \"trial\""}}' 127.0.0.1:50052 herald.segmentation.v1.SegmentationService/CreateSegment
+grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"campaign": {"name": "Trial tips", "status": "CAMPAIGN_STATUS_ACTIVE", "trigger": {"segment_entry": {"segment_id": "SEG_ID"}}, "entry": {"policy": "ENTRY_POLICY_ONCE"}, "variants": [{"id": "a", "name": "A", "weight": 1, "contents": [{"in_app": {"format": "IN_APP_FORMAT_BANNER", "title": "Tips for your trial, {{ user.first_name | default: \"there\" }}", "body": "Connect an integration to see your own data."}}]}]}}' 127.0.0.1:50053 herald.trigger.v1.TriggerService/CreateCampaign
+grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"identity": {"message_id": "walkthrough-identify-carol-1", "user_id": "carol", "traits": {"first_name": "Carol", "plan": "trial"}}}' 127.0.0.1:50051 herald.ingest.v1.IngestService/Identify
+grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"campaign_id": "CMP_ID", "user_id": "carol"}' 127.0.0.1:50053 herald.trigger.v1.TriggerService/ExplainDecision
+grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"identity": {"message_id": "walkthrough-identify-carol-2", "user_id": "carol", "traits": {"plan": "pro"}}}' 127.0.0.1:50051 herald.ingest.v1.IngestService/Identify
+grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"identity": {"message_id": "walkthrough-identify-carol-3", "user_id": "carol", "traits": {"plan": "trial"}}}' 127.0.0.1:50051 herald.ingest.v1.IngestService/Identify
+grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"campaign_id": "CMP_ID", "user_id": "carol"}' 127.0.0.1:50053 herald.trigger.v1.TriggerService/ExplainDecision
 "#;
 
 fn print_banner(credentials: &DevCredentials, dir: &Path) -> anyhow::Result<()> {
