@@ -154,23 +154,6 @@ pub fn quiet_hours(field: &str, q: &QuietHours) -> Vec<FieldViolation> {
     out.into_vec()
 }
 
-/// Whether `tag` is shaped like a BCP 47 language tag such as `en`, `fr-CA` or
-/// `zh-Hant-TW`: 2..=35 characters, a language of 2..=8 letters, then subtags of 1..=8
-/// letters or digits, separated by `-` (or `_`, which locale matching treats alike).
-/// The subtags are not looked up in the registry.
-pub fn is_locale_tag(tag: &str) -> bool {
-    if !(2..=35).contains(&tag.len()) {
-        return false;
-    }
-    let mut subtags = tag.split(['-', '_']);
-    let language_ok = subtags
-        .next()
-        .is_some_and(|l| (2..=8).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_alphabetic()));
-    language_ok
-        && subtags
-            .all(|s| (1..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric()))
-}
-
 /// Every violation of the contract by `settings`, under `settings.`.
 pub fn settings(settings: &TriggerSettings) -> Vec<FieldViolation> {
     let mut out = Violations::new();
@@ -187,7 +170,9 @@ pub fn settings(settings: &TriggerSettings) -> Vec<FieldViolation> {
     if let Some(q) = &settings.quiet_hours {
         out.extend(quiet_hours("settings.quiet_hours", q));
     }
-    if !settings.default_locale.is_empty() && !is_locale_tag(&settings.default_locale) {
+    if !settings.default_locale.is_empty()
+        && !crate::locale::is_well_formed(&settings.default_locale)
+    {
         out.push(
             "settings.default_locale",
             "must be a BCP 47 language tag such as \"en\" or \"fr-CA\" (2..=35 characters)",
@@ -480,7 +465,7 @@ mod tests {
     #[test]
     fn locale_tags_are_checked_for_shape() {
         for ok in ["en", "fr-CA", "fr_CA", "zh-Hant-TW", "es-419", "de-DE-1996"] {
-            assert!(is_locale_tag(ok), "{ok}");
+            assert!(crate::locale::is_well_formed(ok), "{ok}");
         }
         for bad in [
             "",
@@ -494,7 +479,7 @@ mod tests {
             "en-ABCDEFGHI",
             "en-a".repeat(9).as_str(),
         ] {
-            assert!(!is_locale_tag(bad), "{bad}");
+            assert!(!crate::locale::is_well_formed(bad), "{bad}");
         }
     }
 
