@@ -20,8 +20,8 @@ use herald_proto::segmentation::v1::segmentation_service_client::SegmentationSer
 use herald_proto::segmentation::v1::{CreateSegmentRequest, Segment};
 use herald_proto::trigger::v1::trigger_service_client::TriggerServiceClient;
 use herald_proto::trigger::v1::{
-    Audience, Campaign, CampaignStatus, CreateCampaignRequest, EventTrigger, Trigger, Variant,
-    trigger,
+    Audience, Campaign, CampaignStatus, CreateCampaignRequest, EventTrigger, Trigger,
+    TriggerSettings, UpdateTriggerSettingsRequest, Variant, trigger,
 };
 use herald_runtime::ServiceKind;
 use tokio::time::MissedTickBehavior;
@@ -235,8 +235,26 @@ pub async fn run_all(fleet: &mut Fleet, s: &Settings) -> anyhow::Result<Results>
         .into_inner()
         .campaign
         .context("no campaign in the CreateCampaign response")?;
+    // The probes measure latency, and several reach one user within the workspace's
+    // minimum interval between in-app messages (30 s by default), which would hold all
+    // but the first back: the bench workspace turns it off.
+    trigger
+        .update_trigger_settings(authed(
+            UpdateTriggerSettingsRequest {
+                settings: Some(TriggerSettings {
+                    min_in_app_interval: Some(prost_types::Duration::default()),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["min_in_app_interval".into()],
+                }),
+            },
+            &auth,
+        ))
+        .await
+        .context("turn off the minimum in-app interval")?;
     println!(
-        "campaign {} active: every {MATCHING_EVENT} event makes an in-app banner titled \"{TITLE_PREFIX}{{{{ event.properties.seq }}}}\", for users in segment {} ({})",
+        "campaign {} active: every {MATCHING_EVENT} event makes an in-app banner titled \"{TITLE_PREFIX}{{{{ event.properties.seq }}}}\", for users in segment {} ({}); no minimum interval between in-app messages",
         campaign.id, segment.id, segment.rule_text
     );
     println!();
