@@ -251,27 +251,7 @@ pub fn campaign(parser: &liquid::Parser, campaign: &Campaign) -> Vec<FieldViolat
             );
         }
         out.text(format!("{field}.name"), &variant.name, Len::optional(128));
-        if variant.contents.len() > MAX_CONTENTS {
-            out.push(
-                format!("{field}.contents"),
-                format!("must hold at most {MAX_CONTENTS} contents"),
-            );
-        }
-        let mut channels = HashSet::new();
-        for (c, content) in variant.contents.iter().enumerate() {
-            let field = format!("{field}.contents[{c}]");
-            let Some(body) = &content.body else {
-                out.push(field, "must set exactly one channel's content");
-                continue;
-            };
-            if !channels.insert(render::channel(content)) {
-                out.push(&field, "repeats a channel: at most one content per channel");
-            }
-            if let Body::InApp(in_app) = body {
-                check_in_app(&mut out, &field, in_app);
-            }
-            out.extend(render::check_templates(parser, &field, content));
-        }
+        check_contents(&mut out, parser, &field, &variant.contents);
         check_localizations(&mut out, parser, &field, variant);
     }
     if let Some(cap) = &campaign.frequency_cap {
@@ -516,27 +496,40 @@ fn check_localizations(
         }
         if localization.contents.is_empty() {
             out.push(format!("{field}.contents"), "needs at least one content");
-        } else if localization.contents.len() > MAX_CONTENTS {
-            out.push(
-                format!("{field}.contents"),
-                format!("must hold at most {MAX_CONTENTS} contents"),
-            );
         }
-        let mut channels = HashSet::new();
-        for (c, content) in localization.contents.iter().enumerate() {
-            let field = format!("{field}.contents[{c}]");
-            let Some(body) = &content.body else {
-                out.push(field, "must set exactly one channel's content");
-                continue;
-            };
-            if !channels.insert(render::channel(content)) {
-                out.push(&field, "repeats a channel: at most one content per channel");
-            }
-            if let Body::InApp(in_app) = body {
-                check_in_app(out, &field, in_app);
-            }
-            out.extend(render::check_templates(parser, &field, content));
+        check_contents(out, parser, &field, &localization.contents);
+    }
+}
+
+/// The contents of a variant, or of one of its localizations, under `field`: at most
+/// [`MAX_CONTENTS`], each with exactly one channel and no channel twice, in-app contents
+/// well formed, every template parsing.
+fn check_contents(
+    out: &mut Violations,
+    parser: &liquid::Parser,
+    field: &str,
+    contents: &[herald_proto::common::v1::MessageContent],
+) {
+    if contents.len() > MAX_CONTENTS {
+        out.push(
+            format!("{field}.contents"),
+            format!("must hold at most {MAX_CONTENTS} contents"),
+        );
+    }
+    let mut channels = HashSet::new();
+    for (c, content) in contents.iter().enumerate() {
+        let field = format!("{field}.contents[{c}]");
+        let Some(body) = &content.body else {
+            out.push(field, "must set exactly one channel's content");
+            continue;
+        };
+        if !channels.insert(render::channel(content)) {
+            out.push(&field, "repeats a channel: at most one content per channel");
         }
+        if let Body::InApp(in_app) = body {
+            check_in_app(out, &field, in_app);
+        }
+        out.extend(render::check_templates(parser, &field, content));
     }
 }
 
