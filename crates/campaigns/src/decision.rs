@@ -1257,20 +1257,34 @@ fn eligibility(
     )
 }
 
-/// `campaign:cause:channel`, one per decision and channel, at most 128 characters (long
-/// cause ids are replaced by their hash).
-pub fn idempotency_key(campaign_id: &str, cause_id: &str, channel: Channel) -> String {
-    let channel = render::channel_name(channel);
-    let key = format!("{campaign_id}:{cause_id}:{channel}");
-    if key.len() <= 128 {
-        return key;
-    }
-    let digest: String = Sha256::digest(cause_id.as_bytes())
+/// The first 16 bytes of the SHA-256 of `text`, in hex (32 characters): what stands in a
+/// key for a part too long to keep.
+pub fn digest(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
         .iter()
         .take(16)
         .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{campaign_id}:{digest}:{channel}")
+        .collect()
+}
+
+/// `campaign:cause:suffix`, at most 128 characters (a long cause id is replaced by its
+/// digest).
+fn cause_key(campaign_id: &str, cause_id: &str, suffix: &str) -> String {
+    let key = format!("{campaign_id}:{cause_id}:{suffix}");
+    if key.len() <= 128 {
+        return key;
+    }
+    format!("{campaign_id}:{}:{suffix}", digest(cause_id))
+}
+
+/// `campaign:cause:channel`, one per decision and channel: the key of a delivery.
+pub fn idempotency_key(campaign_id: &str, cause_id: &str, channel: Channel) -> String {
+    cause_key(campaign_id, cause_id, &render::channel_name(channel))
+}
+
+/// `campaign:cause:control`, one per decision: the id of a control record.
+pub fn control_record_id(campaign_id: &str, cause_id: &str) -> String {
+    cause_key(campaign_id, cause_id, "control")
 }
 
 /// The address trait of `channel`: `email`, `phone` or `push_token`.

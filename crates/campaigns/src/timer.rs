@@ -5,7 +5,6 @@
 
 use herald_proto::common::v1::{Channel, Event};
 use prost::Message;
-use sha2::{Digest, Sha256};
 
 /// What a timer waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, prost::Enumeration)]
@@ -87,11 +86,7 @@ fn bounded(key: String, prefix_len: usize) -> String {
         return key;
     }
     // Keep the (bounded) prefix that cancellation looks up by, hash the rest.
-    let digest: String = Sha256::digest(key.as_bytes())
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = crate::decision::digest(&key);
     let mut cut = prefix_len.min(MAX_KEY - 33);
     while !key.is_char_boundary(cut) {
         cut -= 1;

@@ -152,13 +152,7 @@ fn enroll_cause(campaign: &str, activate_ms: i64, user: &str) -> String {
     if id.len() <= 128 {
         return id;
     }
-    use sha2::Digest;
-    let digest: String = sha2::Sha256::digest(user.as_bytes())
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("enroll:{campaign}:{activate_ms}:{digest}")
+    format!("enroll:{campaign}:{activate_ms}:{}", decision::digest(user))
 }
 
 /// Enrols one page of a segment's current members when a campaign became ACTIVE: as an

@@ -2,7 +2,7 @@
 //! decisions, the deliveries and control records staged in the outbox, and the timers
 //! scheduled or cancelled. Published (outbox, timers) only after the commit.
 
-use herald_campaigns::decision::{Decision, Outcome, TimerOp};
+use herald_campaigns::decision::{Decision, Outcome, TimerOp, control_record_id};
 use herald_campaigns::{CompiledCampaign, MatchIndex};
 use herald_core::time::proto_from_ms;
 use herald_outbox::{NewItem, Outbox, Staged};
@@ -13,7 +13,6 @@ use herald_runtime::{Clock, Error};
 use herald_timers::Timers;
 use prost::Message;
 use sea_orm::DatabaseTransaction;
-use sha2::{Digest, Sha256};
 
 use crate::decisions;
 use crate::downstream::{ANALYTICS, DELIVERY};
@@ -26,20 +25,6 @@ pub struct Effects {
     items: Vec<NewItem>,
     schedule: Vec<(String, i64, Vec<u8>)>,
     cancel: Vec<String>,
-}
-
-/// The id of a control record: one per campaign and cause, at most 128 characters.
-fn control_id(campaign_id: &str, cause_id: &str) -> String {
-    let id = format!("{campaign_id}:{cause_id}:control");
-    if id.len() <= 128 {
-        return id;
-    }
-    let digest: String = Sha256::digest(cause_id.as_bytes())
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{campaign_id}:{digest}:control")
 }
 
 impl Effects {
@@ -99,7 +84,7 @@ impl Effects {
         }
         if decision.outcome == Outcome::Control {
             let interaction = Interaction {
-                id: control_id(&decision.campaign_id, &decision.cause_id),
+                id: control_record_id(&decision.campaign_id, &decision.cause_id),
                 campaign_id: decision.campaign_id.clone(),
                 user_id: user_id.to_owned(),
                 kind: InteractionKind::AssignedControl as i32,
