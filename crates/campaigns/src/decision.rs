@@ -506,32 +506,18 @@ pub fn on_event(
                 if !state.pending_delays.contains(&key) {
                     state.pending_delays.push(key.clone());
                 }
-                let mut d = Decision::new(campaign.id(), &cause);
-                d.verdict(
-                    Code::TriggerMatched,
-                    true,
-                    format!("event {:?} matched", event.name),
-                );
-                d.verdict(
-                    Code::Timer,
-                    true,
-                    format!("delay of {} started", duration_words(*delay_ms)),
-                );
-                d.outcome = Outcome::Scheduled;
-                d.due_ms = Some(due_ms);
-                d.timers.push(TimerOp::Schedule {
+                let started = format!("delay of {} started", duration_words(*delay_ms));
+                decisions.push(timer_started(
+                    TimerKind::Delay,
                     key,
                     due_ms,
-                    payload: Box::new(payload(
-                        TimerKind::Delay,
-                        workspace,
-                        campaign,
-                        &cause,
-                        subject,
-                        now_ms,
-                    )),
-                });
-                decisions.push(d);
+                    started,
+                    workspace,
+                    campaign,
+                    &cause,
+                    subject,
+                    now_ms,
+                ));
             }
             CompiledTrigger::Inactivity {
                 within_ms,
@@ -542,41 +528,27 @@ pub fn on_event(
                 let due_ms = now_ms.saturating_add(*within_ms);
                 let state = ledger.campaign_mut(campaign.id());
                 let restarted = std::mem::replace(&mut state.inactivity_pending, true);
-                let mut d = Decision::new(campaign.id(), &cause);
-                d.verdict(
-                    Code::TriggerMatched,
-                    true,
-                    format!("event {:?} matched", event.name),
-                );
                 let awaited = if expected.is_empty() {
                     "any event".to_owned()
                 } else {
                     format!("{expected:?}")
                 };
-                d.verdict(
-                    Code::Timer,
-                    true,
-                    format!(
-                        "inactivity window of {} {} (waiting for {awaited})",
-                        duration_words(*within_ms),
-                        if restarted { "restarted" } else { "started" }
-                    ),
+                let started = format!(
+                    "inactivity window of {} {} (waiting for {awaited})",
+                    duration_words(*within_ms),
+                    if restarted { "restarted" } else { "started" }
                 );
-                d.outcome = Outcome::Scheduled;
-                d.due_ms = Some(due_ms);
-                d.timers.push(TimerOp::Schedule {
+                decisions.push(timer_started(
+                    TimerKind::Inactivity,
                     key,
                     due_ms,
-                    payload: Box::new(payload(
-                        TimerKind::Inactivity,
-                        workspace,
-                        campaign,
-                        &cause,
-                        subject,
-                        now_ms,
-                    )),
-                });
-                decisions.push(d);
+                    started,
+                    workspace,
+                    campaign,
+                    &cause,
+                    subject,
+                    now_ms,
+                ));
             }
             _ => {}
         }
@@ -585,6 +557,38 @@ pub fn on_event(
         workspace, &cause, subject, candidates, ledger, now_ms,
     ));
     decisions
+}
+
+/// The SCHEDULED decision of a delay or inactivity timer that `subject`'s event started:
+/// the trigger's and the timer's verdicts, and the timer `key` to schedule at `due_ms`.
+#[allow(clippy::too_many_arguments)]
+fn timer_started(
+    kind: TimerKind,
+    key: String,
+    due_ms: i64,
+    started: String,
+    workspace: &Workspace,
+    campaign: &CompiledCampaign,
+    cause: &Cause,
+    subject: &Subject,
+    now_ms: i64,
+) -> Decision {
+    let mut d = Decision::new(campaign.id(), cause);
+    let name = subject.event.map_or("", |e| e.name);
+    d.verdict(
+        Code::TriggerMatched,
+        true,
+        format!("event {name:?} matched"),
+    );
+    d.verdict(Code::Timer, true, started);
+    d.outcome = Outcome::Scheduled;
+    d.due_ms = Some(due_ms);
+    d.timers.push(TimerOp::Schedule {
+        key,
+        due_ms,
+        payload: Box::new(payload(kind, workspace, campaign, cause, subject, now_ms)),
+    });
+    d
 }
 
 /// A segment transition of the user, as [`on_transition`] needs it.
