@@ -15,7 +15,11 @@ pub enum Assignment {
 /// The user's bucket in `[0, total)`; the same for the same campaign and user, on every
 /// replica and across restarts (unlike std's randomly seeded hasher).
 fn bucket(campaign_id: &str, user_id: &str, total: u64) -> u64 {
-    let digest = Sha256::digest(format!("{campaign_id}:{user_id}").as_bytes());
+    let digest = Sha256::new()
+        .chain_update(campaign_id.as_bytes())
+        .chain_update(b":")
+        .chain_update(user_id.as_bytes())
+        .finalize();
     let mut head = [0u8; 8];
     head.copy_from_slice(&digest[..8]);
     u64::from_be_bytes(head) % total

@@ -3,6 +3,8 @@
 //! (the workspace's, or a campaign's own). Counting is over the user's [`Ledger`], which
 //! a decision holds locked, so reserving budget is atomic with the decision.
 
+use std::sync::Arc;
+
 use herald_core::time::duration_ms;
 use herald_proto::common::v1::{Channel, InAppFormat};
 use herald_proto::trigger::v1::{
@@ -28,7 +30,7 @@ pub enum Window {
 /// A workspace cap rule, compiled.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    pub id: String,
+    pub id: Arc<str>,
     pub name: String,
     pub max: u32,
     pub window: Window,
@@ -37,6 +39,8 @@ pub struct Rule {
     /// `None`: every in-app format (or every message, without a channel).
     pub format: Option<InAppFormat>,
     pub default_time_zone: String,
+    /// The verdict's words when the rule stops a message, written once.
+    pub(crate) reached: Arc<str>,
 }
 
 impl Rule {
@@ -56,15 +60,24 @@ impl Rule {
             Ok(Channel::Unspecified) | Err(_) => format.map(|_| Channel::InApp),
             Ok(channel) => Some(channel),
         };
-        Some(Rule {
-            id: rule.id.clone(),
+        let mut compiled = Rule {
+            id: rule.id.as_str().into(),
             name: rule.name.clone(),
             max: rule.max_messages.max(1),
             window,
             channel,
             format,
             default_time_zone: rule.default_time_zone.clone(),
-        })
+            reached: Arc::from(""),
+        };
+        compiled.reached = format!(
+            "cap rule {} ({:?}: {}) reached",
+            compiled.id,
+            compiled.name,
+            compiled.describe()
+        )
+        .into();
+        Some(compiled)
     }
 
     /// Whether a message on `channel` (of in-app `format`) counts towards this rule.

@@ -11,6 +11,7 @@ use herald_proto::trigger::v1::{
 use crate::attention::Quiet;
 use crate::render::Templates;
 use crate::validate;
+use crate::why::CampaignWords;
 use crate::zone::LocalSchedule;
 
 /// What makes the campaign fire, compiled.
@@ -80,6 +81,8 @@ pub struct CompiledCampaign {
     pub(crate) entry: EntryRule,
     pub(crate) frequency_cap: Option<FrequencyCap>,
     pub(crate) quiet: Option<Quiet>,
+    /// The words of its verdicts that depend on it alone.
+    pub(crate) words: CampaignWords,
 }
 
 impl std::fmt::Debug for CompiledCampaign {
@@ -200,6 +203,7 @@ impl CompiledCampaign {
             window_ms: cap.window.as_ref().map(duration_ms),
         });
         let quiet = campaign.quiet_hours.as_ref().and_then(Quiet::compile);
+        let words = CampaignWords::new(&campaign, &trigger, &trait_conditions);
         Ok(CompiledCampaign {
             campaign,
             version_ms,
@@ -209,6 +213,7 @@ impl CompiledCampaign {
             entry,
             frequency_cap,
             quiet,
+            words,
         })
     }
 

@@ -14,6 +14,8 @@
 //! assignment counts as an entry; a suppressed, capped, delayed or out-prioritised
 //! attempt leaves the user eligible.
 
+use std::sync::Arc;
+
 use herald_conditions::Condition;
 use herald_core::time::{ms_of_proto, proto_from_ms};
 use herald_proto::common::v1::message_content::Body;
@@ -25,11 +27,12 @@ use prost_types::value::Kind;
 use sha2::{Digest, Sha256};
 
 use crate::assign::{Assignment, assign};
-use crate::attention::{QuietBehavior, Workspace};
+use crate::attention::{QuietBehavior, Rule, Workspace};
 use crate::compiled::{CompiledTrigger, EntryRule};
 use crate::ledger::Ledger;
 use crate::render::{self, Globals, RenderErrorKind};
 use crate::timer::{self, TimerKind, TimerPayload};
+use crate::why::{ChannelWhy, Why, duration_words, instant};
 use crate::{CompiledCampaign, MatchIndex, locale};
 
 /// What kind of thing caused a decision.
@@ -100,8 +103,15 @@ impl Subject<'_> {
 pub struct Verdict {
     pub code: Code,
     pub passed: bool,
-    /// Why, in words, e.g. `property filter 0 (plan) does not match`.
-    pub reason: String,
+    /// Why, put into words by [`Verdict::reason`].
+    pub why: Why,
+}
+
+impl Verdict {
+    /// Why, in words, e.g. `trait filter 0 (plan) does not match`.
+    pub fn reason(&self) -> String {
+        self.why.to_string()
+    }
 }
 
 /// One message to send: a rendered content for one channel.
@@ -151,19 +161,19 @@ pub enum TimerOp {
 /// The decision for one campaign and one cause.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
-    pub campaign_id: String,
+    pub campaign_id: Arc<str>,
     pub cause_kind: CauseKind,
-    pub cause_id: String,
+    pub cause_id: Arc<str>,
     pub verdicts: Vec<Verdict>,
     pub outcome: Outcome,
-    /// The variant assigned; empty when none or control.
-    pub variant_id: String,
+    /// The variant assigned; `None` when none or control.
+    pub variant_id: Option<Arc<str>>,
     /// The locale rendered; empty for the default contents.
     pub locale: String,
-    /// The cap rule that stopped a message; empty otherwise.
-    pub cap_rule_id: String,
-    /// The campaign that took the in-app format; empty otherwise.
-    pub winner_campaign_id: String,
+    /// The cap rule that stopped a message, if one did.
+    pub cap_rule_id: Option<Arc<str>>,
+    /// The campaign that took the in-app format, if another did.
+    pub winner_campaign_id: Option<Arc<str>>,
     pub sends: Vec<Send>,
     /// When a timer is pending (scheduled or delayed), when it is due.
     pub due_ms: Option<i64>,
@@ -171,17 +181,18 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn new(campaign_id: &str, cause: &Cause) -> Decision {
+    fn new(campaign_id: &Arc<str>, cause: &CauseIds) -> Decision {
         Decision {
-            campaign_id: campaign_id.to_owned(),
+            campaign_id: campaign_id.clone(),
             cause_kind: cause.kind,
-            cause_id: cause.id.to_owned(),
-            verdicts: Vec::new(),
+            cause_id: cause.id.clone(),
+            // A decision through every gate of one channel holds about a dozen.
+            verdicts: Vec::with_capacity(12),
             outcome: Outcome::Suppressed,
-            variant_id: String::new(),
+            variant_id: None,
             locale: String::new(),
-            cap_rule_id: String::new(),
-            winner_campaign_id: String::new(),
+            cap_rule_id: None,
+            winner_campaign_id: None,
             sends: Vec::new(),
             due_ms: None,
             timers: Vec::new(),
@@ -189,11 +200,11 @@ impl Decision {
     }
 
     /// Records a verdict; returns whether it passed.
-    fn verdict(&mut self, code: Code, passed: bool, reason: impl Into<String>) -> bool {
+    fn verdict(&mut self, code: Code, passed: bool, why: impl Into<Why>) -> bool {
         self.verdicts.push(Verdict {
             code,
             passed,
-            reason: reason.into(),
+            why: why.into(),
         });
         passed
     }
@@ -212,7 +223,7 @@ impl Decision {
     pub fn to_proto(&self, id: &str, user_id: &str, decide_ms: i64) -> proto::Decision {
         proto::Decision {
             id: id.to_owned(),
-            campaign_id: self.campaign_id.clone(),
+            campaign_id: self.campaign_id.to_string(),
             user_id: user_id.to_owned(),
             decide_time: Some(proto_from_ms(decide_ms)),
             outcome: match self.outcome {
@@ -228,12 +239,12 @@ impl Decision {
                 .iter()
                 .map(|v| proto::DecisionReason {
                     code: v.code as i32,
-                    message: v.reason.clone(),
+                    message: v.reason(),
                     passed: v.passed,
                 })
                 .collect(),
-            cause_id: self.cause_id.clone(),
-            variant_id: self.variant_id.clone(),
+            cause_id: self.cause_id.to_string(),
+            variant_id: text(&self.variant_id),
             deliveries: self
                 .sends
                 .iter()
@@ -243,8 +254,8 @@ impl Decision {
                 })
                 .collect(),
             due_time: self.due_ms.map(proto_from_ms),
-            cap_rule_id: self.cap_rule_id.clone(),
-            winner_campaign_id: self.winner_campaign_id.clone(),
+            cap_rule_id: text(&self.cap_rule_id),
+            winner_campaign_id: text(&self.winner_campaign_id),
             locale: self.locale.clone(),
             cause: match self.cause_kind {
                 CauseKind::Event => proto::DecisionCause::Event,
@@ -256,12 +267,32 @@ impl Decision {
     }
 }
 
+fn text(id: &Option<Arc<str>>) -> String {
+    id.as_deref().unwrap_or_default().to_owned()
+}
+
+/// A cause's kind and id, the id shared by the decisions it causes.
+#[derive(Debug, Clone)]
+struct CauseIds {
+    kind: CauseKind,
+    id: Arc<str>,
+}
+
+impl From<&Cause<'_>> for CauseIds {
+    fn from(cause: &Cause) -> CauseIds {
+        CauseIds {
+            kind: cause.kind,
+            id: cause.id.into(),
+        }
+    }
+}
+
 /// A campaign whose trigger matched the cause, about to be decided.
 #[derive(Debug, Clone)]
 pub struct Candidate<'a> {
     pub campaign: &'a CompiledCampaign,
-    /// How the trigger matched, in words.
-    pub matched: String,
+    /// How the trigger matched.
+    pub matched: Why,
     /// For a quiet-hours release: what was held back.
     pub release: Option<Release>,
 }
@@ -325,7 +356,7 @@ pub fn schedule_user(
     subject: &Subject,
     now_ms: i64,
 ) -> Option<Decision> {
-    let mut d = Decision::new(campaign.id(), cause);
+    let mut d = Decision::new(&campaign.words.id, &cause.into());
     let op = next_occurrence(campaign, workspace, cause, subject, now_ms, &mut d)?;
     d.outcome = if op.is_some() {
         Outcome::Scheduled
@@ -387,22 +418,6 @@ fn next_occurrence(
     }))
 }
 
-/// An instant as RFC 3339, as verdicts print it, e.g. `2026-06-01T07:00:00Z`.
-fn instant(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| format!("{ms} ms"), |t| t.to_string())
-}
-
-fn duration_words(ms: i64) -> String {
-    match ms {
-        0 => "0s".to_owned(),
-        ms if ms % 86_400_000 == 0 => format!("{}d", ms / 86_400_000),
-        ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
-        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
-        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
-        ms => format!("{}.{:03}s", ms / 1000, (ms % 1000).abs()),
-    }
-}
-
 /// Decides everything the event in `subject` causes: cancels the pending timers it
 /// cancels, starts or restarts delay and inactivity timers, counts goals, and decides
 /// the event and goal campaigns it fires, together (see [`decide`]).
@@ -420,7 +435,9 @@ pub fn on_event(
         kind: CauseKind::Event,
         id: event.message_id,
     };
-    let mut decisions = Vec::new();
+    let ids = CauseIds::from(&cause);
+    let fired = index.for_event(event.name);
+    let mut decisions = Vec::with_capacity(fired.len());
     // From the user's pending timers (a handful), not from the campaigns the event could
     // cancel: an any-event inactivity trigger concerns every event of every user.
     let mut cancelling: Vec<&std::sync::Arc<CompiledCampaign>> = ledger
@@ -448,7 +465,7 @@ pub fn on_event(
         if keys.is_empty() {
             continue;
         }
-        let mut d = Decision::new(campaign.id(), &cause);
+        let mut d = Decision::new(&campaign.words.id, &ids);
         d.verdict(
             Code::Timer,
             true,
@@ -465,13 +482,13 @@ pub fn on_event(
             .collect();
         decisions.push(d);
     }
-    let mut candidates = Vec::new();
-    for campaign in index.for_event(event.name) {
+    let mut candidates = Vec::with_capacity(fired.len());
+    for campaign in fired {
         match &campaign.trigger {
             CompiledTrigger::Event { conditions, .. } if filters_match(conditions, &event) => {
                 candidates.push(Candidate {
                     campaign,
-                    matched: format!("event {:?} matched", event.name),
+                    matched: Why::Shared(campaign.words.matched.clone()),
                     release: None,
                 });
             }
@@ -485,7 +502,7 @@ pub fn on_event(
                 if state.goal_count == *occurrence {
                     candidates.push(Candidate {
                         campaign,
-                        matched: format!("goal: event {:?} for the {occurrence}. time", event.name),
+                        matched: Why::Shared(campaign.words.matched.clone()),
                         release: None,
                     });
                 }
@@ -514,7 +531,7 @@ pub fn on_event(
                     started,
                     workspace,
                     campaign,
-                    &cause,
+                    (&cause, &ids),
                     subject,
                     now_ms,
                 ));
@@ -545,7 +562,7 @@ pub fn on_event(
                     started,
                     workspace,
                     campaign,
-                    &cause,
+                    (&cause, &ids),
                     subject,
                     now_ms,
                 ));
@@ -553,8 +570,8 @@ pub fn on_event(
             _ => {}
         }
     }
-    decisions.extend(decide(
-        workspace, &cause, subject, candidates, ledger, now_ms,
+    decisions.extend(decide_all(
+        workspace, &cause, &ids, subject, candidates, ledger, now_ms,
     ));
     decisions
 }
@@ -569,17 +586,12 @@ fn timer_started(
     started: String,
     workspace: &Workspace,
     campaign: &CompiledCampaign,
-    cause: &Cause,
+    (cause, ids): (&Cause, &CauseIds),
     subject: &Subject,
     now_ms: i64,
 ) -> Decision {
-    let mut d = Decision::new(campaign.id(), cause);
-    let name = subject.event.map_or("", |e| e.name);
-    d.verdict(
-        Code::TriggerMatched,
-        true,
-        format!("event {name:?} matched"),
-    );
+    let mut d = Decision::new(&campaign.words.id, ids);
+    d.verdict(Code::TriggerMatched, true, &campaign.words.matched);
     d.verdict(Code::Timer, true, started);
     d.outcome = Outcome::Scheduled;
     d.due_ms = Some(due_ms);
@@ -617,6 +629,7 @@ pub fn on_transition(
         kind: CauseKind::Transition,
         id: transition.id,
     };
+    let ids = CauseIds::from(&cause);
     let mut early = Vec::new();
     // Local schedules for the segment's members: the new member's next occurrence.
     for campaign in index.schedules_for_segment(transition.segment_id) {
@@ -625,7 +638,7 @@ pub fn on_transition(
     let mut candidates = Vec::new();
     for campaign in index.for_segment(transition.segment_id) {
         if transition.at_ms < campaign.activate_ms() {
-            let mut d = Decision::new(campaign.id(), &cause);
+            let mut d = Decision::new(&campaign.words.id, &ids);
             d.verdict(
                 Code::TriggerMatched,
                 false,
@@ -640,13 +653,13 @@ pub fn on_transition(
         } else {
             candidates.push(Candidate {
                 campaign,
-                matched: format!("entered segment {:?}", transition.segment_id),
+                matched: Why::Shared(campaign.words.matched.clone()),
                 release: None,
             });
         }
     }
-    early.extend(decide(
-        workspace, &cause, subject, candidates, ledger, now_ms,
+    early.extend(decide_all(
+        workspace, &cause, &ids, subject, candidates, ledger, now_ms,
     ));
     early
 }
@@ -678,20 +691,20 @@ pub fn on_timer(
         TimerKind::Delay => {
             let at = state.pending_delays.iter().position(|k| k == timer_key)?;
             state.pending_delays.remove(at);
-            "the delay elapsed".to_owned()
+            "the delay elapsed"
         }
         TimerKind::Inactivity => {
             if !std::mem::replace(&mut state.inactivity_pending, false) {
                 return None;
             }
-            "the inactivity window elapsed without the expected event".to_owned()
+            "the inactivity window elapsed without the expected event"
         }
-        TimerKind::Release => "quiet hours ended".to_owned(),
-        TimerKind::Schedule => "the local schedule came due".to_owned(),
+        TimerKind::Release => "quiet hours ended",
+        TimerKind::Schedule => "the local schedule came due",
         TimerKind::Enroll | TimerKind::Unspecified => return None,
     };
     let Some(campaign) = campaign.filter(|c| c.is_active()) else {
-        let mut d = Decision::new(&payload.campaign_id, cause);
+        let mut d = Decision::new(&payload.campaign_id.as_str().into(), &cause.into());
         d.verdict(Code::TriggerMatched, true, matched);
         d.verdict(
             Code::CampaignNotActive,
@@ -706,7 +719,7 @@ pub fn on_timer(
     });
     let candidate = Candidate {
         campaign,
-        matched,
+        matched: Why::Fixed(matched),
         release,
     };
     let mut d = decide(workspace, cause, subject, vec![candidate], ledger, now_ms)
@@ -753,13 +766,15 @@ pub fn on_enrollment(
     };
     let candidate = Candidate {
         campaign,
-        matched: format!("a member of segment {segment:?} when the campaign became active"),
+        matched: Why::Text(format!(
+            "a member of segment {segment:?} when the campaign became active"
+        )),
         release: None,
     };
     decide(workspace, cause, subject, vec![candidate], ledger, now_ms)
         .into_iter()
         .next()
-        .unwrap_or_else(|| Decision::new(campaign.id(), cause))
+        .unwrap_or_else(|| Decision::new(&campaign.words.id, &cause.into()))
 }
 
 /// Decides `candidates` (campaigns whose trigger matched `cause` for the user) together,
@@ -768,19 +783,42 @@ pub fn decide(
     workspace: &Workspace,
     cause: &Cause,
     subject: &Subject,
+    candidates: Vec<Candidate>,
+    ledger: &mut Ledger,
+    now_ms: i64,
+) -> Vec<Decision> {
+    let ids = CauseIds::from(cause);
+    decide_all(workspace, cause, &ids, subject, candidates, ledger, now_ms)
+}
+
+fn decide_all(
+    workspace: &Workspace,
+    cause: &Cause,
+    ids: &CauseIds,
+    subject: &Subject,
     mut candidates: Vec<Candidate>,
     ledger: &mut Ledger,
     now_ms: i64,
 ) -> Vec<Decision> {
+    if candidates.is_empty() {
+        return Vec::new();
+    }
     candidates.sort_by(|a, b| a.campaign.precedence(b.campaign));
+    let user_locale = locale::resolve_user_locale(
+        subject.locale,
+        trait_text(subject.traits, "locale"),
+        &workspace.default_locale,
+    );
     let mut attention = Attention {
         last_in_app_ms: ledger.last_in_app_ms(),
         taken: Vec::new(),
+        user_locale: user_locale.map(Arc::from),
+        used: vec![None; workspace.rules.len()],
     };
     candidates
         .iter()
         .map(|candidate| {
-            let mut d = Decision::new(candidate.campaign.id(), cause);
+            let mut d = Decision::new(&candidate.campaign.words.id, ids);
             gates(
                 &mut d,
                 workspace,
@@ -801,7 +839,13 @@ struct Attention {
     /// The latest in-app message before this cause.
     last_in_app_ms: Option<i64>,
     /// The in-app formats taken by this cause, and by which campaign.
-    taken: Vec<(InAppFormat, String)>,
+    taken: Vec<(InAppFormat, Arc<str>)>,
+    /// The user's locale, the same for every campaign of the cause.
+    user_locale: Option<Arc<str>>,
+    /// Per workspace cap rule, the messages counted in its window once a campaign of
+    /// this cause needed it (counting a calendar day resolves the user's time zone),
+    /// kept up to date as messages are reserved.
+    used: Vec<Option<u32>>,
 }
 
 fn in_app_format(content: &MessageContent) -> InAppFormat {
@@ -866,13 +910,8 @@ fn gates(
             }
         }
     };
-    let how = if kept { "kept" } else { "assigned" };
     let Some(variant_index) = variant_index else {
-        d.verdict(
-            Code::ControlAssigned,
-            true,
-            format!("control holdout ({how}): nothing is sent, the user is recorded as control"),
-        );
+        d.verdict(Code::ControlAssigned, true, Why::Control { kept });
         if !entered_already {
             ledger.enter(&c.id, now_ms, campaign.entries_to_keep());
         }
@@ -880,22 +919,32 @@ fn gates(
         return;
     };
     let variant = &c.variants[variant_index];
-    d.variant_id = variant.id.clone();
+    let variant_id = &campaign.words.variant_ids[variant_index];
+    d.variant_id = Some(variant_id.clone());
     d.verdict(
         Code::VariantAssigned,
         true,
-        format!("variant {:?} ({how})", variant.id),
+        Why::Variant {
+            id: variant_id.clone(),
+            kept,
+        },
     );
 
     // Locale: one language per message.
-    let user_locale = locale::resolve_user_locale(
-        subject.locale,
-        trait_text(subject.traits, "locale"),
-        &workspace.default_locale,
+    let picked = locale::pick(variant, attention.user_locale.as_deref());
+    if let Some(locale) = picked.locale {
+        d.locale = locale.to_owned();
+    }
+    d.verdict(
+        Code::Locale,
+        true,
+        Why::Locale {
+            matched: picked.reason,
+            locale: picked.locale.map(Arc::from),
+            user: attention.user_locale.clone(),
+            from_default: picked.from_default.as_slice().into(),
+        },
     );
-    let picked = locale::pick(variant, user_locale.as_deref());
-    d.locale = picked.locale.clone().unwrap_or_default();
-    d.verdict(Code::Locale, true, picked.describe());
 
     // Built when a content is rendered, at most once.
     let mut globals: Option<Globals> = None;
@@ -911,7 +960,7 @@ fn gates(
     let mut sent_any = false;
     for content in picked.contents {
         let channel = render::channel(content);
-        let channel_name = render::channel_name(channel);
+        let on = |why: ChannelWhy| Why::Channel(channel, why);
         if let Some(release) = &candidate.release
             && !release.channels.contains(&channel)
         {
@@ -925,20 +974,15 @@ fn gates(
                     d.verdict(
                         Code::QuietHours,
                         false,
-                        format!(
-                            "{channel_name}: in quiet hours, held until {}",
-                            instant(release_ms)
-                        ),
+                        on(ChannelWhy::QuietHeld {
+                            until_ms: release_ms,
+                        }),
                     );
                     held.push(channel);
                     held_until = Some(held_until.map_or(release_ms, |h| h.max(release_ms)));
                 }
                 QuietBehavior::Drop => {
-                    d.verdict(
-                        Code::QuietHours,
-                        false,
-                        format!("{channel_name}: in quiet hours, dropped"),
-                    );
+                    d.verdict(Code::QuietHours, false, on(ChannelWhy::QuietDropped));
                 }
             }
             continue;
@@ -948,14 +992,14 @@ fn gates(
         let format = in_app_format(content);
         if channel == Channel::InApp {
             if let Some((_, winner)) = attention.taken.iter().find(|(f, _)| *f == format) {
-                d.winner_campaign_id = winner.clone();
+                d.winner_campaign_id = Some(winner.clone());
                 d.verdict(
                     Code::Priority,
                     false,
-                    format!(
-                        "{channel_name}: campaign {winner} of higher precedence took the {} format for this cause",
-                        format.as_str_name()
-                    ),
+                    on(ChannelWhy::FormatTaken {
+                        winner: winner.clone(),
+                        format,
+                    }),
                 );
                 continue;
             }
@@ -967,66 +1011,50 @@ fn gates(
                 d.verdict(
                     Code::MinInterval,
                     false,
-                    format!(
-                        "{channel_name}: the last in-app message was {} ago, the workspace minimum is {}",
-                        duration_words(now_ms - last),
-                        duration_words(workspace.min_in_app_interval_ms)
-                    ),
+                    on(ChannelWhy::TooSoon {
+                        since_ms: now_ms - last,
+                        min_ms: workspace.min_in_app_interval_ms,
+                    }),
                 );
                 continue;
             }
         }
         if !exempt
-            && let Some(rule) = workspace.rules.iter().find(|rule| {
-                rule.covers(channel, format)
-                    && rule.used(ledger, now_ms, subject.zone()) >= rule.max
-            })
+            && let Some(rule) =
+                attention.reached_rule(workspace, ledger, subject, channel, format, now_ms)
         {
-            d.cap_rule_id = rule.id.clone();
+            d.cap_rule_id = Some(rule.id.clone());
             d.verdict(
                 Code::ChannelCapped,
                 false,
-                format!(
-                    "{channel_name}: cap rule {} ({:?}: {}) reached",
-                    rule.id,
-                    rule.name,
-                    rule.describe()
-                ),
+                on(ChannelWhy::Capped(rule.reached.clone())),
             );
             continue;
         }
         if channel == Channel::InApp {
-            d.verdict(
-                Code::Priority,
-                true,
-                format!(
-                    "{channel_name}: no campaign of higher precedence took the {} format",
-                    format.as_str_name()
-                ),
-            );
+            d.verdict(Code::Priority, true, on(ChannelWhy::FormatFree { format }));
             d.verdict(
                 Code::MinInterval,
                 true,
-                if exempt {
-                    format!("{channel_name}: exempt from the minimum interval")
+                on(if exempt {
+                    ChannelWhy::IntervalExempt
                 } else if workspace.min_in_app_interval_ms <= 0 {
-                    format!("{channel_name}: the workspace has no minimum interval")
+                    ChannelWhy::NoInterval
                 } else {
-                    format!(
-                        "{channel_name}: outside the minimum interval of {}",
-                        duration_words(workspace.min_in_app_interval_ms)
-                    )
-                },
+                    ChannelWhy::OutsideInterval {
+                        min_ms: workspace.min_in_app_interval_ms,
+                    }
+                }),
             );
         }
         d.verdict(
             Code::ChannelCapped,
             true,
-            match (exempt, workspace.rules.len()) {
-                (true, _) => format!("{channel_name}: exempt from the cap rules"),
-                (false, 0) => format!("{channel_name}: the workspace has no cap rules"),
-                (false, n) => format!("{channel_name}: within all {n} cap rule(s)"),
-            },
+            on(match (exempt, workspace.rules.len()) {
+                (true, _) => ChannelWhy::CapExempt,
+                (false, 0) => ChannelWhy::NoCapRules,
+                (false, n) => ChannelWhy::WithinCaps(n),
+            }),
         );
         let globals = globals.get_or_insert_with(|| {
             Globals::new(render::GlobalsInput {
@@ -1040,17 +1068,13 @@ fn gates(
                 campaign_id: &c.id,
                 campaign_name: &c.name,
                 variant_id: &variant.id,
-                locale: picked.locale.as_deref().unwrap_or(""),
+                locale: picked.locale.unwrap_or(""),
                 workspace_id: &workspace.id,
             })
         });
         let rendered = match campaign.templates.render(content, globals) {
             Ok(rendered) => {
-                d.verdict(
-                    Code::RenderFailed,
-                    true,
-                    format!("{channel_name}: rendered"),
-                );
+                d.verdict(Code::RenderFailed, true, on(ChannelWhy::Rendered));
                 rendered
             }
             Err(e) => {
@@ -1061,15 +1085,16 @@ fn gates(
                 d.verdict(
                     code,
                     false,
-                    format!("{channel_name}: {}: {}", e.field, e.error),
+                    on(ChannelWhy::NotRendered(format!("{}: {}", e.field, e.error))),
                 );
                 continue;
             }
         };
         // Reserved now, so the campaigns after this one in the same cause see it.
         ledger.sent(&c.id, channel, format, now_ms);
+        attention.reserved(workspace, channel, format);
         if channel == Channel::InApp {
-            attention.taken.push((format, c.id.clone()));
+            attention.taken.push((format, campaign.words.id.clone()));
         }
         sent_any = true;
         d.sends.push(Send {
@@ -1112,27 +1137,56 @@ fn gates(
     };
 }
 
+impl Attention {
+    /// The first workspace cap rule covering `channel` (and in-app `format`) that the
+    /// user has reached at `now_ms`, if any.
+    fn reached_rule<'w>(
+        &mut self,
+        workspace: &'w Workspace,
+        ledger: &Ledger,
+        subject: &Subject,
+        channel: Channel,
+        format: InAppFormat,
+        now_ms: i64,
+    ) -> Option<&'w Rule> {
+        for (rule, used) in workspace.rules.iter().zip(self.used.iter_mut()) {
+            if rule.covers(channel, format)
+                && *used.get_or_insert_with(|| rule.used(ledger, now_ms, subject.zone()))
+                    >= rule.max
+            {
+                return Some(rule);
+            }
+        }
+        None
+    }
+
+    /// Counts a message just reserved in the rules already counted.
+    fn reserved(&mut self, workspace: &Workspace, channel: Channel, format: InAppFormat) {
+        for (rule, used) in workspace.rules.iter().zip(self.used.iter_mut()) {
+            if let Some(used) = used
+                && rule.covers(channel, format)
+            {
+                *used += 1;
+            }
+        }
+    }
+}
+
 fn schedule(d: &mut Decision, campaign: &CompiledCampaign, now_ms: i64) -> bool {
     let Some(schedule) = &campaign.campaign().schedule else {
         return d.verdict(Code::OutsideSchedule, true, "no schedule");
     };
     if let Some(start) = schedule.start_time.as_ref().map(ms_of_proto)
         && now_ms < start
+        && let Some(starts) = &campaign.words.starts
     {
-        return d.verdict(
-            Code::OutsideSchedule,
-            false,
-            format!("the campaign starts at {}", instant(start)),
-        );
+        return d.verdict(Code::OutsideSchedule, false, starts);
     }
     if let Some(end) = schedule.end_time.as_ref().map(ms_of_proto)
         && now_ms >= end
+        && let Some(ended) = &campaign.words.ended
     {
-        return d.verdict(
-            Code::OutsideSchedule,
-            false,
-            format!("the campaign ended at {}", instant(end)),
-        );
+        return d.verdict(Code::OutsideSchedule, false, ended);
     }
     d.verdict(Code::OutsideSchedule, true, "inside the schedule")
 }
@@ -1141,46 +1195,37 @@ fn audience(d: &mut Decision, campaign: &CompiledCampaign, subject: &Subject) ->
     let Some(audience) = &campaign.campaign().audience else {
         return d.verdict(Code::AudienceSegmentMismatch, true, "every user");
     };
+    let words = &campaign.words;
     // The user's segments as segmentation computed them for this cause.
     let member = |id: &&String| subject.segment_ids.contains(*id);
     let included = if audience.include_segment_ids.is_empty() {
         None
     } else {
-        match audience.include_segment_ids.iter().find(member) {
-            Some(id) => Some(id),
+        match audience
+            .include_segment_ids
+            .iter()
+            .position(|id| member(&id))
+        {
+            Some(i) => Some(i),
             None => {
-                return d.verdict(
-                    Code::AudienceSegmentMismatch,
-                    false,
-                    format!(
-                        "the user is in none of the included segments {:?}",
-                        audience.include_segment_ids
-                    ),
-                );
+                return d.verdict(Code::AudienceSegmentMismatch, false, &words.not_included);
             }
         }
     };
-    if let Some(id) = audience.exclude_segment_ids.iter().find(member) {
-        return d.verdict(
-            Code::AudienceSegmentMismatch,
-            false,
-            format!("the user is in excluded segment {id:?}"),
-        );
+    if let Some(i) = audience
+        .exclude_segment_ids
+        .iter()
+        .position(|id| member(&id))
+    {
+        return d.verdict(Code::AudienceSegmentMismatch, false, &words.excluded[i]);
     }
     let reason = match included {
-        Some(id) => format!("in the audience, through included segment {id:?}"),
-        None => "in the audience".into(),
+        Some(i) => Why::Shared(words.included_through[i].clone()),
+        None => Why::Fixed("in the audience"),
     };
     d.verdict(Code::AudienceSegmentMismatch, true, reason);
     if let Some(i) = failing(&campaign.trait_conditions, subject.traits) {
-        return d.verdict(
-            Code::AudienceTraitMismatch,
-            false,
-            format!(
-                "trait filter {i} ({}) does not match",
-                campaign.trait_conditions[i].path
-            ),
-        );
+        return d.verdict(Code::AudienceTraitMismatch, false, &words.trait_failed[i]);
     }
     if !campaign.trait_conditions.is_empty() {
         d.verdict(
@@ -1204,24 +1249,18 @@ fn eligibility(
     let last = state.and_then(|s| s.last_entry_ms());
     let entry_ok = match campaign.entry {
         EntryRule::EveryTime => d.verdict(Code::Entry, true, "entry: every time"),
-        EntryRule::Once if entries > 0 => d.verdict(
-            Code::Entry,
-            false,
-            format!(
-                "entry: once per user, already entered at {}",
-                instant(last.unwrap_or_default())
-            ),
-        ),
+        EntryRule::Once if entries > 0 => {
+            d.verdict(Code::Entry, false, Why::EnteredAt(last.unwrap_or_default()))
+        }
         EntryRule::Once => d.verdict(Code::Entry, true, "entry: once per user, first entry"),
         EntryRule::Cooldown { ms } => match last {
             Some(last) if now_ms < last.saturating_add(ms) => d.verdict(
                 Code::Entry,
                 false,
-                format!(
-                    "entry: cooldown of {} since the last entry at {} has not passed",
-                    duration_words(ms),
-                    instant(last)
-                ),
+                Why::Cooldown {
+                    cooldown_ms: ms,
+                    last_ms: last,
+                },
             ),
             _ => d.verdict(Code::Entry, true, "entry: outside the cooldown"),
         },
@@ -1241,23 +1280,14 @@ fn eligibility(
             })
         }
     };
-    let window = cap
-        .window_ms
-        .map_or("ever".to_owned(), |w| format!("per {}", duration_words(w)));
-    if used >= cap.max {
-        return d.verdict(
-            Code::FrequencyCapped,
-            false,
-            format!(
-                "frequency cap {} {window} reached ({used} entries)",
-                cap.max
-            ),
-        );
-    }
     d.verdict(
         Code::FrequencyCapped,
-        true,
-        format!("frequency cap {} {window}: {used} used", cap.max),
+        used < cap.max,
+        Why::FrequencyCap {
+            max: cap.max,
+            window_ms: cap.window_ms,
+            used,
+        },
     )
 }
 
@@ -1283,7 +1313,7 @@ fn cause_key(campaign_id: &str, cause_id: &str, suffix: &str) -> String {
 
 /// `campaign:cause:channel`, one per decision and channel: the key of a delivery.
 pub fn idempotency_key(campaign_id: &str, cause_id: &str, channel: Channel) -> String {
-    cause_key(campaign_id, cause_id, &render::channel_name(channel))
+    cause_key(campaign_id, cause_id, render::channel_name(channel))
 }
 
 /// `campaign:cause:control`, one per decision: the id of a control record.
@@ -1387,7 +1417,7 @@ mod tests {
     fn outcomes(decisions: &[Decision]) -> Vec<(&str, Outcome)> {
         decisions
             .iter()
-            .map(|d| (d.campaign_id.as_str(), d.outcome))
+            .map(|d| (&*d.campaign_id, d.outcome))
             .collect()
     }
 
@@ -1486,7 +1516,7 @@ mod tests {
             on_event(&index, &ws, &subject("u", id, "opened"), &mut ledger, at)
                 .iter()
                 .filter(|d| d.outcome == Outcome::Sent)
-                .map(|d| d.campaign_id.clone())
+                .map(|d| d.campaign_id.to_string())
                 .collect::<Vec<_>>()
         };
         assert_eq!(sent(0, "m1"), ["cmp_cap", "cmp_once"]);

@@ -10,6 +10,7 @@
 //! - [`attention`]: the workspace's cap rules, minimum interval and quiet hours;
 //! - [`ledger`]: what is remembered per user (messages sent, entries, assignments);
 //! - [`timer`]: the durable timers of delays, inactivity and quiet-hour releases;
+//! - [`why`]: a verdict's reason as data, put into words when explained;
 //! - [`decision`]: one cause for one user against the campaigns it concerns, returning
 //!   a [`Decision`] per campaign that keeps every gate's verdict, so "why did (or didn't)
 //!   this user get it" is data, not a log search.
@@ -27,6 +28,7 @@ pub mod locale;
 pub mod render;
 pub mod timer;
 pub mod validate;
+pub mod why;
 pub mod zone;
 
 pub use compiled::{CompiledCampaign, CompiledTrigger};

@@ -174,11 +174,9 @@ impl Match {
 pub struct Picked<'a> {
     /// The chosen localization's tag as written in the campaign; `None` for the default
     /// contents.
-    pub locale: Option<String>,
+    pub locale: Option<&'a str>,
     /// Why.
     pub reason: Match,
-    /// The user's locale the choice was made for, if known.
-    pub user_locale: Option<String>,
     /// The content to render for each channel, in the order of the default contents
     /// (then any channel only the localization has): the localization's content where it
     /// has that channel, else the default one.
@@ -189,33 +187,48 @@ pub struct Picked<'a> {
 }
 
 impl Picked<'_> {
-    /// The choice in words, for the decision's LOCALE reason, e.g.
-    /// `localization "fr" (language of user locale "fr-CA")`.
-    pub fn describe(&self) -> String {
-        let user = self.user_locale.as_deref();
-        let mut text = match (self.reason, &self.locale, user) {
-            (Match::Exact, Some(l), Some(u)) => {
-                format!("localization {l:?} (exact match of user locale {u:?})")
-            }
-            (Match::Language, Some(l), Some(u)) => {
-                format!("localization {l:?} (language of user locale {u:?})")
-            }
-            (_, _, Some(u)) => format!("default contents (no localization for user locale {u:?})"),
-            (_, _, None) => "default contents (the user's locale is unknown)".to_owned(),
-        };
-        if !self.from_default.is_empty() {
-            let channels: Vec<String> = self
-                .from_default
-                .iter()
-                .map(|c| render::channel_name(*c))
-                .collect();
-            text.push_str(&format!(
-                "; {} from the default contents (not localized)",
-                channels.join(", ")
-            ));
-        }
-        text
+    /// The choice in words for a user whose locale is `user_locale`, for the decision's
+    /// LOCALE reason, e.g. `localization "fr" (language of user locale "fr-CA")`.
+    pub fn describe(&self, user_locale: Option<&str>) -> String {
+        let user = user_locale.and_then(clean);
+        describe(
+            self.reason,
+            self.locale,
+            user.as_deref(),
+            &self.from_default,
+        )
     }
+}
+
+/// A choice in words: how `locale` (`None`: the default contents) was chosen for the
+/// user's (cleaned) locale `user`, and the channels sent from the default contents.
+pub fn describe(
+    reason: Match,
+    locale: Option<&str>,
+    user: Option<&str>,
+    from_default: &[Channel],
+) -> String {
+    let mut text = match (reason, locale, user) {
+        (Match::Exact, Some(l), Some(u)) => {
+            format!("localization {l:?} (exact match of user locale {u:?})")
+        }
+        (Match::Language, Some(l), Some(u)) => {
+            format!("localization {l:?} (language of user locale {u:?})")
+        }
+        (_, _, Some(u)) => format!("default contents (no localization for user locale {u:?})"),
+        (_, _, None) => "default contents (the user's locale is unknown)".to_owned(),
+    };
+    if !from_default.is_empty() {
+        let channels: Vec<&str> = from_default
+            .iter()
+            .map(|c| render::channel_name(*c))
+            .collect();
+        text.push_str(&format!(
+            "; {} from the default contents (not localized)",
+            channels.join(", ")
+        ));
+    }
+    text
 }
 
 /// The tags to try for `user` (normalized), most specific first: the tag itself, then
@@ -262,12 +275,16 @@ fn find<'a>(variant: &'a Variant, user: &str) -> Option<(&'a LocalizedContents, 
 /// Chooses `variant`'s content for a user whose locale is `user_locale` (see the module
 /// documentation for the rule).
 pub fn pick<'a>(variant: &'a Variant, user_locale: Option<&str>) -> Picked<'a> {
-    let user_locale = user_locale.and_then(clean);
-    let Some((localization, reason)) = user_locale.as_deref().and_then(|u| find(variant, u)) else {
+    // Most variants are not localized: nothing to look up.
+    let found = if variant.localizations.is_empty() {
+        None
+    } else {
+        user_locale.and_then(clean).and_then(|u| find(variant, &u))
+    };
+    let Some((localization, reason)) = found else {
         return Picked {
             locale: None,
             reason: Match::Default,
-            user_locale,
             contents: variant.contents.iter().collect(),
             from_default: Vec::new(),
         };
@@ -303,9 +320,8 @@ pub fn pick<'a>(variant: &'a Variant, user_locale: Option<&str>) -> Picked<'a> {
         }
     }
     Picked {
-        locale: Some(localization.locale.clone()),
+        locale: Some(localization.locale.as_str()),
         reason,
-        user_locale,
         contents,
         from_default,
     }
@@ -368,12 +384,12 @@ mod tests {
     fn a_french_user_gets_the_french_content_and_the_default_for_what_it_lacks() {
         let v = variant();
         let picked = pick(&v, Some("fr"));
-        assert_eq!(picked.locale.as_deref(), Some("fr"));
+        assert_eq!(picked.locale, Some("fr"));
         assert_eq!(picked.reason, Match::Exact);
         assert_eq!(titles(&picked), ["Bonjour", "Hello by SMS"]);
         assert_eq!(picked.from_default, [Channel::Sms]);
         assert_eq!(
-            picked.describe(),
+            picked.describe(Some("fr")),
             "localization \"fr\" (exact match of user locale \"fr\"); sms from the default \
              contents (not localized)"
         );
@@ -383,17 +399,17 @@ mod tests {
     fn a_regional_user_falls_back_to_the_language() {
         let v = variant();
         let picked = pick(&v, Some("fr-CA"));
-        assert_eq!(picked.locale.as_deref(), Some("fr"));
+        assert_eq!(picked.locale, Some("fr"));
         assert_eq!(picked.reason, Match::Language);
         assert_eq!(titles(&picked)[0], "Bonjour");
         assert!(
             picked
-                .describe()
+                .describe(Some("fr-CA"))
                 .starts_with("localization \"fr\" (language of user locale \"fr-CA\")")
         );
         // Script subtags fall back one step at a time.
         let picked = pick(&v, Some("zh-Hant-TW"));
-        assert_eq!(picked.locale.as_deref(), Some("zh-Hant"));
+        assert_eq!(picked.locale, Some("zh-Hant"));
         assert_eq!(picked.reason, Match::Language);
         assert_eq!(titles(&picked), ["你好", "你好 SMS"]);
         assert!(picked.from_default.is_empty());
@@ -413,22 +429,26 @@ mod tests {
         let v = variant();
         let picked = pick(&v, Some("de"));
         assert_eq!(
-            (picked.locale.as_deref(), picked.reason),
+            (picked.locale, picked.reason),
             (None, Match::Default)
         );
         assert_eq!(titles(&picked), ["Hello", "Hello by SMS"]);
         assert_eq!(
-            picked.describe(),
+            picked.describe(Some("de")),
             "default contents (no localization for user locale \"de\")"
         );
         let picked = pick(&v, None);
         assert_eq!(picked.reason, Match::Default);
         assert_eq!(
-            picked.describe(),
+            picked.describe(None),
             "default contents (the user's locale is unknown)"
         );
         // A malformed locale is no locale.
-        assert_eq!(pick(&v, Some("f")).user_locale, None);
+        assert_eq!(pick(&v, Some("f")).reason, Match::Default);
+        assert_eq!(
+            pick(&v, Some("f")).describe(Some("f")),
+            "default contents (the user's locale is unknown)"
+        );
         assert_eq!(pick(&v, Some("fr CA")).reason, Match::Default);
     }
 
@@ -436,11 +456,11 @@ mod tests {
     fn matching_ignores_case_and_underscores() {
         let v = variant();
         for user in ["FR", "Fr_ca", "fr_CA"] {
-            assert_eq!(pick(&v, Some(user)).locale.as_deref(), Some("fr"), "{user}");
+            assert_eq!(pick(&v, Some(user)).locale, Some("fr"), "{user}");
         }
         for user in ["pt-BR", "PT_br", "pt-br"] {
             let picked = pick(&v, Some(user));
-            assert_eq!(picked.locale.as_deref(), Some("pt_BR"), "{user}");
+            assert_eq!(picked.locale, Some("pt_BR"), "{user}");
             assert_eq!(picked.reason, Match::Exact);
         }
         assert_eq!(pick(&v, Some("zh_HANT")).reason, Match::Exact);
@@ -465,7 +485,7 @@ mod tests {
                         .iter()
                         .find(|l| l.contents.iter().any(|c| std::ptr::eq(c, *content)))
                         .unwrap();
-                    assert_eq!(Some(&l.locale), picked.locale.as_ref(), "{user}");
+                    assert_eq!(Some(l.locale.as_str()), picked.locale, "{user}");
                 }
             }
         }

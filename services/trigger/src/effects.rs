@@ -58,7 +58,7 @@ impl Effects {
             let delivery = Delivery {
                 idempotency_key: send.idempotency_key.clone(),
                 user_id: user_id.to_owned(),
-                campaign_id: decision.campaign_id.clone(),
+                campaign_id: decision.campaign_id.to_string(),
                 variant_id: send.variant_id.clone(),
                 channel: send.channel as i32,
                 content: Some(send.content.clone()),
@@ -85,7 +85,7 @@ impl Effects {
         if decision.outcome == Outcome::Control {
             let interaction = Interaction {
                 id: control_record_id(&decision.campaign_id, &decision.cause_id),
-                campaign_id: decision.campaign_id.clone(),
+                campaign_id: decision.campaign_id.to_string(),
                 user_id: user_id.to_owned(),
                 kind: InteractionKind::AssignedControl as i32,
                 time: Some(proto_from_ms(now_ms)),

@@ -147,11 +147,15 @@ fn value_templates<E>(
 }
 
 /// The lowercase name of `channel`, as in idempotency keys and messages: `in_app`, `sms`.
-pub fn channel_name(channel: Channel) -> String {
-    channel
-        .as_str_name()
-        .trim_start_matches("CHANNEL_")
-        .to_ascii_lowercase()
+pub fn channel_name(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Unspecified => "unspecified",
+        Channel::InApp => "in_app",
+        Channel::Push => "push",
+        Channel::Email => "email",
+        Channel::Sms => "sms",
+        Channel::Webhook => "webhook",
+    }
 }
 
 /// Whether `text` holds Liquid markup at all; plain text needs no parsing.
@@ -663,6 +667,15 @@ mod tests {
                 ..Default::default()
             }],
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn channel_names_are_the_proto_names_in_lower_case() {
+        for n in 0..=5 {
+            let channel = Channel::try_from(n).unwrap();
+            let proto = channel.as_str_name().trim_start_matches("CHANNEL_");
+            assert_eq!(channel_name(channel), proto.to_ascii_lowercase());
         }
     }
 
