@@ -19,7 +19,8 @@ use herald_proto::trigger::v1::trigger_service_client::TriggerServiceClient;
 use herald_proto::trigger::v1::{
     Campaign, CampaignStatus, CreateCampaignRequest, Decision, DecisionOutcome, DecisionReasonCode,
     DelayAfterEvent, Entry, EntryPolicy, ExplainDecisionRequest, Inactivity, QuietHours,
-    SegmentEntryTrigger, TimeTrigger, Trigger, Variant, time_trigger, trigger,
+    SegmentEntryTrigger, TimeTrigger, Trigger, UpdateCampaignRequest, Variant, time_trigger,
+    trigger,
 };
 use herald_runtime::{Clock, ServiceKind};
 use herald_tests::{Suite, authorized, eventually};
@@ -468,7 +469,7 @@ async fn quiet_hours_hold_a_message_until_the_local_morning_across_the_dst_chang
 }
 
 #[tokio::test]
-async fn existing_members_are_enrolled_only_when_the_campaign_asks_for_them() {
+async fn existing_members_are_enrolled_when_the_campaign_asks_for_them_even_after_activation() {
     let mut world = World::start("2026-06-01T12:00:00Z").await;
     let pro = world.segment("Pro", "plan == \"pro\"").await;
     set_plan(&mut world, "fay", 1, "pro").await;
@@ -528,6 +529,39 @@ async fn existing_members_are_enrolled_only_when_the_campaign_asks_for_them() {
     world
         .decided(&enrolling, "hal", DecisionOutcome::Sent, 1)
         .await;
+
+    // The ACTIVE plain campaign now asks for its existing members: the update re-arms
+    // it and enrols fay and gus (hal, a member too, gets a second message: every time).
+    world.advance(MINUTE);
+    let request = world.admin(UpdateCampaignRequest {
+        campaign: Some(Campaign {
+            id: plain.clone(),
+            trigger: Some(Trigger {
+                kind: Some(entry(true)),
+            }),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["trigger".into()],
+        }),
+    });
+    let updated = world
+        .trigger
+        .update_campaign(request)
+        .await
+        .expect("update")
+        .into_inner()
+        .campaign
+        .expect("campaign");
+    assert_eq!(updated.activate_time, updated.update_time, "re-armed");
+    for user in ["fay", "gus"] {
+        let d = world.decided(&plain, user, DecisionOutcome::Sent, 1).await;
+        assert_eq!(
+            d.cause,
+            herald_proto::trigger::v1::DecisionCause::Enrollment as i32
+        );
+    }
+    world.decided(&plain, "hal", DecisionOutcome::Sent, 2).await;
     world.suite.shutdown().await;
 }
 

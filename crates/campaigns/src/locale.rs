@@ -428,10 +428,7 @@ mod tests {
     fn other_languages_and_unknown_locales_get_the_default() {
         let v = variant();
         let picked = pick(&v, Some("de"));
-        assert_eq!(
-            (picked.locale, picked.reason),
-            (None, Match::Default)
-        );
+        assert_eq!((picked.locale, picked.reason), (None, Match::Default));
         assert_eq!(titles(&picked), ["Hello", "Hello by SMS"]);
         assert_eq!(
             picked.describe(Some("de")),

@@ -89,6 +89,7 @@ impl TriggerService for Campaigns {
         let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
         let campaign = manage::update(
             &self.db,
+            &self.timers,
             self.cache.parser(),
             &self.clock,
             &workspace,

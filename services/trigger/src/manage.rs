@@ -198,8 +198,10 @@ pub async fn list(
 }
 
 /// Replaces the fields of the stored campaign named by `paths` with those of `update`.
+#[allow(clippy::too_many_arguments)]
 pub async fn update(
     db: &DatabaseConnection,
+    timers: &Timers,
     parser: &liquid::Parser,
     clock: &Clock,
     workspace: &str,
@@ -217,6 +219,7 @@ pub async fn update(
     }
     let stored = store::get(db, workspace, &update.id).await?;
     let mut campaign = stored.campaign;
+    let (trigger_before, audience_before) = (campaign.trigger.clone(), campaign.audience.clone());
     if status_of(&campaign) == CampaignStatus::Archived {
         return Err(Error::failed_precondition(
             "an archived campaign cannot be updated",
@@ -262,8 +265,32 @@ pub async fn update(
     }
     validate::assign_variant_ids(&mut campaign);
     check(parser, &campaign)?;
-    campaign.update_time = Some(proto_from_ms(next_update_ms(clock, stored.update_time_ms)));
-    store::replace(db, workspace, &campaign, stored.update_time_ms, None).await?;
+    let now = next_update_ms(clock, stored.update_time_ms);
+    campaign.update_time = Some(proto_from_ms(now));
+    // A new trigger (or a local schedule's new segments) re-arms an ACTIVE campaign as
+    // if it became ACTIVE now: segment entries count from now, and the members are
+    // enrolled again when the trigger asks for them (a segment-entry trigger's existing
+    // members, a local schedule's members at its new times).
+    let is_schedule = matches!(
+        campaign.trigger.as_ref().and_then(|t| t.kind.as_ref()),
+        Some(TriggerKind::Time(t)) if matches!(t.kind, Some(time_trigger::Kind::Schedule(_)))
+    );
+    let rearmed = status_of(&campaign) == CampaignStatus::Active
+        && (campaign.trigger != trigger_before
+            || (is_schedule && campaign.audience != audience_before));
+    let mut enroll = None;
+    if rearmed {
+        campaign.activate_time = Some(proto_from_ms(now));
+        enroll = enrollment(timers, workspace, &campaign, now);
+    }
+    store::replace(
+        db,
+        workspace,
+        &campaign,
+        stored.update_time_ms,
+        enroll.as_ref(),
+    )
+    .await?;
     Ok(campaign)
 }
 
