@@ -198,7 +198,6 @@ pub async fn list(
 }
 
 /// Replaces the fields of the stored campaign named by `paths` with those of `update`.
-#[allow(clippy::too_many_arguments)]
 pub async fn update(
     db: &DatabaseConnection,
     timers: &Timers,
@@ -266,7 +265,6 @@ pub async fn update(
     validate::assign_variant_ids(&mut campaign);
     check(parser, &campaign)?;
     let now = next_update_ms(clock, stored.update_time_ms);
-    campaign.update_time = Some(proto_from_ms(now));
     // A new trigger (or a local schedule's new segments) re-arms an ACTIVE campaign as
     // if it became ACTIVE now: segment entries count from now, and the members are
     // enrolled again when the trigger asks for them (a segment-entry trigger's existing
@@ -278,20 +276,39 @@ pub async fn update(
     let rearmed = status_of(&campaign) == CampaignStatus::Active
         && (campaign.trigger != trigger_before
             || (is_schedule && campaign.audience != audience_before));
-    let mut enroll = None;
-    if rearmed {
-        campaign.activate_time = Some(proto_from_ms(now));
-        enroll = enrollment(timers, workspace, &campaign, now);
-    }
-    store::replace(
+    write(
         db,
+        timers,
         workspace,
-        &campaign,
+        &mut campaign,
         stored.update_time_ms,
-        enroll.as_ref(),
+        now,
+        rearmed,
     )
     .await?;
     Ok(campaign)
+}
+
+/// Writes `campaign` over its version `previous_ms`, at `now_ms`. When `armed` (it
+/// becomes ACTIVE, or an ACTIVE campaign's trigger changed), as if it became ACTIVE at
+/// `now_ms`: segment entries count from then, and the members are enrolled in the same
+/// transaction where the trigger asks for them.
+async fn write(
+    db: &DatabaseConnection,
+    timers: &Timers,
+    workspace: &str,
+    campaign: &mut Campaign,
+    previous_ms: i64,
+    now_ms: i64,
+    armed: bool,
+) -> Result<(), Error> {
+    campaign.update_time = Some(proto_from_ms(now_ms));
+    let mut enroll = None;
+    if armed {
+        campaign.activate_time = Some(proto_from_ms(now_ms));
+        enroll = enrollment(timers, workspace, campaign, now_ms);
+    }
+    store::replace(db, workspace, campaign, previous_ms, enroll.as_ref()).await
 }
 
 /// Moves campaign `id` to `status`, if the lifecycle allows it.
@@ -346,20 +363,14 @@ pub async fn set_status(
     }
     campaign.status = target as i32;
     let now = next_update_ms(clock, stored.update_time_ms);
-    campaign.update_time = Some(proto_from_ms(now));
-    let mut enroll = None;
-    if target == Active {
-        // Segment-entry triggers fire for entries from now on (and, when asked, for the
-        // members at this instant).
-        campaign.activate_time = Some(proto_from_ms(now));
-        enroll = enrollment(timers, workspace, &campaign, now);
-    }
-    store::replace(
+    write(
         db,
+        timers,
         workspace,
-        &campaign,
+        &mut campaign,
         stored.update_time_ms,
-        enroll.as_ref(),
+        now,
+        target == Active,
     )
     .await?;
     Ok(campaign)
