@@ -99,19 +99,18 @@ pub fn bayesian(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn near(got: f64, want: f64) -> bool {
-        (got - want).abs() <= 5e-6
-    }
+    use crate::vectors::assert_vector;
 
     #[track_caller]
     fn assert_posterior(r: &Bayesian, mean: f64, sd: f64, ci: (f64, f64), chance: f64) {
-        let ok = near(r.mean, mean)
-            && near(r.std_dev, sd)
-            && near(r.credible.lower, ci.0)
-            && near(r.credible.upper, ci.1)
-            && near(r.chance_to_win, chance);
-        assert!(ok, "{r:?}");
+        let got = [
+            r.mean,
+            r.std_dev,
+            r.credible.lower,
+            r.credible.upper,
+            r.chance_to_win,
+        ];
+        assert_vector(got, [mean, sd, ci.0, ci.1, chance], r);
     }
 
     fn growthbook_a() -> Sample {

@@ -39,6 +39,8 @@ pub mod moments;
 pub mod sample;
 pub mod sequential;
 pub mod srm;
+#[cfg(test)]
+mod vectors;
 
 pub use bayesian::{Bayesian, Prior, bayesian};
 pub use compare::{Comparison, Effect, Settings, compare};

@@ -162,10 +162,7 @@ pub(crate) fn check_alpha(alpha: f64) -> Result<(), Insufficient> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn near(got: f64, want: f64) -> bool {
-        (got - want).abs() <= 5e-6
-    }
+    use crate::vectors::near;
 
     // GrowthBook packages/stats/tests/frequentist/test_tests.py at 8f1db44,
     // TestTwoSidedTTest.test_two_sided_ttest_binom (line 103): the uplift of

@@ -88,19 +88,19 @@ pub fn sequential(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn near(got: f64, want: f64) -> bool {
-        (got - want).abs() <= 5e-6
-    }
+    use crate::vectors::assert_vector;
 
     #[track_caller]
     fn assert_sequential(r: &Sequential, estimate: f64, se: f64, ci: (f64, f64), p: f64) {
-        let ok = near(r.moments.estimate, estimate)
-            && near(r.moments.std_error, se)
-            && near(r.interval.lower, ci.0)
-            && near(r.interval.upper, ci.1)
-            && near(r.p_value, p);
-        assert!(ok, "{r:?}");
+        let m = &r.moments;
+        let got = [
+            m.estimate,
+            m.std_error,
+            r.interval.lower,
+            r.interval.upper,
+            r.p_value,
+        ];
+        assert_vector(got, [estimate, se, ci.0, ci.1, p], r);
     }
 
     fn growthbook_a() -> Sample {
