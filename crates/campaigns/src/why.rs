@@ -1,7 +1,10 @@
 //! Why a gate passed or not, kept as data while deciding and put into words only when a
-//! decision is explained or stored ([`Why`]'s `Display`). Deciding formats nothing: the
-//! words that depend on the campaign alone are written once when it is compiled
-//! ([`CampaignWords`]) and shared, the rest are numbers and shared ids until displayed.
+//! decision is explained or stored ([`Why`]'s `Display`). The gates every decision goes
+//! through format nothing: the words that depend on the campaign alone are written once
+//! when it is compiled ([`CampaignWords`]) and shared, the rest are numbers and shared ids
+//! until displayed. Rarer verdicts (timers started or cancelled, transitions from before
+//! the campaign was active, templates that failed) still write their words
+//! ([`Why::Text`]).
 
 use std::fmt;
 use std::sync::Arc;
