@@ -297,6 +297,17 @@ pub struct Candidate<'a> {
     pub release: Option<Release>,
 }
 
+impl<'a> Candidate<'a> {
+    /// `campaign`, whose trigger fired as its compiled words say.
+    fn fired(campaign: &'a CompiledCampaign) -> Candidate<'a> {
+        Candidate {
+            campaign,
+            matched: Why::Shared(campaign.words.matched.clone()),
+            release: None,
+        }
+    }
+}
+
 /// What a quiet-hours release sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Release {
@@ -486,11 +497,7 @@ pub fn on_event(
     for campaign in fired {
         match &campaign.trigger {
             CompiledTrigger::Event { conditions, .. } if filters_match(conditions, &event) => {
-                candidates.push(Candidate {
-                    campaign,
-                    matched: Why::Shared(campaign.words.matched.clone()),
-                    release: None,
-                });
+                candidates.push(Candidate::fired(campaign));
             }
             CompiledTrigger::Goal {
                 conditions,
@@ -500,11 +507,7 @@ pub fn on_event(
                 let state = ledger.campaign_mut(campaign.id());
                 state.goal_count = state.goal_count.saturating_add(1);
                 if state.goal_count == *occurrence {
-                    candidates.push(Candidate {
-                        campaign,
-                        matched: Why::Shared(campaign.words.matched.clone()),
-                        release: None,
-                    });
+                    candidates.push(Candidate::fired(campaign));
                 }
             }
             CompiledTrigger::Delay {
@@ -651,11 +654,7 @@ pub fn on_transition(
             );
             early.push(d);
         } else {
-            candidates.push(Candidate {
-                campaign,
-                matched: Why::Shared(campaign.words.matched.clone()),
-                release: None,
-            });
+            candidates.push(Candidate::fired(campaign));
         }
     }
     early.extend(decide_all(

@@ -240,7 +240,10 @@ impl CampaignWords {
         };
         let schedule = campaign.schedule.as_ref();
         let at = |t: Option<&prost_types::Timestamp>| t.map(herald_core::time::ms_of_proto);
-        let audience = campaign.audience.clone().unwrap_or_default();
+        let (included, excluded): (&[String], &[String]) = match &campaign.audience {
+            Some(a) => (&a.include_segment_ids, &a.exclude_segment_ids),
+            None => (&[], &[]),
+        };
         CampaignWords {
             id: campaign.id.as_str().into(),
             matched: matched.into(),
@@ -250,16 +253,14 @@ impl CampaignWords {
                 .map(|ms| format!("the campaign ended at {}", instant(ms)).into()),
             not_included: format!(
                 "the user is in none of the included segments {:?}",
-                audience.include_segment_ids
+                included
             )
             .into(),
-            included_through: audience
-                .include_segment_ids
+            included_through: included
                 .iter()
                 .map(|id| format!("in the audience, through included segment {id:?}").into())
                 .collect(),
-            excluded: audience
-                .exclude_segment_ids
+            excluded: excluded
                 .iter()
                 .map(|id| format!("the user is in excluded segment {id:?}").into())
                 .collect(),
