@@ -5,36 +5,17 @@ use herald_proto::analytics::v1::analytics_internal_service_server::AnalyticsInt
 use herald_proto::analytics::v1::analytics_service_server::AnalyticsService;
 use herald_proto::analytics::v1::*;
 use herald_runtime::{Caller, Clock, Error, not_yet_implemented, require_workspace};
-use herald_stats::{self as stats, Counts, Rates};
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
-use crate::{store, validate};
+use crate::store::Arms;
+use crate::{report, series, store, validate};
 
 /// Both gRPC services share the database.
 #[derive(Clone)]
 pub struct Analytics {
     pub db: DatabaseConnection,
     pub clock: Clock,
-}
-
-fn variant_stats(variant_id: String, control: bool, counts: &Counts, rates: Rates) -> VariantStats {
-    VariantStats {
-        variant_id,
-        control,
-        sent: counts.sent,
-        delivered: counts.delivered,
-        impressions: counts.impressions,
-        clicks: counts.clicks,
-        dismissals: counts.dismissals,
-        conversions: counts.conversions,
-        click_rate: rates.click_rate,
-        dismissal_rate: rates.dismissal_rate,
-        conversion_rate: rates.conversion_rate,
-        uplift: rates.uplift,
-        confidence: rates.confidence,
-        assigned: counts.assigned,
-    }
 }
 
 #[tonic::async_trait]
@@ -71,12 +52,10 @@ impl AnalyticsInternalService for Analytics {
         let now = self.clock.now_ms();
         let times = validate::events(&workspace_id, &events, now).map_err(Error::from)?;
         let recorded = store::record_events(&self.db, now, &workspace_id, &events, &times).await?;
-        // Reserved (see the field's comment): conversions are attributed when statistics
-        // are read, in whichever order events and interactions arrived.
         Ok(Response::new(RecordEventsResponse {
             recorded: recorded.recorded,
             duplicates: recorded.duplicates,
-            conversions: 0,
+            conversions: recorded.conversions,
         }))
     }
 
@@ -98,41 +77,93 @@ impl AnalyticsService for Analytics {
         let workspace = Caller::of(&request)?.key_workspace()?.to_owned();
         let (start, end) =
             validate::stats_range(request.get_ref(), self.clock.now_ms()).map_err(Error::from)?;
-        let campaign_id = request.into_inner().campaign_id;
-        let counts = store::campaign_counts(&self.db, &workspace, &campaign_id, start, end).await?;
-        let control = counts.control.as_ref();
-        let mut variants: Vec<VariantStats> = counts
-            .variants
-            .iter()
-            .map(|(id, c)| variant_stats(id.clone(), false, c, stats::variant_rates(c, control)))
-            .collect();
-        if let Some(c) = control {
-            variants.push(variant_stats(
-                String::new(),
-                true,
-                c,
-                stats::control_rates(c),
-            ));
-        }
-        let total = variant_stats(
-            String::new(),
-            false,
-            &counts.total,
-            stats::variant_rates(&counts.total, control),
-        );
+        let request = request.into_inner();
+        let lifetime = request.start_time.is_none() && request.end_time.is_none();
+        let goals = store::goals(&self.db, &workspace, &request.campaign_id).await?;
+        let goal = report::goal_version(&goals, request.goal_version)?;
+        // The range rounded out to whole hours.
+        let hours = (!lifetime).then(|| (store::hour_of(start), round_up_to_hour(end)));
+        let rows = store::aggregates(&self.db, &workspace, &request.campaign_id, hours).await?;
         Ok(Response::new(GetCampaignStatsResponse {
-            stats: Some(CampaignStats {
-                campaign_id,
-                variants,
-                total: Some(total),
-            }),
+            stats: Some(report::campaign_stats(
+                request.campaign_id,
+                goal,
+                lifetime,
+                &rows,
+            )),
         }))
     }
 
     async fn get_time_series(
         &self,
-        _: Request<GetTimeSeriesRequest>,
+        request: Request<GetTimeSeriesRequest>,
     ) -> Result<Response<GetTimeSeriesResponse>, Status> {
-        Err(not_yet_implemented("AnalyticsService.GetTimeSeries"))
+        let workspace = Caller::of(&request)?.key_workspace()?.to_owned();
+        let valid =
+            validate::series(request.get_ref(), self.clock.now_ms()).map_err(Error::from)?;
+        let request = request.into_inner();
+        let (starts, end) = series::buckets(valid.size, &valid.zone, valid.start, valid.end)
+            .map_err(|refused| match refused {
+                series::Refused::TooMany => Error::invalid(
+                    "end_time",
+                    format!("the range holds more than {} buckets", series::MAX_BUCKETS),
+                ),
+                series::Refused::PartialHourOffset { at_ms } => Error::invalid(
+                    "time_zone",
+                    format!(
+                        "its offset from UTC is not a whole number of hours at {}, and the \
+                         aggregates are kept per UTC hour",
+                        herald_core::time::from_ms(at_ms)
+                    ),
+                ),
+                series::Refused::OutOfRange => {
+                    Error::invalid("start_time", "is outside the supported calendar")
+                }
+            })?;
+        let goal_version = match valid.metric {
+            Metric::Exposed | Metric::Conversions => {
+                let goals = store::goals(&self.db, &workspace, &request.campaign_id).await?;
+                report::goal_version(&goals, request.goal_version)?.map_or(0, |g| g.version)
+            }
+            _ => 0,
+        };
+        let arms = if request.control {
+            Arms::Control
+        } else if request.variant_id.is_empty() {
+            Arms::Variants
+        } else {
+            Arms::Variant(request.variant_id.clone())
+        };
+        let first = starts.first().copied().unwrap_or(end);
+        let hourly = store::hourly(
+            &self.db,
+            &workspace,
+            &request.campaign_id,
+            valid.metric,
+            goal_version,
+            &arms,
+            (first, end),
+        )
+        .await?;
+        let hours: Vec<(i64, u64)> = hourly
+            .into_iter()
+            .map(|(hour, total, users)| (hour, if request.unique_users { users } else { total }))
+            .collect();
+        let values = series::sum(&starts, end, &hours);
+        Ok(Response::new(GetTimeSeriesResponse {
+            points: starts
+                .iter()
+                .zip(values)
+                .map(|(start, value)| TimeSeriesPoint {
+                    start_time: Some(herald_core::time::proto_from_ms(*start)),
+                    value,
+                })
+                .collect(),
+        }))
     }
+}
+
+/// The first whole hour at or after `ms`.
+fn round_up_to_hour(ms: i64) -> i64 {
+    store::hour_of(ms.saturating_add(3_599_999))
 }

@@ -1,10 +1,14 @@
 //! Herald analytics: records campaign interactions (from trigger and delivery) and user
-//! events (from ingest), each once per id, and answers per-campaign, per-variant counts,
-//! rates, conversions, and uplift against control with its significance (the arithmetic
-//! lives in `herald-stats`).
+//! events (from ingest), each once per id, counts them into maintained aggregates and
+//! attributes conversions as they arrive, and answers per-campaign, per-variant counts,
+//! rates and comparisons against control (the statistics live in `herald-stats`) and
+//! time series.
 
+mod aggregates;
 mod api;
 pub mod migration;
+mod report;
+mod series;
 mod store;
 mod validate;
 

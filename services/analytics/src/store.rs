@@ -1,15 +1,20 @@
-//! Interactions and events, each stored once per id, and the campaign statistics read
-//! from them.
+//! Interactions and events, each recorded once per id, counted into the maintained
+//! aggregates as they arrive (see `aggregates.rs`), conversions attributed then; and the
+//! aggregates read back for statistics and time series.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
-use herald_proto::analytics::v1::InteractionKind;
+use herald_proto::analytics::v1::{InteractionKind, Metric};
 use herald_proto::common::v1::Event;
 use herald_runtime::Error;
-use herald_stats::{self as stats, Counts};
+use herald_storage::sql;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait, Value,
+};
 
+use crate::aggregates::{self, CONTROL, Cell, Deltas, LIFETIME, count, exposure, first, goal};
 use crate::validate::Valid;
 
 pub mod interaction {
@@ -77,70 +82,455 @@ const CHUNK: usize = 500;
 pub struct Recorded {
     pub recorded: u32,
     pub duplicates: u32,
+    /// Conversions the new items made.
+    pub conversions: u32,
 }
 
-/// Inserts the rows whose keys are new, in one statement per chunk; a key seen before, or
-/// earlier in `rows`, is a duplicate and changes nothing.
-async fn insert_new<A>(db: &DatabaseConnection, rows: Vec<(String, A)>) -> Result<Recorded, Error>
-where
-    A: sea_orm::ActiveModelTrait + Send,
-    <A::Entity as EntityTrait>::Model: sea_orm::IntoActiveModel<A>,
-    <<A::Entity as EntityTrait>::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType:
-        Eq + std::hash::Hash,
-{
-    let total = rows.len();
-    let mut first = HashSet::new();
-    let unique: Vec<A> = rows
+/// Keeps the first row per key (rows come in the order to prefer) and sorts them by key,
+/// so two writers insert in the same order.
+fn first_per_key<K: Ord + Clone, A>(rows: Vec<(K, A)>) -> Vec<(K, A)> {
+    let mut seen = BTreeSet::new();
+    let mut unique: Vec<(K, A)> = rows
         .into_iter()
-        .filter(|(key, _)| first.insert(key.clone()))
-        .map(|(_, row)| row)
+        .filter(|(key, _)| seen.insert(key.clone()))
         .collect();
-    let fresh = herald_storage::insert_fresh(db, unique).await?;
-    Ok(Recorded {
-        recorded: fresh.len() as u32,
-        duplicates: (total - fresh.len()) as u32,
-    })
+    unique.sort_by(|a, b| a.0.cmp(&b.0));
+    unique
 }
 
-/// Records `interactions` of `workspace`, each once per id.
+/// Serializes, on PostgreSQL, the transactions that touch these users' exposures and
+/// goal events, so an exposure and its goal event recorded at the same moment by two
+/// writers still meet (each would otherwise miss the other's uncommitted row). SQLite
+/// has one writer already.
+async fn lock_users(
+    txn: &DatabaseTransaction,
+    workspace: &str,
+    users: &BTreeSet<&str>,
+) -> Result<(), Error> {
+    if txn.get_database_backend() != DbBackend::Postgres || users.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<String> = users.iter().map(|u| format!("{workspace}\n{u}")).collect();
+    for chunk in keys.chunks(CHUNK) {
+        let rows = (1..=chunk.len())
+            .map(|i| format!("(${i})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(u, 0) AS k \
+             FROM (VALUES {rows}) AS t(u) ORDER BY k) AS s"
+        );
+        let values = chunk.iter().map(|k| Value::from(k.clone())).collect();
+        txn.query_all_raw(sql::statement(DbBackend::Postgres, sql, values))
+            .await?;
+    }
+    Ok(())
+}
+
+/// The message an interaction counts for: message id, else delivery key, else its id.
+fn message_key(i: &herald_proto::analytics::v1::Interaction) -> String {
+    [&i.message_id, &i.delivery_idempotency_key, &i.id]
+        .into_iter()
+        .find(|k| !k.is_empty())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The metric an interaction kind counts in, besides assignment and exposure.
+fn metric_of(kind: InteractionKind) -> Option<Metric> {
+    match kind {
+        InteractionKind::Sent => Some(Metric::Sent),
+        InteractionKind::Delivered => Some(Metric::Delivered),
+        InteractionKind::Impression => Some(Metric::Impressions),
+        InteractionKind::Click => Some(Metric::Clicks),
+        InteractionKind::Dismissal => Some(Metric::Dismissals),
+        _ => None,
+    }
+}
+
+fn cell(campaign_id: &str, arm: &str, goal_version: i32, metric: Metric) -> Cell {
+    Cell {
+        campaign_id: campaign_id.to_owned(),
+        arm: arm.to_owned(),
+        goal_version,
+        metric,
+    }
+}
+
+/// A goal as an exposure carries it: event name (empty for none) and window.
+type GoalKey = (String, String, i64);
+
+/// The goal versions of `wanted` (campaign, event name, window), numbering the new ones
+/// after the campaign's latest.
+async fn goal_versions(
+    txn: &DatabaseTransaction,
+    workspace: &str,
+    wanted: BTreeSet<GoalKey>,
+    first_at: &HashMap<GoalKey, i64>,
+) -> Result<HashMap<GoalKey, i32>, Error> {
+    let campaigns: BTreeSet<&str> = wanted.iter().map(|(c, _, _)| c.as_str()).collect();
+    let mut versions = HashMap::new();
+    let mut latest: HashMap<String, i32> = HashMap::new();
+    for chunk in campaigns.into_iter().collect::<Vec<_>>().chunks(CHUNK) {
+        let rows = goal::Entity::find()
+            .filter(goal::Column::WorkspaceId.eq(workspace))
+            .filter(goal::Column::CampaignId.is_in(chunk.iter().copied()))
+            .all(txn)
+            .await?;
+        for row in rows {
+            let top = latest.entry(row.campaign_id.clone()).or_default();
+            *top = (*top).max(row.version);
+            versions.insert(
+                (row.campaign_id, row.event_name, row.window_ms),
+                row.version,
+            );
+        }
+    }
+    let mut new = Vec::new();
+    for key in wanted {
+        if versions.contains_key(&key) {
+            continue;
+        }
+        let top = latest.entry(key.0.clone()).or_default();
+        *top += 1;
+        new.push(goal::ActiveModel::from(goal::Model {
+            workspace_id: workspace.to_owned(),
+            campaign_id: key.0.clone(),
+            event_name: key.1.clone(),
+            window_ms: key.2,
+            version: *top,
+            first_at: first_at.get(&key).copied().unwrap_or_default(),
+        }));
+        versions.insert(key, *top);
+    }
+    if !new.is_empty() {
+        // A writer numbering the same campaign's goal at once fails on the unique
+        // version, and the call is retried by its sender.
+        goal::Entity::insert_many(new)
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(versions)
+}
+
+/// Records `interactions` of `workspace`, each once per id, and counts the new ones.
 pub async fn record_interactions(
     db: &DatabaseConnection,
     now: i64,
     workspace: &str,
-    interactions: Vec<Valid>,
+    mut interactions: Vec<Valid>,
 ) -> Result<Recorded, Error> {
+    let total = interactions.len();
+    // Earliest first, so a batch's first time is its earliest.
+    interactions.sort_by_key(|v| v.occurred_at);
     let rows = interactions
-        .into_iter()
+        .iter()
         .map(|v| {
-            let i = v.interaction;
-            let message_key = [&i.message_id, &i.delivery_idempotency_key, &i.id]
-                .into_iter()
-                .find(|k| !k.is_empty())
-                .cloned()
-                .unwrap_or_default();
+            let i = &v.interaction;
             let model = interaction::Model {
                 workspace_id: workspace.to_owned(),
                 id: i.id.clone(),
-                campaign_id: i.campaign_id,
-                variant_id: i.variant_id,
-                user_id: i.user_id,
+                campaign_id: i.campaign_id.clone(),
+                variant_id: i.variant_id.clone(),
+                user_id: i.user_id.clone(),
                 kind: v.kind as i16,
-                message_id: i.message_id,
-                message_key,
-                action_id: i.action_id,
-                delivery_key: i.delivery_idempotency_key,
-                goal_event_name: i.goal_event_name,
+                message_id: i.message_id.clone(),
+                message_key: message_key(i),
+                action_id: i.action_id.clone(),
+                delivery_key: i.delivery_idempotency_key.clone(),
+                goal_event_name: i.goal_event_name.clone(),
                 attribution_window_ms: v.window_ms,
                 occurred_at: v.occurred_at,
                 recorded_at: now,
             };
-            (i.id, interaction::ActiveModel::from(model))
+            (i.id.clone(), interaction::ActiveModel::from(model))
         })
         .collect();
-    insert_new(db, rows).await
+    let txn = db.begin().await?;
+    let rows: Vec<interaction::ActiveModel> =
+        first_per_key(rows).into_iter().map(|(_, r)| r).collect();
+    let fresh = herald_storage::insert_fresh(&txn, rows).await?;
+    let fresh: Vec<&Valid> = interactions
+        .iter()
+        .filter(|v| fresh.contains(&(workspace.to_owned(), v.interaction.id.clone())))
+        .collect();
+    let exposures: Vec<&Valid> = fresh
+        .iter()
+        .copied()
+        .filter(|v| {
+            matches!(
+                v.kind,
+                InteractionKind::Sent | InteractionKind::AssignedControl
+            )
+        })
+        .collect();
+    lock_users(
+        &txn,
+        workspace,
+        &exposures
+            .iter()
+            .map(|v| v.interaction.user_id.as_str())
+            .collect(),
+    )
+    .await?;
+
+    // Firsts: per message and per user of each count, and per user of assignment. Within
+    // the batch, the earliest interaction of a key is the one that may be first.
+    let mut candidates = Vec::new();
+    for (at, v) in fresh.iter().enumerate() {
+        let i = &v.interaction;
+        let mut add = |metric: Metric, subject: String| {
+            let key = (i.campaign_id.clone(), metric as i16, subject);
+            let row = first::Model {
+                workspace_id: workspace.to_owned(),
+                campaign_id: key.0.clone(),
+                metric: key.1,
+                subject: key.2.clone(),
+                arm: i.variant_id.clone(),
+                at: v.occurred_at,
+            };
+            candidates.push((key, (at, first::ActiveModel::from(row))));
+        };
+        if let Some(metric) = metric_of(v.kind) {
+            add(metric, format!("m:{}", message_key(i)));
+            add(metric, format!("u:{}", i.user_id));
+        }
+        if matches!(
+            v.kind,
+            InteractionKind::Sent | InteractionKind::AssignedControl
+        ) {
+            add(Metric::Assigned, format!("u:{}", i.user_id));
+        }
+    }
+    let mut winners: HashMap<(String, i16, String), usize> = HashMap::new();
+    let mut rows = Vec::new();
+    for (key, (at, row)) in first_per_key(candidates) {
+        winners.insert(key, at);
+        rows.push(row);
+    }
+    let firsts = herald_storage::insert_fresh(&txn, rows).await?;
+    // Whether the `at`-th fresh interaction is the first of `metric` for `subject`.
+    let is_first = |at: usize, metric: Metric, subject: String| {
+        let campaign = fresh[at].interaction.campaign_id.clone();
+        let key = (campaign, metric as i16, subject);
+        winners.get(&key) == Some(&at)
+            && firsts.contains(&(workspace.to_owned(), key.0, key.1, key.2))
+    };
+
+    let mut deltas = Deltas::default();
+    let mut goal_first_at: HashMap<GoalKey, i64> = HashMap::new();
+    for v in &exposures {
+        let i = &v.interaction;
+        let key = (
+            i.campaign_id.clone(),
+            i.goal_event_name.clone(),
+            goal_window(v),
+        );
+        goal_first_at.entry(key).or_insert(v.occurred_at);
+    }
+    let versions = goal_versions(
+        &txn,
+        workspace,
+        goal_first_at.keys().cloned().collect(),
+        &goal_first_at,
+    )
+    .await?;
+
+    let mut new_exposures = Vec::new();
+    for (at, v) in fresh.iter().enumerate() {
+        let i = &v.interaction;
+        let arm = i.variant_id.as_str();
+        if let Some(metric) = metric_of(v.kind) {
+            let message = is_first(at, metric, format!("m:{}", message_key(i)));
+            let user = is_first(at, metric, format!("u:{}", i.user_id));
+            deltas.add(
+                cell(&i.campaign_id, arm, 0, metric),
+                v.occurred_at,
+                i64::from(message),
+                i64::from(user),
+            );
+            if v.kind == InteractionKind::Sent && !message {
+                // The same message reported under a second id is not a second exposure.
+                continue;
+            }
+        }
+        if !matches!(
+            v.kind,
+            InteractionKind::Sent | InteractionKind::AssignedControl
+        ) {
+            continue;
+        }
+        let assigned = i64::from(is_first(at, Metric::Assigned, format!("u:{}", i.user_id)));
+        deltas.add(
+            cell(&i.campaign_id, arm, 0, Metric::Assigned),
+            v.occurred_at,
+            assigned,
+            assigned,
+        );
+        let window = goal_window(v);
+        let version = versions[&(i.campaign_id.clone(), i.goal_event_name.clone(), window)];
+        deltas.add(
+            cell(&i.campaign_id, arm, version, Metric::Exposed),
+            v.occurred_at,
+            1,
+            0,
+        );
+        new_exposures.push((
+            (i.user_id.clone(), i.campaign_id.clone(), version),
+            exposure::Model {
+                workspace_id: workspace.to_owned(),
+                user_id: i.user_id.clone(),
+                campaign_id: i.campaign_id.clone(),
+                goal_version: version,
+                goal_event_name: i.goal_event_name.clone(),
+                window_ms: window,
+                arm: arm.to_owned(),
+                first_at: v.occurred_at,
+                converted_at: 0,
+            },
+        ));
+    }
+    let new_exposures: Vec<exposure::Model> = first_per_key(new_exposures)
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    let rows = new_exposures
+        .iter()
+        .cloned()
+        .map(exposure::ActiveModel::from)
+        .collect();
+    let inserted = herald_storage::insert_fresh(&txn, rows).await?;
+    // A user's first exposure under a goal version is the one recorded first.
+    let exposed: Vec<exposure::Model> = new_exposures
+        .into_iter()
+        .filter(|e| {
+            inserted.contains(&(
+                e.workspace_id.clone(),
+                e.user_id.clone(),
+                e.campaign_id.clone(),
+                e.goal_version,
+            ))
+        })
+        .collect();
+    for e in &exposed {
+        deltas.add(
+            cell(&e.campaign_id, &e.arm, e.goal_version, Metric::Exposed),
+            e.first_at,
+            0,
+            1,
+        );
+    }
+    // Goal events recorded before their exposure convert now.
+    let goals: Vec<&exposure::Model> = exposed
+        .iter()
+        .filter(|e| !e.goal_event_name.is_empty())
+        .collect();
+    let events = goal_events(&txn, workspace, &goals).await?;
+    convert(&txn, &mut deltas, &goals, |e| {
+        first_conversion(
+            e,
+            events.get(&(e.user_id.clone(), e.goal_event_name.clone())),
+        )
+    })
+    .await?;
+    deltas.write(&txn, workspace).await?;
+    txn.commit().await?;
+    Ok(Recorded {
+        recorded: fresh.len() as u32,
+        duplicates: (total - fresh.len()) as u32,
+        conversions: 0,
+    })
 }
 
-/// Records `events` of `workspace` (with their times in ms), each once per message_id.
+/// The attribution window of an exposure's goal; 0 without a goal.
+fn goal_window(v: &Valid) -> i64 {
+    if v.interaction.goal_event_name.is_empty() {
+        0
+    } else {
+        v.window_ms
+    }
+}
+
+/// The earliest of `times` (sorted) in `(first_at, first_at + window]`, if any.
+fn first_conversion(e: &exposure::Model, times: Option<&Vec<i64>>) -> Option<i64> {
+    let end = e.first_at.saturating_add(e.window_ms);
+    times?
+        .iter()
+        .copied()
+        .find(|t| *t > e.first_at && *t <= end)
+}
+
+/// The goal events (times, sorted) of the exposures' users and goals.
+async fn goal_events(
+    txn: &DatabaseTransaction,
+    workspace: &str,
+    exposures: &[&exposure::Model],
+) -> Result<HashMap<(String, String), Vec<i64>>, Error> {
+    let mut times: HashMap<(String, String), Vec<i64>> = HashMap::new();
+    if exposures.is_empty() {
+        return Ok(times);
+    }
+    let users: BTreeSet<&str> = exposures.iter().map(|e| e.user_id.as_str()).collect();
+    let names: BTreeSet<&str> = exposures
+        .iter()
+        .map(|e| e.goal_event_name.as_str())
+        .collect();
+    let users: Vec<&str> = users.into_iter().collect();
+    for chunk in users.chunks(CHUNK) {
+        let rows: Vec<(String, String, i64)> = event::Entity::find()
+            .select_only()
+            .column(event::Column::UserId)
+            .column(event::Column::Name)
+            .column(event::Column::OccurredAt)
+            .filter(event::Column::WorkspaceId.eq(workspace))
+            .filter(event::Column::UserId.is_in(chunk.iter().copied()))
+            .filter(event::Column::Name.is_in(names.iter().copied()))
+            .order_by_asc(event::Column::OccurredAt)
+            .into_tuple()
+            .all(txn)
+            .await?;
+        for (user, name, at) in rows {
+            times.entry((user, name)).or_default().push(at);
+        }
+    }
+    Ok(times)
+}
+
+/// Marks the exposures that `conversion` finds a time for as converted, unless already
+/// converted, and counts those it marked; returns how many.
+async fn convert(
+    txn: &DatabaseTransaction,
+    deltas: &mut Deltas,
+    exposures: &[&exposure::Model],
+    conversion: impl Fn(&exposure::Model) -> Option<i64>,
+) -> Result<u32, Error> {
+    let mut converted = 0;
+    for e in exposures {
+        let Some(at) = conversion(e) else { continue };
+        let marked = exposure::Entity::update_many()
+            .col_expr(exposure::Column::ConvertedAt, Expr::value(at))
+            .filter(exposure::Column::WorkspaceId.eq(e.workspace_id.as_str()))
+            .filter(exposure::Column::UserId.eq(e.user_id.as_str()))
+            .filter(exposure::Column::CampaignId.eq(e.campaign_id.as_str()))
+            .filter(exposure::Column::GoalVersion.eq(e.goal_version))
+            .filter(exposure::Column::ConvertedAt.eq(0))
+            .exec(txn)
+            .await?;
+        if marked.rows_affected == 1 {
+            converted += 1;
+            deltas.add(
+                cell(&e.campaign_id, &e.arm, e.goal_version, Metric::Conversions),
+                at,
+                1,
+                1,
+            );
+        }
+    }
+    Ok(converted)
+}
+
+/// Records `events` of `workspace` (with their times in ms), each once per message_id,
+/// and attributes the conversions the new ones make.
 pub async fn record_events(
     db: &DatabaseConnection,
     now: i64,
@@ -163,236 +553,182 @@ pub async fn record_events(
             (e.message_id.clone(), event::ActiveModel::from(model))
         })
         .collect();
-    insert_new(db, rows).await
-}
-
-/// A campaign's counts over `[start, end)`: per variant (ordered by id), control when it
-/// has any, and all variants combined.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct CampaignCounts {
-    pub variants: BTreeMap<String, Counts>,
-    pub control: Option<Counts>,
-    pub total: Counts,
-}
-
-fn add_kind(counts: &mut Counts, kind: i16, messages: u64, users: u64) {
-    match InteractionKind::try_from(i32::from(kind)) {
-        Ok(InteractionKind::Sent) => {
-            counts.sent += messages;
-            counts.assigned += users;
-        }
-        Ok(InteractionKind::Delivered) => counts.delivered += messages,
-        Ok(InteractionKind::Impression) => counts.impressions += messages,
-        Ok(InteractionKind::Click) => counts.clicks += messages,
-        Ok(InteractionKind::Dismissal) => counts.dismissals += messages,
-        Ok(InteractionKind::AssignedControl) => counts.assigned += users,
-        _ => {}
+    let txn = db.begin().await?;
+    let rows: Vec<event::ActiveModel> = first_per_key(rows).into_iter().map(|(_, r)| r).collect();
+    let fresh = herald_storage::insert_fresh(&txn, rows).await?;
+    let fresh: Vec<(&Event, i64)> = events
+        .iter()
+        .zip(times.iter().copied())
+        .filter(|(e, _)| fresh.contains(&(workspace.to_owned(), e.message_id.clone())))
+        .collect();
+    let users: BTreeSet<&str> = fresh.iter().map(|(e, _)| e.user_id.as_str()).collect();
+    lock_users(&txn, workspace, &users).await?;
+    let names: BTreeSet<&str> = fresh.iter().map(|(e, _)| e.name.as_str()).collect();
+    let mut open = Vec::new();
+    for chunk in users.iter().copied().collect::<Vec<_>>().chunks(CHUNK) {
+        open.extend(
+            exposure::Entity::find()
+                .filter(exposure::Column::WorkspaceId.eq(workspace))
+                .filter(exposure::Column::UserId.is_in(chunk.iter().copied()))
+                .filter(exposure::Column::ConvertedAt.eq(0))
+                .filter(exposure::Column::GoalEventName.is_in(names.iter().copied()))
+                .order_by_asc(exposure::Column::UserId)
+                .order_by_asc(exposure::Column::CampaignId)
+                .order_by_asc(exposure::Column::GoalVersion)
+                .all(&txn)
+                .await?,
+        );
     }
+    let mut times: HashMap<(String, String), Vec<i64>> = HashMap::new();
+    for (e, at) in &fresh {
+        times
+            .entry((e.user_id.clone(), e.name.clone()))
+            .or_default()
+            .push(*at);
+    }
+    for t in times.values_mut() {
+        t.sort_unstable();
+    }
+    let mut deltas = Deltas::default();
+    let open: Vec<&exposure::Model> = open.iter().collect();
+    let conversions = convert(&txn, &mut deltas, &open, |e| {
+        first_conversion(
+            e,
+            times.get(&(e.user_id.clone(), e.goal_event_name.clone())),
+        )
+    })
+    .await?;
+    deltas.write(&txn, workspace).await?;
+    txn.commit().await?;
+    Ok(Recorded {
+        recorded: fresh.len() as u32,
+        duplicates: (events.len() - fresh.len()) as u32,
+        conversions,
+    })
 }
 
-const CONTROL: i16 = InteractionKind::AssignedControl as i16;
-const SENT: i16 = InteractionKind::Sent as i16;
-const IMPRESSION: i16 = InteractionKind::Impression as i16;
+/// One aggregate read back: arm, goal version, metric, total, users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aggregate {
+    pub arm: String,
+    pub goal_version: i32,
+    pub metric: Metric,
+    pub total: u64,
+    pub users: u64,
+}
 
-/// Counts of `campaign` in `workspace` over `[start, end)` (ms).
-pub async fn campaign_counts(
+fn summed(column: &str) -> Expr {
+    Expr::cust(format!(r#"CAST(SUM("{column}") AS BIGINT)"#))
+}
+
+/// The aggregates of `campaign`: its lifetime rows, or the sums of its hourly rows over
+/// `[start_hour, end_hour)`.
+pub async fn aggregates(
     db: &DatabaseConnection,
     workspace: &str,
     campaign: &str,
-    start: i64,
-    end: i64,
-) -> Result<CampaignCounts, Error> {
-    let in_range = || {
-        interaction::Entity::find()
-            .select_only()
-            .filter(interaction::Column::WorkspaceId.eq(workspace))
-            .filter(interaction::Column::CampaignId.eq(campaign))
-            .filter(interaction::Column::OccurredAt.gte(start))
-            .filter(interaction::Column::OccurredAt.lt(end))
+    hours: Option<(i64, i64)>,
+) -> Result<Vec<Aggregate>, Error> {
+    let mut query = count::Entity::find()
+        .select_only()
+        .column(count::Column::Arm)
+        .column(count::Column::GoalVersion)
+        .column(count::Column::Metric)
+        .expr_as(summed("total"), "total")
+        .expr_as(summed("users"), "users")
+        .filter(count::Column::WorkspaceId.eq(workspace))
+        .filter(count::Column::CampaignId.eq(campaign));
+    query = match hours {
+        None => query.filter(count::Column::Bucket.eq(LIFETIME)),
+        Some((start, end)) => query
+            .filter(count::Column::Bucket.gte(start.max(0)))
+            .filter(count::Column::Bucket.lt(end)),
     };
-    let distinct_messages = Expr::cust(r#"COUNT(DISTINCT "message_key")"#);
-    let distinct_users = Expr::cust(r#"COUNT(DISTINCT "user_id")"#);
-    let per_variant: Vec<(String, i16, i64, i64)> = in_range()
-        .column(interaction::Column::VariantId)
-        .column(interaction::Column::Kind)
-        .expr_as(distinct_messages.clone(), "messages")
-        .expr_as(distinct_users.clone(), "users")
-        .group_by(interaction::Column::VariantId)
-        .group_by(interaction::Column::Kind)
+    let rows: Vec<(String, i32, i16, i64, i64)> = query
+        .group_by(count::Column::Arm)
+        .group_by(count::Column::GoalVersion)
+        .group_by(count::Column::Metric)
         .into_tuple()
         .all(db)
         .await?;
-    // Distinct across variants, so a user or message seen in two variants counts once.
-    let combined: Vec<(i16, i64, i64)> = in_range()
-        .column(interaction::Column::Kind)
-        .expr_as(distinct_messages, "messages")
-        .expr_as(distinct_users, "users")
-        .filter(interaction::Column::Kind.ne(CONTROL))
-        .group_by(interaction::Column::Kind)
-        .into_tuple()
+    Ok(rows
+        .into_iter()
+        .filter_map(|(arm, goal_version, metric, total, users)| {
+            Some(Aggregate {
+                arm,
+                goal_version,
+                metric: Metric::try_from(i32::from(metric)).ok()?,
+                total: total.max(0) as u64,
+                users: users.max(0) as u64,
+            })
+        })
+        .collect())
+}
+
+/// The goal versions of `campaign`, oldest first.
+pub async fn goals(
+    db: &DatabaseConnection,
+    workspace: &str,
+    campaign: &str,
+) -> Result<Vec<goal::Model>, Error> {
+    Ok(goal::Entity::find()
+        .filter(goal::Column::WorkspaceId.eq(workspace))
+        .filter(goal::Column::CampaignId.eq(campaign))
+        .order_by_asc(goal::Column::Version)
         .all(db)
-        .await?;
-
-    let mut result = CampaignCounts::default();
-    for (variant, kind, messages, users) in per_variant {
-        let counts = if kind == CONTROL {
-            result.control.get_or_insert_with(Counts::default)
-        } else {
-            result.variants.entry(variant).or_default()
-        };
-        add_kind(counts, kind, messages as u64, users as u64);
-    }
-    for (kind, messages, users) in combined {
-        add_kind(&mut result.total, kind, messages as u64, users as u64);
-    }
-
-    let conversions = conversions(db, workspace, campaign, start, end).await?;
-    for (exposure, count) in conversions {
-        match exposure {
-            Group::Control => {
-                result
-                    .control
-                    .get_or_insert_with(Counts::default)
-                    .conversions += count
-            }
-            Group::Variant(v) => {
-                result.total.conversions += count;
-                // Variants are listed only when they have interactions in the range.
-                if let Some(counts) = result.variants.get_mut(&v) {
-                    counts.conversions += count;
-                }
-            }
-        }
-    }
-    Ok(result)
+        .await?)
 }
 
-/// The goal stored under `key`, if `key` is set.
-fn lookup<'a>(map: &HashMap<&str, (&'a str, i64)>, key: &str) -> Option<(&'a str, i64)> {
-    if key.is_empty() {
-        None
-    } else {
-        map.get(key).copied()
-    }
-}
-
-/// A variant or the control group.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Group {
+/// Which arms a series sums.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arms {
+    /// One variant.
     Variant(String),
     Control,
+    /// Every variant, not control.
+    Variants,
 }
 
-/// One exposure that may convert: a message's first impression, or a user's first
-/// assignment to control.
-struct Exposure {
-    group: Group,
-    user_id: String,
-    at: i64,
-    goal: String,
-    window_ms: i64,
-}
-
-/// Conversions of `campaign` whose goal event falls in `[start, end)`, per group:
-/// exposures before `end` followed by the goal event of the same user within the
-/// attribution window, each counted once, at the goal event's time.
-async fn conversions(
+/// The hourly rows of one metric of `campaign` over `[start_hour, end_hour)`: hour start,
+/// total, users, summed over `arms`.
+pub async fn hourly(
     db: &DatabaseConnection,
     workspace: &str,
     campaign: &str,
-    start: i64,
-    end: i64,
-) -> Result<HashMap<Group, u64>, Error> {
-    let rows = interaction::Entity::find()
-        .filter(interaction::Column::WorkspaceId.eq(workspace))
-        .filter(interaction::Column::CampaignId.eq(campaign))
-        .filter(interaction::Column::Kind.is_in([SENT, IMPRESSION, CONTROL]))
-        .filter(interaction::Column::OccurredAt.lt(end))
-        .order_by_asc(interaction::Column::OccurredAt)
+    metric: Metric,
+    goal_version: i32,
+    arms: &Arms,
+    (start, end): (i64, i64),
+) -> Result<Vec<(i64, u64, u64)>, Error> {
+    let mut query = count::Entity::find()
+        .select_only()
+        .column(count::Column::Bucket)
+        .expr_as(summed("total"), "total")
+        .expr_as(summed("users"), "users")
+        .filter(count::Column::WorkspaceId.eq(workspace))
+        .filter(count::Column::CampaignId.eq(campaign))
+        .filter(count::Column::Metric.eq(metric as i16))
+        .filter(count::Column::GoalVersion.eq(goal_version))
+        .filter(count::Column::Bucket.gte(start.max(0)))
+        .filter(count::Column::Bucket.lt(end));
+    query = match arms {
+        Arms::Variant(v) => query.filter(count::Column::Arm.eq(v.as_str())),
+        Arms::Control => query.filter(count::Column::Arm.eq(CONTROL)),
+        Arms::Variants => query.filter(count::Column::Arm.ne(CONTROL)),
+    };
+    let rows: Vec<(i64, i64, i64)> = query
+        .group_by(count::Column::Bucket)
+        .order_by_asc(count::Column::Bucket)
+        .into_tuple()
         .all(db)
         .await?;
-    // The goal travels on SENT and ASSIGNED_CONTROL; an impression finds its message's
-    // goal through the message id or the delivery key, else the campaign's latest goal.
-    let mut goal_by_message: HashMap<&str, (&str, i64)> = HashMap::new();
-    let mut goal_by_delivery: HashMap<&str, (&str, i64)> = HashMap::new();
-    let mut campaign_goal: Option<(&str, i64)> = None;
-    for row in rows.iter().filter(|r| !r.goal_event_name.is_empty()) {
-        let goal = (row.goal_event_name.as_str(), row.attribution_window_ms);
-        if !row.message_id.is_empty() {
-            goal_by_message.insert(row.message_id.as_str(), goal);
-        }
-        if !row.delivery_key.is_empty() {
-            goal_by_delivery.insert(row.delivery_key.as_str(), goal);
-        }
-        campaign_goal = Some(goal);
-    }
-    let mut seen = HashSet::new();
-    let mut exposures = Vec::new();
-    for row in &rows {
-        let group = match row.kind {
-            IMPRESSION => Group::Variant(row.variant_id.clone()),
-            CONTROL => Group::Control,
-            _ => continue,
-        };
-        // Rows come in time order: the first per message (or control user) is the exposure.
-        let identity = match &group {
-            Group::Variant(_) => row.message_key.as_str(),
-            Group::Control => row.user_id.as_str(),
-        };
-        if !seen.insert((row.kind, identity)) {
-            continue;
-        }
-        let own = (!row.goal_event_name.is_empty())
-            .then_some((row.goal_event_name.as_str(), row.attribution_window_ms));
-        let by_message = lookup(&goal_by_message, &row.message_id);
-        let by_delivery = lookup(&goal_by_delivery, &row.delivery_key);
-        if let Some((goal, window_ms)) = own.or(by_message).or(by_delivery).or(campaign_goal) {
-            exposures.push(Exposure {
-                group,
-                user_id: row.user_id.clone(),
-                at: row.occurred_at,
-                goal: goal.to_owned(),
-                window_ms,
-            });
-        }
-    }
-    if exposures.is_empty() {
-        return Ok(HashMap::new());
-    }
+    Ok(rows
+        .into_iter()
+        .map(|(bucket, total, users)| (bucket, total.max(0) as u64, users.max(0) as u64))
+        .collect())
+}
 
-    let users: BTreeSet<&str> = exposures.iter().map(|e| e.user_id.as_str()).collect();
-    let goals: BTreeSet<&str> = exposures.iter().map(|e| e.goal.as_str()).collect();
-    let users: Vec<&str> = users.into_iter().collect();
-    let mut goal_times: HashMap<(String, String), Vec<i64>> = HashMap::new();
-    for chunk in users.chunks(CHUNK) {
-        let rows: Vec<(String, String, i64)> = event::Entity::find()
-            .select_only()
-            .column(event::Column::UserId)
-            .column(event::Column::Name)
-            .column(event::Column::OccurredAt)
-            .filter(event::Column::WorkspaceId.eq(workspace))
-            .filter(event::Column::UserId.is_in(chunk.iter().copied()))
-            .filter(event::Column::Name.is_in(goals.iter().copied()))
-            .filter(event::Column::OccurredAt.lt(end))
-            .order_by_asc(event::Column::OccurredAt)
-            .into_tuple()
-            .all(db)
-            .await?;
-        for (user, name, at) in rows {
-            goal_times.entry((user, name)).or_default().push(at);
-        }
-    }
-    let mut result: HashMap<Group, u64> = HashMap::new();
-    for exposure in exposures {
-        let times = goal_times
-            .get(&(exposure.user_id, exposure.goal))
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        if let Some(at) = stats::conversion_time(exposure.at, exposure.window_ms, times)
-            && (start..end).contains(&at)
-        {
-            *result.entry(exposure.group).or_default() += 1;
-        }
-    }
-    Ok(result)
+/// The hour `aggregates::hour_of` puts `ms` in.
+pub fn hour_of(ms: i64) -> i64 {
+    aggregates::hour_of(ms)
 }

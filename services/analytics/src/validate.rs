@@ -3,7 +3,9 @@
 
 use herald_core::time::{checked_ms_of_proto as millis, duration_ms};
 use herald_core::{FieldViolation, Len, Violations, limits};
-use herald_proto::analytics::v1::{GetCampaignStatsRequest, Interaction, InteractionKind};
+use herald_proto::analytics::v1::{
+    BucketSize, GetCampaignStatsRequest, GetTimeSeriesRequest, Interaction, InteractionKind, Metric,
+};
 use herald_proto::common::v1::Event;
 use prost_types::{Duration, Timestamp};
 /// The attribution window when the campaign names none.
@@ -189,6 +191,92 @@ pub fn stats_range(
     out.finish().map(|()| (start, end))
 }
 
+/// A valid GetTimeSeries request.
+#[derive(Debug)]
+pub struct Series {
+    pub metric: Metric,
+    pub size: BucketSize,
+    pub start: i64,
+    pub end: i64,
+    pub zone: jiff::tz::TimeZone,
+}
+
+/// Validates a GetTimeSeries request (the buckets are checked when they are laid out).
+pub fn series(request: &GetTimeSeriesRequest, now: i64) -> Result<Series, Vec<FieldViolation>> {
+    let mut out = Violations::new();
+    out.text(
+        "campaign_id",
+        &request.campaign_id,
+        Len::required(limits::CAMPAIGN_ID),
+    );
+    let metric = match Metric::try_from(request.metric) {
+        Ok(Metric::Unspecified) | Err(_) => {
+            out.push("metric", "must be a known metric");
+            Metric::Unspecified
+        }
+        Ok(metric) => metric,
+    };
+    let size = match BucketSize::try_from(request.bucket_size) {
+        Ok(BucketSize::Unspecified) => BucketSize::Day,
+        Ok(BucketSize::Minute) => {
+            out.push(
+                "bucket_size",
+                "minutes are not kept: aggregates are hourly (use HOUR, DAY or WEEK)",
+            );
+            BucketSize::Day
+        }
+        Ok(size) => size,
+        Err(_) => {
+            out.push("bucket_size", "must be a known bucket size");
+            BucketSize::Day
+        }
+    };
+    let start = match request.start_time.as_ref().map(millis) {
+        None => {
+            out.push("start_time", "is required");
+            0
+        }
+        Some(None) => {
+            out.push("start_time", "must be a valid time after 1970-01-01");
+            0
+        }
+        Some(Some(ms)) => ms,
+    };
+    let end = match request.end_time.as_ref().map(millis) {
+        None => now,
+        Some(None) => {
+            out.push("end_time", "must be a valid time after 1970-01-01");
+            now
+        }
+        Some(Some(ms)) => ms,
+    };
+    if request.start_time.is_some() && end <= start {
+        out.push("end_time", "must be after start_time");
+    }
+    if request.control && !request.variant_id.is_empty() {
+        out.push("variant_id", "must be empty when control is set");
+    }
+    out.text("variant_id", &request.variant_id, Len::optional(128));
+    let zone = if request.time_zone.is_empty() {
+        jiff::tz::TimeZone::UTC
+    } else {
+        match jiff::tz::TimeZone::get(&request.time_zone) {
+            Ok(zone) => zone,
+            Err(_) => {
+                out.push("time_zone", "must be an IANA time zone, e.g. Europe/Paris");
+                jiff::tz::TimeZone::UTC
+            }
+        }
+    };
+    out.finish().map(|()| Series {
+        metric,
+        size,
+        start,
+        end,
+        zone,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,6 +359,7 @@ mod tests {
             campaign_id: "c".into(),
             start_time: at(10),
             end_time: at(5),
+            ..Default::default()
         };
         let fields: Vec<String> = stats_range(&request, 0)
             .unwrap_err()
@@ -282,6 +371,7 @@ mod tests {
             campaign_id: "c".into(),
             start_time: at(5),
             end_time: at(10),
+            ..Default::default()
         };
         assert_eq!(stats_range(&request, 0).unwrap(), (5_000, 10_000));
     }
