@@ -18,6 +18,8 @@ use herald_proto::analytics::v1::{
 use herald_proto::common::v1::{Event, InAppContent, InAppFormat, MessageContent, message_content};
 use herald_proto::ingest::v1::TrackBatchRequest;
 use herald_proto::ingest::v1::ingest_service_client::IngestServiceClient;
+use herald_proto::segmentation::v1::segmentation_service_client::SegmentationServiceClient;
+use herald_proto::segmentation::v1::{CreateSegmentRequest, ListSegmentMembersRequest, Segment};
 use herald_proto::trigger::v1::trigger_service_client::TriggerServiceClient;
 use herald_proto::trigger::v1::{
     Campaign, CampaignStatus, ConversionGoal, CreateCampaignRequest, EventTrigger, Trigger,
@@ -211,6 +213,24 @@ async fn an_experiment_reports_what_was_sent_held_out_and_converted() {
         .expect("campaign")
         .id;
 
+    // Users who converted on the campaign's goal, as segmentation hears of it.
+    let mut segmentation =
+        SegmentationServiceClient::new(world.suite.channel(ServiceKind::Segmentation).await);
+    let converted_segment = segmentation
+        .create_segment(world.admin(CreateSegmentRequest {
+            segment: Some(Segment {
+                name: "Converted on the offer".into(),
+                rule_text: format!("converted({campaign:?})"),
+                ..Default::default()
+            }),
+        }))
+        .await
+        .expect("create segment")
+        .into_inner()
+        .segment
+        .expect("segment")
+        .id;
+
     // What the assignment rule says each user gets, independently of the services.
     let arms: Vec<&str> = (0..USERS)
         .map(
@@ -343,6 +363,16 @@ async fn an_experiment_reports_what_was_sent_held_out_and_converted() {
         );
     }
     assert_eq!(control.conversions, expected[""].1);
+    let srm = stats.sample_ratio.as_ref().expect("a sample-ratio check");
+    assert!(
+        srm.insufficient_data.is_empty() && !srm.mismatch,
+        "the exposures follow the 40/40/20 allocation: {srm:?}"
+    );
+    let experiment = goal.experiment.as_ref().expect("the allocation");
+    assert_eq!(
+        (experiment.control_weight, experiment.sequential_tuning),
+        (20, 5000)
+    );
     let total = stats.total.as_ref().unwrap();
     assert_eq!(
         total.conversions + control.conversions,
@@ -371,5 +401,37 @@ async fn an_experiment_reports_what_was_sent_held_out_and_converted() {
         stats,
         "nothing moved on reading"
     );
+
+    // Every conversion reached segmentation as the `converted` engagement.
+    let members = eventually(WAIT, "the converted users in the segment", || {
+        let mut segmentation = segmentation.clone();
+        let page = |token: String| {
+            world.admin(ListSegmentMembersRequest {
+                segment_id: converted_segment.clone(),
+                page_size: 1_000,
+                page_token: token,
+            })
+        };
+        async move {
+            let mut members = Vec::new();
+            let mut token = String::new();
+            loop {
+                let response = segmentation
+                    .list_segment_members(page(token))
+                    .await
+                    .ok()?
+                    .into_inner();
+                members.extend(response.members.into_iter().map(|m| m.user_id));
+                if response.next_page_token.is_empty() {
+                    break;
+                }
+                token = response.next_page_token;
+            }
+            (members.len() as u64 == converting).then_some(members)
+        }
+    })
+    .await;
+    let buyers: Vec<String> = (0..USERS).filter(|i| buys_inside(*i)).map(user).collect();
+    assert_eq!(members, buyers);
     world.suite.shutdown().await;
 }

@@ -96,6 +96,7 @@ impl Fleet {
         let workspace = WorkspaceConfig {
             id: WORKSPACE.into(),
             user_token_secret: Secret::new(random_token()),
+            time_zone: None,
         };
         let internal_key = random_token();
 

@@ -909,7 +909,11 @@ fn gates(
             }
         }
     };
-    let Some(variant_index) = variant_index else {
+    // Control passes the gates a send passes, on the first variant's channels, and is held
+    // out at the moment a message would have gone: the point of the decision where a
+    // variant is exposed, so the two arms are counted alike.
+    let control = variant_index.is_none();
+    let Some(variant) = c.variants.get(variant_index.unwrap_or(0)) else {
         d.verdict(Code::ControlAssigned, true, Why::Control { kept });
         if !entered_already {
             ledger.enter(&c.id, now_ms, campaign.entries_to_keep());
@@ -917,33 +921,37 @@ fn gates(
         d.outcome = Outcome::Control;
         return;
     };
-    let variant = &c.variants[variant_index];
-    let variant_id = &campaign.words.variant_ids[variant_index];
-    d.variant_id = Some(variant_id.clone());
-    d.verdict(
-        Code::VariantAssigned,
-        true,
-        Why::Variant {
-            id: variant_id.clone(),
-            kept,
-        },
-    );
-
-    // Locale: one language per message.
-    let picked = locale::pick(variant, attention.user_locale.as_deref());
-    if let Some(locale) = picked.locale {
-        d.locale = locale.to_owned();
-    }
-    d.verdict(
-        Code::Locale,
-        true,
-        Why::Locale {
-            matched: picked.reason,
-            locale: picked.locale.map(Arc::from),
-            user: attention.user_locale.clone(),
-            from_default: picked.from_default.as_slice().into(),
-        },
-    );
+    let picked = if let Some(variant_index) = variant_index {
+        let variant_id = &campaign.words.variant_ids[variant_index];
+        d.variant_id = Some(variant_id.clone());
+        d.verdict(
+            Code::VariantAssigned,
+            true,
+            Why::Variant {
+                id: variant_id.clone(),
+                kept,
+            },
+        );
+        // Locale: one language per message.
+        let picked = locale::pick(variant, attention.user_locale.as_deref());
+        if let Some(locale) = picked.locale {
+            d.locale = locale.to_owned();
+        }
+        d.verdict(
+            Code::Locale,
+            true,
+            Why::Locale {
+                matched: picked.reason,
+                locale: picked.locale.map(Arc::from),
+                user: attention.user_locale.clone(),
+                from_default: picked.from_default.as_slice().into(),
+            },
+        );
+        picked
+    } else {
+        d.verdict(Code::ControlAssigned, true, Why::Control { kept });
+        locale::pick(variant, None)
+    };
 
     // Built when a content is rendered, at most once.
     let mut globals: Option<Globals> = None;
@@ -1055,6 +1063,12 @@ fn gates(
                 (false, n) => ChannelWhy::WithinCaps(n),
             }),
         );
+        if control {
+            // Held out here: nothing rendered, nothing reserved.
+            d.verdict(Code::ControlAssigned, true, on(ChannelWhy::HeldOut));
+            sent_any = true;
+            continue;
+        }
         let globals = globals.get_or_insert_with(|| {
             Globals::new(render::GlobalsInput {
                 user_id: subject.user_id,
@@ -1119,7 +1133,9 @@ fn gates(
         );
         release.channels = held.iter().map(|c| *c as i32).collect();
         release.entered = sent_any || entered_already;
-        release.variant_id = variant.id.clone();
+        if !control {
+            release.variant_id = variant.id.clone();
+        }
         d.timers.push(TimerOp::Schedule {
             key: timer::release_key(&workspace.id, subject.user_id, &c.id, cause.id),
             due_ms,
@@ -1127,7 +1143,9 @@ fn gates(
         });
         d.due_ms = Some(due_ms);
     }
-    d.outcome = if sent_any {
+    d.outcome = if sent_any && control {
+        Outcome::Control
+    } else if sent_any {
         Outcome::Sent
     } else if held_until.is_some() {
         Outcome::Delayed
@@ -1315,9 +1333,10 @@ pub fn idempotency_key(campaign_id: &str, cause_id: &str, channel: Channel) -> S
     cause_key(campaign_id, cause_id, render::channel_name(channel))
 }
 
-/// `campaign:cause:control`, one per decision: the id of a control record.
-pub fn control_record_id(campaign_id: &str, cause_id: &str) -> String {
-    cause_key(campaign_id, cause_id, "control")
+/// `campaign:cause:exposure`, one per decision: the id of the exposure record a decision
+/// to send (a variant) or to hold out (control) leaves for analytics.
+pub fn exposure_record_id(campaign_id: &str, cause_id: &str) -> String {
+    cause_key(campaign_id, cause_id, "exposure")
 }
 
 /// The address trait of `channel`: `email`, `phone` or `push_token`.

@@ -18,6 +18,8 @@ use prost_types::Duration;
 
 use crate::render;
 
+/// The largest sequential tuning N* a campaign may ask for.
+const MAX_SEQUENTIAL_TUNING: u32 = 1_000_000_000;
 /// Most variants of a campaign.
 pub const MAX_VARIANTS: usize = 10;
 /// Most contents of a variant.
@@ -389,6 +391,12 @@ pub fn completeness(campaign: &Campaign) -> Vec<FieldViolation> {
         out.push(
             "campaign.variants[0].weight",
             "the variants' weights plus control_weight must be greater than 0",
+        );
+    }
+    if campaign.sequential_tuning > MAX_SEQUENTIAL_TUNING {
+        out.push(
+            "campaign.sequential_tuning",
+            format!("must be at most {MAX_SEQUENTIAL_TUNING} (0 means 5000)"),
         );
     }
     if let Some(Trigger {

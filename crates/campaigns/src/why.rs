@@ -83,6 +83,8 @@ pub enum ChannelWhy {
     NoCapRules,
     WithinCaps(usize),
     Rendered,
+    /// Control: the message would have gone out here.
+    HeldOut,
     /// `field: error` of a template that failed or aborted.
     NotRendered(String),
 }
@@ -125,7 +127,7 @@ impl fmt::Display for Why {
             Why::Variant { id, kept } => write!(f, "variant {id:?} ({})", how(*kept)),
             Why::Control { kept } => write!(
                 f,
-                "control holdout ({}): nothing is sent, the user is recorded as control",
+                "control holdout ({}): nothing is sent; the user is recorded as control where a message would have gone",
                 how(*kept)
             ),
             Why::Locale {
@@ -174,6 +176,7 @@ impl fmt::Display for Why {
                     ChannelWhy::NoCapRules => f.write_str("the workspace has no cap rules"),
                     ChannelWhy::WithinCaps(n) => write!(f, "within all {n} cap rule(s)"),
                     ChannelWhy::Rendered => f.write_str("rendered"),
+                    ChannelWhy::HeldOut => f.write_str("held out in control: would have been sent"),
                     ChannelWhy::NotRendered(error) => f.write_str(error),
                 }
             }

@@ -58,6 +58,7 @@ impl DevCredentials {
         WorkspaceConfig {
             id: self.workspace.clone(),
             user_token_secret: Secret::new(self.user_token_secret.clone()),
+            time_zone: None,
         }
     }
 
@@ -204,6 +205,7 @@ grpcurl -plaintext -H "authorization: Bearer $HERALD_TOKEN" -d '{"message_id": "
 
 # 5. the campaign's numbers (CMP_ID from step 1)
 grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"campaign_id": "CMP_ID"}' 127.0.0.1:50055 herald.analytics.v1.AnalyticsService/GetCampaignStats
+cargo run --release --bin herald -- stats CMP_ID
 
 # 6. a segment alice is in (SEG_ID from CreateSegment), until she connects an integration
 grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"segment": {"name": "Needs an integration", "rule_text": "plan == \"pro\" and days_since(signed_up_at) >= 5 and not performed(\"integration_connected\")"}}' 127.0.0.1:50052 herald.segmentation.v1.SegmentationService/CreateSegment

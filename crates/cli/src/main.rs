@@ -6,11 +6,13 @@
 //! - `herald token --user <id>` mints an end-user token for the dev workspace.
 //! - `herald keygen --workspace <id> --scopes ingest,admin` makes a server API key.
 //! - `herald outbox list|replay --service <service>` shows and resends parked outbox items.
+//! - `herald stats <campaign>` prints a campaign's analytics (or one metric's series) as CSV.
 
 #![forbid(unsafe_code)]
 
 mod dev;
 mod outbox;
+mod stats;
 
 use std::process::ExitCode;
 
@@ -24,7 +26,10 @@ const USAGE: &str = "usage:
   herald keygen --workspace ID --scopes ingest,admin,internal
                                               print a new server API key and its config entry
   herald outbox list|replay --service SERVICE [--config FILE] [--all | --id ID ...]
-                                              show or resend outbox items parked after failing";
+                                              show or resend outbox items parked after failing
+  herald stats CAMPAIGN_ID [--url URL] [--start TIME] [--end TIME] [--goal-version N]
+               [--series METRIC [--bucket hour|day|week] [--zone ZONE] [--variant ID | --control]
+               [--unique-users]]   a campaign's analytics as CSV ($HERALD_KEY, admin scope)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,6 +38,7 @@ fn main() -> ExitCode {
         Some("token") => dev::token(&args[1..]),
         Some("keygen") => herald_runtime::keygen(&args[1..]),
         Some("outbox") => outbox::run(&args[1..]),
+        Some("stats") => stats::run(&args[1..]),
         Some("serve") => match args.get(1).and_then(|s| ServiceKind::parse(s)) {
             Some(kind) => serve(kind, &args[2..]),
             None => {

@@ -41,7 +41,8 @@
 //!   `not performed("integration_connected")` (never);
 //! - other segments: `in_segment("seg_power_users")`;
 //! - Herald's own messages: `received("cmp_…")`, `displayed(…)`, `clicked(…)`,
-//!   `dismissed("cmp_tour", within: 7d, at_least: 2)`;
+//!   `dismissed("cmp_tour", within: 7d, at_least: 2)`, and conversions on a campaign's
+//!   goal as analytics attributes them: `converted("cmp_…", within: 30d)`;
 //! - `not` binds tighter than `and`, which binds tighter than `or`; parentheses group;
 //!   `all(a, b)` and `any(a, b)` are `a and b` and `a or b` written as calls.
 //!

@@ -99,11 +99,12 @@ pub(crate) fn time_function_name(unit: i32, direction: i32) -> Option<String> {
     Some(format!("{unit}_{direction}"))
 }
 
-const ENGAGEMENTS: [(&str, EngagementKind); 4] = [
+const ENGAGEMENTS: [(&str, EngagementKind); 5] = [
     ("received", EngagementKind::Received),
     ("displayed", EngagementKind::Displayed),
     ("clicked", EngagementKind::Clicked),
     ("dismissed", EngagementKind::Dismissed),
+    ("converted", EngagementKind::Converted),
 ];
 
 /// The engagement kind of a function such as `clicked`.
@@ -140,7 +141,7 @@ pub(crate) const DURATION_UNITS: [(&str, i64); 5] = [
 ];
 
 /// Every function name, for suggestions.
-pub(crate) const FUNCTIONS: [&str; 18] = [
+pub(crate) const FUNCTIONS: [&str; 19] = [
     "exists",
     "not_exists",
     "performed",
@@ -149,6 +150,7 @@ pub(crate) const FUNCTIONS: [&str; 18] = [
     "displayed",
     "clicked",
     "dismissed",
+    "converted",
     "all",
     "any",
     "minutes_since",

@@ -609,7 +609,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// `received(…)`, `displayed(…)`, `clicked(…)` or `dismissed(…)`.
+    /// `received(…)`, `displayed(…)`, `clicked(…)`, `dismissed(…)` or `converted(…)`.
     fn engagement(&mut self, name: &str, name_span: Span, kind: EngagementKind) -> PResult<Parsed> {
         self.bump();
         self.bump();

@@ -81,6 +81,10 @@ pub struct WorkspaceConfig {
     pub id: String,
     /// HMAC secret for end-user tokens, at least 32 characters.
     pub user_token_secret: Secret,
+    /// The workspace's IANA time zone, e.g. `Europe/Paris`: analytics' day and week
+    /// buckets follow it unless a request names another. Unset means UTC.
+    #[serde(default)]
+    pub time_zone: Option<String>,
 }
 
 /// Makes a new random API key; returns the key (shown once) and its config entry.
@@ -515,6 +519,7 @@ mod tests {
         WorkspaceConfig {
             id: id.into(),
             user_token_secret: Secret::new(secret.to_string().repeat(32)),
+            time_zone: None,
         }
     }
 

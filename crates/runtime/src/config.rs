@@ -316,6 +316,14 @@ impl Config {
                     "must be at least 32 characters",
                 );
             }
+            if let Some(zone) = &ws.time_zone
+                && jiff::tz::TimeZone::get(zone).is_err()
+            {
+                return bad(
+                    &format!("workspaces[{i}].time_zone"),
+                    "must be an IANA time zone, e.g. Europe/Paris",
+                );
+            }
         }
         Ok(())
     }
@@ -598,6 +606,36 @@ mod tests {
         .unwrap_err();
         assert!(error.to_string().contains("push_provider_key"), "{error}");
         assert!(!error.to_string().contains("pk_secret_value"), "{error}");
+    }
+
+    #[test]
+    fn a_workspace_time_zone_must_be_an_iana_zone() {
+        let secret = "s".repeat(32);
+        let workspaces = |zone: &str| {
+            format!(r#"[{{id = "acme", user_token_secret = "{secret}", time_zone = "{zone}"}}]"#)
+        };
+        let ok = workspaces("Europe/Paris");
+        let config = Config::load(
+            ServiceKind::Analytics,
+            None,
+            env(&[("HERALD_WORKSPACES", ok.as_str())]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.workspaces[0].time_zone.as_deref(),
+            Some("Europe/Paris")
+        );
+        let bad = workspaces("Mars/Olympus");
+        let error = Config::load(
+            ServiceKind::Analytics,
+            None,
+            env(&[("HERALD_WORKSPACES", bad.as_str())]),
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("workspaces[0].time_zone"),
+            "{error}"
+        );
     }
 
     #[test]

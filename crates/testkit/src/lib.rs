@@ -51,6 +51,7 @@ impl Credentials {
             workspace: WorkspaceConfig {
                 id: WORKSPACE.into(),
                 user_token_secret: Secret::new(random_token()),
+                time_zone: None,
             },
             entries: vec![admin, ingest],
         }

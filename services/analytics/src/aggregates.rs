@@ -7,7 +7,8 @@
 //!   for a campaign's metric, so a second report counts nothing;
 //! - `analytics_exposures`: a user's first exposure per campaign and goal version, and
 //!   when they converted (0 until then);
-//! - `analytics_goals`: the goal versions of each campaign.
+//! - `analytics_goals`: the goal versions of each campaign (goal event, window and
+//!   experiment).
 //!
 //! Counts only grow, by upserts that add (`total = total + excluded.total`), so two
 //! writers never lose each other's counts.
@@ -122,7 +123,7 @@ pub mod exposure {
 }
 
 pub mod goal {
-    //! A campaign's goal version: an event name and attribution window.
+    //! A campaign's goal version: an event name, attribution window and experiment.
     use sea_orm::entity::prelude::*;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -133,10 +134,11 @@ pub mod goal {
         #[sea_orm(primary_key, auto_increment = false)]
         pub campaign_id: String,
         #[sea_orm(primary_key, auto_increment = false)]
-        pub event_name: String,
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub window_ms: i64,
         pub version: i32,
+        pub event_name: String,
+        pub window_ms: i64,
+        /// The encoded `Experiment` (tuning 0 written as 5000); empty for none.
+        pub experiment: Vec<u8>,
         pub first_at: i64,
     }
 

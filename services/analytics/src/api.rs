@@ -1,10 +1,15 @@
 //! The gRPC adapters of analytics: the internal service that records interactions and
 //! events, and the public statistics API.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use herald_outbox::Outbox;
 use herald_proto::analytics::v1::analytics_internal_service_server::AnalyticsInternalService;
 use herald_proto::analytics::v1::analytics_service_server::AnalyticsService;
 use herald_proto::analytics::v1::*;
 use herald_runtime::{Caller, Clock, Error, not_yet_implemented, require_workspace};
+use jiff::tz::TimeZone;
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
@@ -16,6 +21,10 @@ use crate::{report, series, store, validate};
 pub struct Analytics {
     pub db: DatabaseConnection,
     pub clock: Clock,
+    /// Conversions to segmentation.
+    pub outbox: Outbox,
+    /// The configured workspaces' time zones; UTC for the others.
+    pub zones: Arc<HashMap<String, TimeZone>>,
 }
 
 #[tonic::async_trait]
@@ -33,7 +42,8 @@ impl AnalyticsInternalService for Analytics {
         let interactions =
             validate::interactions(&workspace_id, interactions, now).map_err(Error::from)?;
         let recorded =
-            store::record_interactions(&self.db, now, &workspace_id, interactions).await?;
+            store::record_interactions(&self.db, &self.outbox, now, &workspace_id, interactions)
+                .await?;
         Ok(Response::new(RecordInteractionsResponse {
             recorded: recorded.recorded,
             duplicates: recorded.duplicates,
@@ -51,7 +61,9 @@ impl AnalyticsInternalService for Analytics {
         } = request.into_inner();
         let now = self.clock.now_ms();
         let times = validate::events(&workspace_id, &events, now).map_err(Error::from)?;
-        let recorded = store::record_events(&self.db, now, &workspace_id, &events, &times).await?;
+        let recorded =
+            store::record_events(&self.db, &self.outbox, now, &workspace_id, &events, &times)
+                .await?;
         Ok(Response::new(RecordEventsResponse {
             recorded: recorded.recorded,
             duplicates: recorded.duplicates,
@@ -99,8 +111,9 @@ impl AnalyticsService for Analytics {
         request: Request<GetTimeSeriesRequest>,
     ) -> Result<Response<GetTimeSeriesResponse>, Status> {
         let workspace = Caller::of(&request)?.key_workspace()?.to_owned();
+        let zone = self.zones.get(&workspace).cloned().unwrap_or(TimeZone::UTC);
         let valid =
-            validate::series(request.get_ref(), self.clock.now_ms()).map_err(Error::from)?;
+            validate::series(request.get_ref(), self.clock.now_ms(), &zone).map_err(Error::from)?;
         let request = request.into_inner();
         let (starts, end) = series::buckets(valid.size, &valid.zone, valid.start, valid.end)
             .map_err(|refused| match refused {

@@ -1,13 +1,20 @@
 //! Analytics' tables and its own migration history (`analytics_migrations`).
 
-use herald_storage::schema::{col, drop_tables, index, int16, int64, primary_key, text};
+use herald_storage::schema::{blob, col, drop_tables, index, int16, int64, primary_key, text};
 use herald_storage::sea_orm_migration::prelude::*;
+
+/// The outbox table of analytics: conversions relayed to segmentation.
+pub const OUTBOX_TABLE: &str = "analytics_outbox";
 
 herald_storage::migrator!(
     /// Analytics' migrations, in order.
     Migrator,
     "analytics_migrations",
-    [CreateInteractionsAndEvents, CreateAggregates]
+    [
+        CreateInteractionsAndEvents,
+        CreateAggregates,
+        herald_outbox::migration(OUTBOX_TABLE),
+    ]
 );
 
 /// A required 32-bit integer (versions).
@@ -176,29 +183,20 @@ impl MigrationTrait for CreateAggregates {
                     .if_not_exists()
                     .col(text("workspace_id", 128))
                     .col(text("campaign_id", 128))
+                    // Two writers numbering a campaign's new version at once: one fails on
+                    // the key and is retried by its sender.
+                    .col(int32("version"))
                     .col(text("event_name", 128))
                     .col(int64("window_ms"))
-                    .col(int32("version"))
+                    // The encoded `Experiment` (allocation, tuning); empty for none.
+                    .col(blob("experiment"))
                     .col(int64("first_at"))
                     .primary_key(&mut primary_key(&[
                         "workspace_id",
                         "campaign_id",
-                        "event_name",
-                        "window_ms",
+                        "version",
                     ]))
                     .to_owned(),
-            )
-            .await?;
-        // Two writers numbering a campaign's new goals at once: one fails and is retried.
-        manager
-            .create_index(
-                index(
-                    "analytics_goals",
-                    "analytics_goals_version",
-                    &["workspace_id", "campaign_id", "version"],
-                )
-                .unique()
-                .to_owned(),
             )
             .await
     }

@@ -5,11 +5,15 @@ use std::collections::BTreeMap;
 
 use herald_core::time::proto_from_ms;
 use herald_proto::analytics::v1::{
-    CampaignStats, Comparison, Effect, GoalVersion, Metric, StatsMethod, Test, UniqueUsers,
-    VariantStats,
+    CampaignStats, Comparison, Effect, Experiment, GoalVersion, Metric, SampleRatioCheck,
+    StatsMethod, Test, UniqueUsers, VariantStats,
 };
 use herald_runtime::Error;
-use herald_stats::{Insufficient, Sample, Settings, compare};
+use herald_stats::{
+    DEFAULT_SRM_MIN_USERS, DEFAULT_SRM_THRESHOLD, DEFAULT_TUNING, Insufficient, Sample,
+    SampleRatio, Settings, compare, sample_ratio,
+};
+use prost::Message;
 
 use crate::aggregates::{CONTROL, goal};
 use crate::store::Aggregate;
@@ -127,9 +131,10 @@ fn variant_stats(
     control: bool,
     arm: &Arm,
     baseline: Option<&Arm>,
+    settings: &Settings,
 ) -> VariantStats {
     let vs_control = baseline.map(|c| {
-        let compared = compare(&c.sample(), &arm.sample(), &Settings::default());
+        let compared = compare(&c.sample(), &arm.sample(), settings);
         Comparison {
             absolute: Some(effect(compared.absolute)),
             relative: Some(effect(compared.relative)),
@@ -169,15 +174,56 @@ fn variant_stats(
     }
 }
 
-/// The method `herald-stats` compares with, at [`Settings::default`].
-fn method() -> StatsMethod {
-    let settings = Settings::default();
+/// The method `herald-stats` compares with: GrowthBook's defaults, with the version's
+/// sequential tuning.
+fn method(settings: &Settings) -> StatsMethod {
     StatsMethod {
         metric: "proportion of exposed users who converted".into(),
         alpha: settings.alpha,
         sequential_tuning: settings.tuning,
         prior: "flat (improper)".into(),
         default_test: "sequential".into(),
+    }
+}
+
+/// The experiment a goal version's exposures carried; `None` when they carried none.
+fn experiment(goal: &goal::Model) -> Option<Experiment> {
+    if goal.experiment.is_empty() {
+        return None;
+    }
+    Experiment::decode(goal.experiment.as_slice()).ok()
+}
+
+/// The sample-ratio check of the exposed users of control and each variant against the
+/// allocation.
+fn sample_ratio_check(experiment: &Experiment, arms: &BTreeMap<&str, Arm>) -> SampleRatioCheck {
+    let exposed = |id: &str| arms.get(id).map_or(0, |a| a.exposed);
+    let mut users = vec![exposed(CONTROL)];
+    let mut weights = vec![f64::from(experiment.control_weight)];
+    for v in &experiment.variants {
+        users.push(exposed(&v.variant_id));
+        weights.push(f64::from(v.weight));
+    }
+    let verdict = sample_ratio(
+        &users,
+        &weights,
+        DEFAULT_SRM_MIN_USERS,
+        DEFAULT_SRM_THRESHOLD,
+    );
+    let (insufficient_data, p_value, mismatch) = match verdict {
+        SampleRatio::Insufficient { min_users } => (
+            format!("fewer than {min_users} exposed users per weighted arm on average"),
+            0.0,
+            false,
+        ),
+        SampleRatio::Ok { p_value } => (String::new(), p_value, false),
+        SampleRatio::Mismatch { p_value } => (String::new(), p_value, true),
+    };
+    SampleRatioCheck {
+        insufficient_data,
+        p_value,
+        mismatch,
+        threshold: DEFAULT_SRM_THRESHOLD,
     }
 }
 
@@ -190,10 +236,20 @@ pub fn campaign_stats(
     rows: &[Aggregate],
 ) -> CampaignStats {
     let version = goal.map_or(-1, |g| g.version);
+    let experiment = goal.and_then(experiment);
+    let settings = Settings {
+        tuning: experiment
+            .as_ref()
+            .map(|e| f64::from(e.sequential_tuning))
+            .filter(|t| *t > 0.0)
+            .unwrap_or(DEFAULT_TUNING),
+        ..Settings::default()
+    };
     let mut arms: BTreeMap<&str, Arm> = BTreeMap::new();
     for row in rows {
         arms.entry(row.arm.as_str()).or_default().add(row, version);
     }
+    let sample_ratio = experiment.as_ref().map(|e| sample_ratio_check(e, &arms));
     let control = arms.remove(CONTROL);
     // Compared only once control has exposed users.
     let baseline = control.as_ref().filter(|c| c.exposed > 0);
@@ -202,16 +258,16 @@ pub fn campaign_stats(
         .iter()
         .map(|(id, arm)| {
             total.merge(arm);
-            variant_stats(id, false, arm, baseline)
+            variant_stats(id, false, arm, baseline, &settings)
         })
         .collect();
     if let Some(c) = &control {
-        variants.push(variant_stats("", true, c, None));
+        variants.push(variant_stats("", true, c, None, &settings));
     }
     CampaignStats {
         campaign_id,
         variants,
-        total: Some(variant_stats("", false, &total, baseline)),
+        total: Some(variant_stats("", false, &total, baseline, &settings)),
         goal: goal.map(|g| GoalVersion {
             version: g.version.max(0) as u32,
             event_name: g.event_name.clone(),
@@ -220,9 +276,11 @@ pub fn campaign_stats(
                 nanos: ((g.window_ms % 1000) * 1_000_000) as i32,
             }),
             first_exposure_time: Some(proto_from_ms(g.first_at)),
+            experiment: experiment.clone(),
         }),
-        method: Some(method()),
+        method: Some(method(&settings)),
         lifetime,
+        sample_ratio,
     }
 }
 
@@ -247,6 +305,7 @@ mod tests {
             event_name: "purchased".into(),
             window_ms: 86_400_000,
             version,
+            experiment: Vec::new(),
             first_at: 0,
         }
     }
@@ -301,6 +360,39 @@ mod tests {
             (relative.estimate, stats.variants[0].confidence),
             (0.0, 0.0)
         );
+    }
+
+    /// GrowthBook's SRM vector: exposures [1000, 1200] at 50/50, p 0.000020079.
+    #[test]
+    fn the_sample_ratio_is_checked_against_the_versions_allocation() {
+        let mut g = goal(1);
+        g.experiment = Experiment {
+            variants: vec![herald_proto::analytics::v1::ArmWeight {
+                variant_id: "v1".into(),
+                weight: 50,
+            }],
+            control_weight: 50,
+            sequential_tuning: 20_000,
+        }
+        .encode_to_vec();
+        let rows = [
+            row("", 1, Metric::Exposed, 1000, 1000),
+            row("v1", 1, Metric::Exposed, 1200, 1200),
+        ];
+        let stats = campaign_stats("c".into(), Some(&g), true, &rows);
+        let srm = stats.sample_ratio.unwrap();
+        assert!(srm.mismatch && srm.insufficient_data.is_empty());
+        assert!((srm.p_value - 0.000020079).abs() < 5e-10, "{}", srm.p_value);
+        assert_eq!(stats.method.unwrap().sequential_tuning, 20_000.0);
+        // Seven users: too few to judge.
+        let rows = [
+            row("", 1, Metric::Exposed, 2, 2),
+            row("v1", 1, Metric::Exposed, 5, 5),
+        ];
+        let srm = campaign_stats("c".into(), Some(&g), true, &rows)
+            .sample_ratio
+            .unwrap();
+        assert!(!srm.mismatch && !srm.insufficient_data.is_empty());
     }
 
     #[test]

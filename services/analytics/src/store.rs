@@ -2,9 +2,14 @@
 //! aggregates as they arrive (see `aggregates.rs`), conversions attributed then; and the
 //! aggregates read back for statistics and time series.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use herald_proto::analytics::v1::{InteractionKind, Metric};
+use prost::Message;
+
+use herald_outbox::{NewItem, Outbox, Staged};
+use herald_proto::analytics::v1::{
+    Interaction, InteractionKind, Metric, RecordInteractionsRequest,
+};
 use herald_proto::common::v1::Event;
 use herald_runtime::Error;
 use herald_storage::sql;
@@ -14,7 +19,10 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, TransactionTrait, Value,
 };
 
+use sha2::{Digest, Sha256};
+
 use crate::aggregates::{self, CONTROL, Cell, Deltas, LIFETIME, count, exposure, first, goal};
+use crate::downstream;
 use crate::validate::Valid;
 
 pub mod interaction {
@@ -157,18 +165,51 @@ fn cell(campaign_id: &str, arm: &str, goal_version: i32, metric: Metric) -> Cell
     }
 }
 
-/// A goal as an exposure carries it: event name (empty for none) and window.
-type GoalKey = (String, String, i64);
+/// A goal as an exposure carries it: campaign, event name (empty for none), window and
+/// the encoded experiment.
+type GoalKey = (String, String, i64, Vec<u8>);
 
-/// The goal versions of `wanted` (campaign, event name, window), numbering the new ones
-/// after the campaign's latest.
+/// Whether `v` is an exposure: a variant's EXPOSED, control's ASSIGNED_CONTROL.
+fn is_exposure(v: &Valid) -> bool {
+    matches!(
+        v.kind,
+        InteractionKind::Exposed | InteractionKind::AssignedControl
+    )
+}
+
+/// The experiment an exposure carries, encoded, with the default tuning written out so
+/// an unset and an explicit 5000 are one version; empty without one.
+fn experiment_bytes(v: &Valid) -> Vec<u8> {
+    v.interaction
+        .experiment
+        .as_ref()
+        .map_or_else(Vec::new, |e| {
+            let mut e = e.clone();
+            if e.sequential_tuning == 0 {
+                e.sequential_tuning = herald_stats::DEFAULT_TUNING as u32;
+            }
+            e.encode_to_vec()
+        })
+}
+
+fn goal_key(v: &Valid) -> GoalKey {
+    let i = &v.interaction;
+    (
+        i.campaign_id.clone(),
+        i.goal_event_name.clone(),
+        goal_window(v),
+        experiment_bytes(v),
+    )
+}
+
+/// The goal versions of `wanted` (with their first exposure times), numbering the new
+/// ones after their campaign's latest.
 async fn goal_versions(
     txn: &DatabaseTransaction,
     workspace: &str,
-    wanted: BTreeSet<GoalKey>,
-    first_at: &HashMap<GoalKey, i64>,
+    wanted: &BTreeMap<GoalKey, i64>,
 ) -> Result<HashMap<GoalKey, i32>, Error> {
-    let campaigns: BTreeSet<&str> = wanted.iter().map(|(c, _, _)| c.as_str()).collect();
+    let campaigns: BTreeSet<&str> = wanted.keys().map(|k| k.0.as_str()).collect();
     let mut versions = HashMap::new();
     let mut latest: HashMap<String, i32> = HashMap::new();
     for chunk in campaigns.into_iter().collect::<Vec<_>>().chunks(CHUNK) {
@@ -180,32 +221,40 @@ async fn goal_versions(
         for row in rows {
             let top = latest.entry(row.campaign_id.clone()).or_default();
             *top = (*top).max(row.version);
-            versions.insert(
-                (row.campaign_id, row.event_name, row.window_ms),
-                row.version,
+            let key = (
+                row.campaign_id,
+                row.event_name,
+                row.window_ms,
+                row.experiment,
             );
+            versions.insert(key, row.version);
         }
     }
+    // New versions are numbered in the order of their first exposures.
+    let mut unseen: Vec<(&GoalKey, i64)> = wanted
+        .iter()
+        .filter(|(key, _)| !versions.contains_key(*key))
+        .map(|(key, at)| (key, *at))
+        .collect();
+    unseen.sort_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
     let mut new = Vec::new();
-    for key in wanted {
-        if versions.contains_key(&key) {
-            continue;
-        }
+    for (key, first_at) in unseen {
         let top = latest.entry(key.0.clone()).or_default();
         *top += 1;
         new.push(goal::ActiveModel::from(goal::Model {
             workspace_id: workspace.to_owned(),
             campaign_id: key.0.clone(),
+            version: *top,
             event_name: key.1.clone(),
             window_ms: key.2,
-            version: *top,
-            first_at: first_at.get(&key).copied().unwrap_or_default(),
+            experiment: key.3.clone(),
+            first_at,
         }));
-        versions.insert(key, *top);
+        versions.insert(key.clone(), *top);
     }
     if !new.is_empty() {
-        // A writer numbering the same campaign's goal at once fails on the unique
-        // version, and the call is retried by its sender.
+        // A writer numbering the same campaign's version at once fails on the key, and
+        // the call is retried by its sender.
         goal::Entity::insert_many(new)
             .exec_without_returning(txn)
             .await?;
@@ -216,6 +265,7 @@ async fn goal_versions(
 /// Records `interactions` of `workspace`, each once per id, and counts the new ones.
 pub async fn record_interactions(
     db: &DatabaseConnection,
+    outbox: &Outbox,
     now: i64,
     workspace: &str,
     mut interactions: Vec<Valid>,
@@ -250,20 +300,14 @@ pub async fn record_interactions(
     let rows: Vec<interaction::ActiveModel> =
         first_per_key(rows).into_iter().map(|(_, r)| r).collect();
     let fresh = herald_storage::insert_fresh(&txn, rows).await?;
+    // The stored copy of an id repeated in the batch is its first (earliest).
+    let mut taken = HashSet::new();
     let fresh: Vec<&Valid> = interactions
         .iter()
         .filter(|v| fresh.contains(&(workspace.to_owned(), v.interaction.id.clone())))
+        .filter(|v| taken.insert(v.interaction.id.as_str()))
         .collect();
-    let exposures: Vec<&Valid> = fresh
-        .iter()
-        .copied()
-        .filter(|v| {
-            matches!(
-                v.kind,
-                InteractionKind::Sent | InteractionKind::AssignedControl
-            )
-        })
-        .collect();
+    let exposures: Vec<&Valid> = fresh.iter().copied().filter(|v| is_exposure(v)).collect();
     lock_users(
         &txn,
         workspace,
@@ -295,10 +339,7 @@ pub async fn record_interactions(
             add(metric, format!("m:{}", message_key(i)));
             add(metric, format!("u:{}", i.user_id));
         }
-        if matches!(
-            v.kind,
-            InteractionKind::Sent | InteractionKind::AssignedControl
-        ) {
+        if is_exposure(v) {
             add(Metric::Assigned, format!("u:{}", i.user_id));
         }
     }
@@ -318,23 +359,11 @@ pub async fn record_interactions(
     };
 
     let mut deltas = Deltas::default();
-    let mut goal_first_at: HashMap<GoalKey, i64> = HashMap::new();
+    let mut goal_first_at: BTreeMap<GoalKey, i64> = BTreeMap::new();
     for v in &exposures {
-        let i = &v.interaction;
-        let key = (
-            i.campaign_id.clone(),
-            i.goal_event_name.clone(),
-            goal_window(v),
-        );
-        goal_first_at.entry(key).or_insert(v.occurred_at);
+        goal_first_at.entry(goal_key(v)).or_insert(v.occurred_at);
     }
-    let versions = goal_versions(
-        &txn,
-        workspace,
-        goal_first_at.keys().cloned().collect(),
-        &goal_first_at,
-    )
-    .await?;
+    let versions = goal_versions(&txn, workspace, &goal_first_at).await?;
 
     let mut new_exposures = Vec::new();
     for (at, v) in fresh.iter().enumerate() {
@@ -349,15 +378,8 @@ pub async fn record_interactions(
                 i64::from(message),
                 i64::from(user),
             );
-            if v.kind == InteractionKind::Sent && !message {
-                // The same message reported under a second id is not a second exposure.
-                continue;
-            }
         }
-        if !matches!(
-            v.kind,
-            InteractionKind::Sent | InteractionKind::AssignedControl
-        ) {
+        if !is_exposure(v) {
             continue;
         }
         let assigned = i64::from(is_first(at, Metric::Assigned, format!("u:{}", i.user_id)));
@@ -368,7 +390,7 @@ pub async fn record_interactions(
             assigned,
         );
         let window = goal_window(v);
-        let version = versions[&(i.campaign_id.clone(), i.goal_event_name.clone(), window)];
+        let version = versions[&goal_key(v)];
         deltas.add(
             cell(&i.campaign_id, arm, version, Metric::Exposed),
             v.occurred_at,
@@ -426,7 +448,7 @@ pub async fn record_interactions(
         .filter(|e| !e.goal_event_name.is_empty())
         .collect();
     let events = goal_events(&txn, workspace, &goals).await?;
-    convert(&txn, &mut deltas, &goals, |e| {
+    let conversions = convert(&txn, &mut deltas, &goals, |e| {
         first_conversion(
             e,
             events.get(&(e.user_id.clone(), e.goal_event_name.clone())),
@@ -434,7 +456,11 @@ pub async fn record_interactions(
     })
     .await?;
     deltas.write(&txn, workspace).await?;
+    let staged = stage(&txn, outbox, workspace, &conversions).await?;
     txn.commit().await?;
+    if let Some(staged) = staged {
+        outbox.publish(staged).await;
+    }
     Ok(Recorded {
         recorded: fresh.len() as u32,
         duplicates: (total - fresh.len()) as u32,
@@ -496,15 +522,24 @@ async fn goal_events(
     Ok(times)
 }
 
+/// A conversion just counted: whose, of which campaign's arm and goal version, when.
+pub struct Conversion {
+    user_id: String,
+    campaign_id: String,
+    arm: String,
+    goal_version: i32,
+    at: i64,
+}
+
 /// Marks the exposures that `conversion` finds a time for as converted, unless already
-/// converted, and counts those it marked; returns how many.
+/// converted, and counts those it marked; returns them.
 async fn convert(
     txn: &DatabaseTransaction,
     deltas: &mut Deltas,
     exposures: &[&exposure::Model],
     conversion: impl Fn(&exposure::Model) -> Option<i64>,
-) -> Result<u32, Error> {
-    let mut converted = 0;
+) -> Result<Vec<Conversion>, Error> {
+    let mut converted = Vec::new();
     for e in exposures {
         let Some(at) = conversion(e) else { continue };
         let marked = exposure::Entity::update_many()
@@ -517,22 +552,80 @@ async fn convert(
             .exec(txn)
             .await?;
         if marked.rows_affected == 1 {
-            converted += 1;
             deltas.add(
                 cell(&e.campaign_id, &e.arm, e.goal_version, Metric::Conversions),
                 at,
                 1,
                 1,
             );
+            converted.push(Conversion {
+                user_id: e.user_id.clone(),
+                campaign_id: e.campaign_id.clone(),
+                arm: e.arm.clone(),
+                goal_version: e.goal_version,
+                at,
+            });
         }
     }
     Ok(converted)
+}
+
+/// The id of a conversion's CONVERTED interaction: one per user, campaign and goal
+/// version, at most 128 characters (a digest when the parts are longer).
+fn conversion_id(c: &Conversion) -> String {
+    let id = format!(
+        "conversion:{}:{}:{}",
+        c.campaign_id, c.goal_version, c.user_id
+    );
+    if id.len() <= 128 {
+        return id;
+    }
+    let digest = Sha256::digest(id.as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("conversion:{hex}")
+}
+
+/// Stages the conversions' CONVERTED interactions for segmentation in `txn`.
+async fn stage(
+    txn: &DatabaseTransaction,
+    outbox: &Outbox,
+    workspace: &str,
+    conversions: &[Conversion],
+) -> Result<Option<Staged>, Error> {
+    if conversions.is_empty() {
+        return Ok(None);
+    }
+    let traceparent = herald_runtime::telemetry::current_traceparent();
+    let items = conversions
+        .iter()
+        .map(|c| NewItem {
+            destination: downstream::SEGMENTATION,
+            // Per-user order across the hop.
+            key: c.user_id.clone(),
+            payload: RecordInteractionsRequest {
+                workspace_id: workspace.to_owned(),
+                interactions: vec![Interaction {
+                    id: conversion_id(c),
+                    campaign_id: c.campaign_id.clone(),
+                    variant_id: c.arm.clone(),
+                    user_id: c.user_id.clone(),
+                    kind: InteractionKind::Converted as i32,
+                    time: Some(herald_core::time::proto_from_ms(c.at)),
+                    ..Default::default()
+                }],
+            }
+            .encode_to_vec(),
+            traceparent: traceparent.clone(),
+        })
+        .collect();
+    Ok(Some(outbox.add(txn, items).await?))
 }
 
 /// Records `events` of `workspace` (with their times in ms), each once per message_id,
 /// and attributes the conversions the new ones make.
 pub async fn record_events(
     db: &DatabaseConnection,
+    outbox: &Outbox,
     now: i64,
     workspace: &str,
     events: &[Event],
@@ -560,6 +653,12 @@ pub async fn record_events(
         .iter()
         .zip(times.iter().copied())
         .filter(|(e, _)| fresh.contains(&(workspace.to_owned(), e.message_id.clone())))
+        .collect();
+    // The stored copy of a message id repeated in the batch is its first.
+    let mut taken = HashSet::new();
+    let fresh: Vec<(&Event, i64)> = fresh
+        .into_iter()
+        .filter(|(e, _)| taken.insert(e.message_id.as_str()))
         .collect();
     let users: BTreeSet<&str> = fresh.iter().map(|(e, _)| e.user_id.as_str()).collect();
     lock_users(&txn, workspace, &users).await?;
@@ -599,11 +698,15 @@ pub async fn record_events(
     })
     .await?;
     deltas.write(&txn, workspace).await?;
+    let staged = stage(&txn, outbox, workspace, &conversions).await?;
     txn.commit().await?;
+    if let Some(staged) = staged {
+        outbox.publish(staged).await;
+    }
     Ok(Recorded {
         recorded: fresh.len() as u32,
         duplicates: (events.len() - fresh.len()) as u32,
-        conversions,
+        conversions: conversions.len() as u32,
     })
 }
 

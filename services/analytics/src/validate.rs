@@ -41,7 +41,7 @@ fn window_ms(out: &mut Violations, field: String, d: Option<&Duration>) -> i64 {
 }
 
 /// An interaction as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Valid {
     pub interaction: Interaction,
     pub kind: InteractionKind,
@@ -70,6 +70,10 @@ pub fn interactions(
         let kind = match InteractionKind::try_from(interaction.kind) {
             Ok(InteractionKind::Unspecified) | Err(_) => {
                 out.push(field("kind"), "must be a known interaction kind");
+                InteractionKind::Unspecified
+            }
+            Ok(InteractionKind::Converted) => {
+                out.push(field("kind"), "CONVERTED is recorded by analytics itself");
                 InteractionKind::Unspecified
             }
             Ok(kind) => kind,
@@ -201,8 +205,13 @@ pub struct Series {
     pub zone: jiff::tz::TimeZone,
 }
 
-/// Validates a GetTimeSeries request (the buckets are checked when they are laid out).
-pub fn series(request: &GetTimeSeriesRequest, now: i64) -> Result<Series, Vec<FieldViolation>> {
+/// Validates a GetTimeSeries request; an empty `time_zone` means `default_zone` (the
+/// workspace's).
+pub fn series(
+    request: &GetTimeSeriesRequest,
+    now: i64,
+    default_zone: &jiff::tz::TimeZone,
+) -> Result<Series, Vec<FieldViolation>> {
     let mut out = Violations::new();
     out.text(
         "campaign_id",
@@ -258,7 +267,7 @@ pub fn series(request: &GetTimeSeriesRequest, now: i64) -> Result<Series, Vec<Fi
     }
     out.text("variant_id", &request.variant_id, Len::optional(128));
     let zone = if request.time_zone.is_empty() {
-        jiff::tz::TimeZone::UTC
+        default_zone.clone()
     } else {
         match jiff::tz::TimeZone::get(&request.time_zone) {
             Ok(zone) => zone,
@@ -374,5 +383,27 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(stats_range(&request, 0).unwrap(), (5_000, 10_000));
+    }
+
+    #[test]
+    fn a_series_without_a_zone_follows_the_workspaces() {
+        let new_york = jiff::tz::TimeZone::get("America/New_York").unwrap();
+        let request = GetTimeSeriesRequest {
+            campaign_id: "c".into(),
+            metric: Metric::Sent as i32,
+            start_time: Some(Timestamp {
+                seconds: 0,
+                nanos: 0,
+            }),
+            ..Default::default()
+        };
+        let valid = series(&request, 86_400_000, &new_york).unwrap();
+        assert_eq!(valid.zone.iana_name(), Some("America/New_York"));
+        let paris = GetTimeSeriesRequest {
+            time_zone: "Europe/Paris".into(),
+            ..request
+        };
+        let valid = series(&paris, 86_400_000, &new_york).unwrap();
+        assert_eq!(valid.zone.iana_name(), Some("Europe/Paris"));
     }
 }

@@ -12,7 +12,7 @@ use herald_proto::analytics::v1::analytics_service_client::AnalyticsServiceClien
 use herald_proto::analytics::v1::*;
 use herald_proto::common::v1::Event;
 use herald_runtime::{Clock, ServiceKind};
-use herald_stats::{Insufficient, Sample, Settings};
+use herald_stats::{DEFAULT_TUNING, Insufficient, Sample, Settings};
 use herald_testkit::{
     Credentials, Running, TestDatabase, WORKSPACE, assert_refused, authorized, violations,
 };
@@ -224,8 +224,9 @@ fn interaction(
     }
 }
 
-/// SENT by delivery: the message, the key it was delivered under, goal "purchased"
-/// within [`WINDOW`].
+/// SENT by delivery: the message, the key it was delivered under, and the goal
+/// "purchased" within [`WINDOW`] that delivery copies onto it (analytics does not read
+/// it: a SENT exposes nobody).
 fn sent(id: &str, variant: &str, user: &str, message: &str, t: i64) -> Interaction {
     Interaction {
         delivery_idempotency_key: format!("key-{message}"),
@@ -235,7 +236,33 @@ fn sent(id: &str, variant: &str, user: &str, message: &str, t: i64) -> Interacti
     }
 }
 
-/// ASSIGNED_CONTROL by trigger, goal "purchased" within [`WINDOW`].
+/// EXPOSED by trigger, a variant's exposure: goal "purchased" within [`WINDOW`], no
+/// experiment.
+fn exposed(id: &str, variant: &str, user: &str, t: i64) -> Interaction {
+    Interaction {
+        goal_event_name: "purchased".into(),
+        attribution_window: window(WINDOW),
+        ..interaction(id, InteractionKind::Exposed, variant, user, "", t)
+    }
+}
+
+/// The id trigger gives the exposure record of its decision on `cause` in campaign c1.
+fn exposure_id(cause: &str) -> String {
+    format!("c1:{cause}:exposure")
+}
+
+/// A decision to send `message` of `variant` to `user` at `t`, as the two services
+/// report it: trigger's EXPOSED (id `c1:<cause>:exposure`) and delivery's SENT (id
+/// `<cause>`).
+fn send(cause: &str, variant: &str, user: &str, message: &str, t: i64) -> [Interaction; 2] {
+    [
+        exposed(&exposure_id(cause), variant, user, t),
+        sent(cause, variant, user, message, t),
+    ]
+}
+
+/// ASSIGNED_CONTROL by trigger, control's exposure: goal "purchased" within
+/// [`WINDOW`], no experiment.
 fn control(id: &str, user: &str, t: i64) -> Interaction {
     Interaction {
         goal_event_name: "purchased".into(),
@@ -244,11 +271,36 @@ fn control(id: &str, user: &str, t: i64) -> Interaction {
     }
 }
 
-/// `interaction` moved to another campaign.
+/// `interaction` moved to another campaign (an exposure id `c1:…` follows it).
 fn of_campaign(campaign: &str, interaction: Interaction) -> Interaction {
+    let id = match interaction.id.strip_prefix("c1:") {
+        Some(rest) => format!("{campaign}:{rest}"),
+        None => interaction.id.clone(),
+    };
     Interaction {
+        id,
         campaign_id: campaign.into(),
         ..interaction
+    }
+}
+
+/// `interaction` carrying `experiment`, as trigger sets it on exposures.
+fn under(experiment: &Experiment, interaction: Interaction) -> Interaction {
+    Interaction {
+        experiment: Some(experiment.clone()),
+        ..interaction
+    }
+}
+
+/// An allocation of v1 against control, with a sequential tuning (0: the default).
+fn allocation(v1: u32, control: u32, tuning: u32) -> Experiment {
+    Experiment {
+        variants: vec![ArmWeight {
+            variant_id: "v1".into(),
+            weight: v1,
+        }],
+        control_weight: control,
+        sequential_tuning: tuning,
     }
 }
 
@@ -266,7 +318,8 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9
 }
 
-/// Campaign c1, all exposures at `t` under goal "purchased" within an hour:
+/// Campaign c1, all exposures at `t` under goal "purchased" within an hour, without an
+/// experiment; each message sent is a trigger decision (EXPOSED) and delivery's SENT:
 /// - v1: u1..u4 sent m1..m4 and delivered; u4 sent a second message m4b half an hour
 ///   later (a second exposure record, but u4's window still runs from t); m1 displayed
 ///   twice and clicked twice, m2 and m3 displayed, m2 dismissed;
@@ -283,11 +336,11 @@ fn campaign(t: i64) -> (Vec<Interaction>, Vec<Event>) {
     let mut interactions = Vec::new();
     for n in 1..=4 {
         let (user, message) = (format!("u{n}"), format!("m{n}"));
-        interactions.push(sent(&format!("s{n}"), "v1", &user, &message, t));
+        interactions.extend(send(&format!("s{n}"), "v1", &user, &message, t));
         interactions.push(v1(&format!("d{n}"), Delivered, &user, &message, t + 1));
     }
+    interactions.extend(send("s4b", "v1", "u4", "m4b", t + 1800));
     interactions.extend([
-        sent("s4b", "v1", "u4", "m4b", t + 1800),
         v1("i1", Impression, "u1", "m1", t + 10),
         v1("i1b", Impression, "u1", "m1", t + 20),
         v1("i2", Impression, "u2", "m2", t + 10),
@@ -301,7 +354,7 @@ fn campaign(t: i64) -> (Vec<Interaction>, Vec<Event>) {
     ]);
     for n in 5..=7 {
         let (user, message) = (format!("u{n}"), format!("m{n}"));
-        interactions.push(sent(&format!("s{n}"), "v2", &user, &message, t));
+        interactions.extend(send(&format!("s{n}"), "v2", &user, &message, t));
     }
     interactions.push(interaction("d5", Delivered, "v2", "u5", "m5", t + 1));
     for n in 10..15 {
@@ -392,12 +445,16 @@ fn users(v: &VariantStats) -> [u64; 5] {
 }
 
 /// What vs_control must be: `herald_stats::compare` of the arm's proportion (conversions
-/// out of exposed users) against control's, mapped as the contract says.
-fn expected_vs_control(control: (u64, u64), arm: (u64, u64)) -> Comparison {
+/// out of exposed users) against control's, with the goal version's sequential `tuning`,
+/// mapped as the contract says.
+fn expected_vs_control(control: (u64, u64), arm: (u64, u64), tuning: f64) -> Comparison {
     let comparison = herald_stats::compare(
         &Sample::proportion(control.0, control.1),
         &Sample::proportion(arm.0, arm.1),
-        &Settings::default(),
+        &Settings {
+            tuning,
+            ..Settings::default()
+        },
     );
     let effect = |e: Result<herald_stats::Effect, Insufficient>| match e {
         Err(why) => Effect {
@@ -458,16 +515,27 @@ fn flat(e: Option<&Effect>) -> (String, Vec<(&'static str, f64)>) {
 }
 
 /// Asserts `arm.vs_control` (and the deprecated uplift and confidence) are what
-/// `herald_stats::compare` makes of (exposed, conversions) of control and of the arm;
-/// returns the expected comparison.
+/// `herald_stats::compare` makes of (exposed, conversions) of control and of the arm
+/// at the default tuning; returns the expected comparison.
 #[track_caller]
 fn assert_vs_control(arm: &VariantStats, control: (u64, u64), counts: (u64, u64)) -> Comparison {
+    assert_vs_control_tuned(arm, control, counts, DEFAULT_TUNING)
+}
+
+/// [`assert_vs_control`] at the sequential `tuning`.
+#[track_caller]
+fn assert_vs_control_tuned(
+    arm: &VariantStats,
+    control: (u64, u64),
+    counts: (u64, u64),
+    tuning: f64,
+) -> Comparison {
     let name = if arm.variant_id.is_empty() {
         "total"
     } else {
         arm.variant_id.as_str()
     };
-    let expected = expected_vs_control(control, counts);
+    let expected = expected_vs_control(control, counts, tuning);
     let actual = arm
         .vs_control
         .as_ref()
@@ -573,7 +641,12 @@ fn assert_scenario(stats: &CampaignStats, t: i64) {
             event_name: "purchased".into(),
             attribution_window: window(WINDOW),
             first_exposure_time: Some(at(t)),
+            experiment: None,
         })
+    );
+    assert_eq!(
+        stats.sample_ratio, None,
+        "the exposures carried no allocation to check against"
     );
 }
 
@@ -705,34 +778,39 @@ async fn goal_events_before_their_exposures_convert_when_the_exposure_arrives() 
 }
 
 /// A message or a user reported twice counts once, whether the two reports come in one
-/// batch (as a relay sends them) or in separate calls.
+/// batch (as a relay sends them) or in separate calls; an interaction delivered again
+/// under its id is a duplicate.
 #[tokio::test]
 async fn a_message_or_user_reported_twice_counts_once_in_a_batch_or_across_calls() {
     use InteractionKind::*;
     let mut app = spawn_app().await;
     let t = base();
     let reports = |campaign: &str| -> Vec<Interaction> {
-        [
-            sent("s1", "v1", "u1", "m1", t),
-            // A second message to the same user: a second exposure record.
-            sent("s2", "v1", "u1", "m2", t + 60),
+        let mut reports = Vec::from(send("s1", "v1", "u1", "m1", t));
+        // A second message to the same user: a second decision, a second exposure
+        // record.
+        reports.extend(send("s2", "v1", "u1", "m2", t + 60));
+        reports.extend([
             interaction("i1", Impression, "v1", "u1", "m1", t + 10),
             interaction("i1b", Impression, "v1", "u1", "m1", t + 20),
             interaction("k1", Click, "v1", "u1", "m1", t + 30),
             interaction("k1b", Click, "v1", "u1", "m1", t + 40),
-        ]
-        .into_iter()
-        // Interaction ids are unique per workspace, not per campaign.
-        .map(|i| Interaction {
-            id: format!("{campaign}-{}", i.id),
-            ..of_campaign(campaign, i)
-        })
-        .collect()
+        ]);
+        reports
+            .into_iter()
+            // Interaction ids are unique per workspace, not per campaign.
+            .map(|i| Interaction {
+                id: format!("{campaign}-{}", i.id),
+                ..of_campaign(campaign, i)
+            })
+            .collect()
     };
-    assert_eq!(app.record(reports("batched")).await.unwrap(), (6, 0));
-    for i in reports("separate") {
-        assert_eq!(app.record(vec![i]).await.unwrap(), (1, 0));
+    assert_eq!(app.record(reports("batched")).await.unwrap(), (8, 0));
+    let separate = reports("separate");
+    for i in &separate {
+        assert_eq!(app.record(vec![i.clone()]).await.unwrap(), (1, 0));
     }
+    assert_eq!(app.record(vec![separate[0].clone()]).await.unwrap(), (0, 1));
     for campaign in ["batched", "separate"] {
         let stats = app.stats(campaign).await;
         let v1 = variant(&stats, "v1");
@@ -744,23 +822,52 @@ async fn a_message_or_user_reported_twice_counts_once_in_a_batch_or_across_calls
     app.running.stop().await;
 }
 
-/// A user sent messages of two variants counts once, in the arm of the first: unique
-/// users, exposed users and the conversion land there, while messages and exposure
-/// records count in each arm. Without control there is nothing to compare.
+/// At-least-once delivery within one call: an exposure and a goal event repeated under
+/// their ids in the same batch are recorded once, reported as duplicates, and the
+/// exposure record counts once.
+#[tokio::test]
+async fn an_id_repeated_within_one_batch_counts_once() {
+    let mut app = spawn_app().await;
+    let t = base();
+    let [exposure, message] = send("s1", "v1", "u1", "m1", t);
+    let batch = vec![exposure.clone(), message, exposure];
+    assert_eq!(app.record(batch).await.unwrap(), (2, 1));
+    let held = control("a10", "u10", t);
+    assert_eq!(app.record(vec![held.clone(), held]).await.unwrap(), (1, 1));
+    let purchase = event("e1", "u1", "purchased", t + 60);
+    assert_eq!(
+        app.record_events(vec![purchase.clone(), purchase])
+            .await
+            .unwrap(),
+        (1, 1, 1)
+    );
+    let stats = app.stats("c1").await;
+    // sent, delivered, impressions, clicks, dismissals, exposures, exposed, conversions,
+    // assigned.
+    assert_eq!(counts(variant(&stats, "v1")), [1, 0, 0, 0, 0, 1, 1, 1, 1]);
+    assert_eq!(counts(control_arm(&stats)), [0, 0, 0, 0, 0, 1, 1, 0, 1]);
+    app.running.stop().await;
+}
+
+/// A user exposed to and sent messages of two variants counts once, in the arm of the
+/// first: unique users, assigned and exposed users and the conversion land there, while
+/// messages and exposure records count in each arm. Without control there is nothing to
+/// compare.
 #[tokio::test]
 async fn a_user_counts_once_in_the_arm_of_their_first_time() {
     let mut app = spawn_app().await;
     let t = base();
-    let interactions = vec![
-        sent("s1", "v1", "u1", "m1", t),
-        sent("s2", "v2", "u1", "m2", t + 60),
-        sent("s3", "v2", "u2", "m3", t + 60),
+    let interactions = [
+        send("s1", "v1", "u1", "m1", t),
+        send("s2", "v2", "u1", "m2", t + 60),
+        send("s3", "v2", "u2", "m3", t + 60),
     ];
     let interactions = interactions
         .into_iter()
+        .flatten()
         .map(|i| of_campaign("c3", i))
         .collect();
-    assert_eq!(app.record(interactions).await.unwrap(), (3, 0));
+    assert_eq!(app.record(interactions).await.unwrap(), (6, 0));
     assert_eq!(
         app.record_events(vec![event("e1", "u1", "purchased", t + 120)])
             .await
@@ -771,11 +878,20 @@ async fn a_user_counts_once_in_the_arm_of_their_first_time() {
     let stats = app.stats("c3").await;
     assert_eq!(shape(&stats), [("v1", false), ("v2", false)]);
     let (v1, v2, all) = (variant(&stats, "v1"), variant(&stats, "v2"), total(&stats));
-    // (sent, exposures, exposed, conversions, unique users sent)
-    let figures = |v: &VariantStats| (v.sent, v.exposures, v.exposed, v.conversions, users(v)[0]);
-    assert_eq!(figures(v1), (1, 1, 1, 1, 1), "v1");
-    assert_eq!(figures(v2), (2, 2, 1, 0, 1), "v2");
-    assert_eq!(figures(all), (3, 3, 2, 1, 2), "total");
+    // (sent, exposures, exposed, conversions, unique users sent, assigned)
+    let figures = |v: &VariantStats| {
+        (
+            v.sent,
+            v.exposures,
+            v.exposed,
+            v.conversions,
+            users(v)[0],
+            v.assigned,
+        )
+    };
+    assert_eq!(figures(v1), (1, 1, 1, 1, 1, 1), "v1");
+    assert_eq!(figures(v2), (2, 2, 1, 0, 1, 1), "v2");
+    assert_eq!(figures(all), (3, 3, 2, 1, 2, 2), "total");
     assert!(close(v1.conversion_rate, 1.0));
     assert!(close(all.conversion_rate, 0.5));
     for arm in [v1, v2, all] {
@@ -798,14 +914,31 @@ async fn messages_without_an_id_count_by_delivery_key_else_by_interaction() {
             interaction(id, InteractionKind::Sent, "v1", user, "", t),
         )
     };
+    // Trigger's decisions, for a campaign without a goal.
+    let decision = |cause: &str, user: &str| {
+        of_campaign(
+            "c2",
+            interaction(
+                &exposure_id(cause),
+                InteractionKind::Exposed,
+                "v1",
+                user,
+                "",
+                t,
+            ),
+        )
+    };
     let interactions = vec![
+        decision("s1", "u1"),
         no_goal("s1", "u1", "k1"),
         // Delivery retried under the same key: the same message.
         no_goal("s1-retry", "u1", "k1"),
+        decision("s2", "u2"),
         no_goal("s2", "u2", ""),
+        decision("s3", "u2"),
         no_goal("s3", "u2", ""),
     ];
-    assert_eq!(app.record(interactions).await.unwrap(), (4, 0));
+    assert_eq!(app.record(interactions).await.unwrap(), (7, 0));
     assert_eq!(
         app.record_events(vec![event("e1", "u1", "purchased", t + 60)])
             .await
@@ -817,7 +950,10 @@ async fn messages_without_an_id_count_by_delivery_key_else_by_interaction() {
     let v1 = variant(&stats, "v1");
     assert_eq!(v1.sent, 3, "k1, s2 and s3");
     assert_eq!(users(v1)[0], 2);
-    assert_eq!((v1.assigned, v1.exposed, v1.conversions), (2, 2, 0));
+    assert_eq!(
+        (v1.assigned, v1.exposures, v1.exposed, v1.conversions),
+        (2, 3, 2, 0)
+    );
     assert_eq!(v1.conversion_rate, 0.0);
     assert_eq!(total(&stats).sent, 3);
     let goal = stats.goal.expect("an exposure was recorded");
@@ -840,14 +976,17 @@ async fn a_changed_goal_starts_a_new_version_and_the_old_one_keeps_its_numbers()
         attribution_window: None,
         ..i
     };
+    let [exposure, message] = send("s1c", "v1", "u1", "m1c", t2);
     assert_eq!(
         app.record(vec![
-            upgraded(sent("s1c", "v1", "u1", "m1c", t2)),
+            upgraded(exposure),
+            // Delivery's copy of the old goal on its SENT is not read.
+            message,
             upgraded(control("a13b", "u13", t2)),
         ])
         .await
         .unwrap(),
-        (2, 0)
+        (3, 0)
     );
     // u6 (v2) buys half an hour after its exposure under version 1: reported late, it
     // still converts there.
@@ -866,6 +1005,7 @@ async fn a_changed_goal_starts_a_new_version_and_the_old_one_keeps_its_numbers()
             event_name: "upgraded".into(),
             attribution_window: window(7 * 24 * HOUR),
             first_exposure_time: Some(at(t2)),
+            experiment: None,
         })
     );
     let (v1, v2) = (variant(&current, "v1"), variant(&current, "v2"));
@@ -954,6 +1094,276 @@ async fn a_changed_goal_starts_a_new_version_and_the_old_one_keeps_its_numbers()
     app.running.stop().await;
 }
 
+/// Exposures are trigger's: delivery's SENT (whatever goal it carries), DELIVERED and
+/// IMPRESSION count messages and their users but assign and expose nobody, so a goal
+/// event then converts nothing. The decision's EXPOSED, arriving after them, exposes the
+/// user under its own goal and converts the earlier event; an EXPOSED whose message
+/// delivery has not reported yet exposes without a message sent.
+#[tokio::test]
+async fn only_trigger_exposures_expose_while_delivery_counts_messages() {
+    use InteractionKind::*;
+    let mut app = spawn_app().await;
+    let t = base();
+    let [exposure, message] = send("s1", "v1", "u1", "m1", t);
+    let message = Interaction {
+        goal_event_name: "upgraded".into(),
+        attribution_window: window(60),
+        ..message
+    };
+    let delivery = vec![
+        message,
+        interaction("d1", Delivered, "v1", "u1", "m1", t + 1),
+        interaction("i1", Impression, "v1", "u1", "m1", t + 10),
+    ];
+    assert_eq!(app.record(delivery).await.unwrap(), (3, 0));
+    assert_eq!(
+        app.record_events(vec![
+            event("e1", "u1", "purchased", t + 60),
+            event("e1u", "u1", "upgraded", t + 30),
+        ])
+        .await
+        .unwrap(),
+        (2, 0, 0),
+        "nobody is exposed yet"
+    );
+    let stats = app.stats("c1").await;
+    let v1 = variant(&stats, "v1");
+    // sent, delivered, impressions, clicks, dismissals, exposures, exposed, conversions,
+    // assigned.
+    assert_eq!(counts(v1), [1, 1, 1, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(users(v1), [1, 1, 1, 0, 0]);
+    assert_eq!(stats.goal, None, "no exposure, no goal version");
+    assert_eq!(stats.sample_ratio, None);
+    let exposures = series_of(Metric::Exposed, BucketSize::Hour, t, Some(t + HOUR));
+    let assigned = series_of(Metric::Assigned, BucketSize::Hour, t, Some(t + HOUR));
+    assert_eq!(app.series(exposures.clone()).await, [(t, 0)]);
+    assert_eq!(app.series(assigned.clone()).await, [(t, 0)]);
+
+    // The decision's exposure arrives last, and u2's, whose message is not reported yet.
+    let u2 = exposed(&exposure_id("s2"), "v1", "u2", t + 120);
+    assert_eq!(app.record(vec![exposure, u2]).await.unwrap(), (2, 0));
+    let stats = app.stats("c1").await;
+    let v1 = variant(&stats, "v1");
+    assert_eq!(counts(v1), [1, 1, 1, 0, 0, 2, 2, 1, 2]);
+    assert_eq!(users(v1), [1, 1, 1, 0, 0], "an exposure is not a message");
+    assert_eq!(
+        stats.goal,
+        Some(GoalVersion {
+            version: 1,
+            event_name: "purchased".into(),
+            attribution_window: window(WINDOW),
+            first_exposure_time: Some(at(t)),
+            experiment: None,
+        }),
+        "the exposure's goal, not the SENT's"
+    );
+    assert_eq!(app.series(exposures).await, [(t, 2)]);
+    assert_eq!(app.series(assigned).await, [(t, 2)]);
+    let conversions = series_of(Metric::Conversions, BucketSize::Hour, t, Some(t + HOUR));
+    assert_eq!(app.series(conversions).await, [(t, 1)]);
+    app.running.stop().await;
+}
+
+/// Trigger's decisions at `t` under `experiment`, one per user: EXPOSED for users
+/// `u<n>` of v1 and ASSIGNED_CONTROL for those of `held`, ids tagged with `tag`.
+fn decisions(
+    experiment: &Experiment,
+    tag: &str,
+    v1: impl IntoIterator<Item = u32>,
+    held: impl IntoIterator<Item = u32>,
+    t: i64,
+) -> Vec<Interaction> {
+    let id = |n: u32| exposure_id(&format!("{tag}-u{n}"));
+    let variant = v1
+        .into_iter()
+        .map(|n| exposed(&id(n), "v1", &format!("u{n}"), t));
+    let held = held
+        .into_iter()
+        .map(|n| control(&id(n), &format!("u{n}"), t));
+    variant.chain(held).map(|i| under(experiment, i)).collect()
+}
+
+/// Records `interactions`, all new.
+async fn record_new(app: &mut App, interactions: Vec<Interaction>) {
+    let n = interactions.len() as u32;
+    assert_eq!(app.record(interactions).await.unwrap(), (n, 0));
+}
+
+/// The sample-ratio check's verdict: (insufficient_data is set, p_value, mismatch), and
+/// its threshold is GrowthBook's 0.001.
+#[track_caller]
+fn verdict(stats: &CampaignStats) -> (bool, f64, bool) {
+    let srm = stats.sample_ratio.as_ref().expect("sample_ratio");
+    assert_eq!(srm.threshold, 0.001);
+    (!srm.insufficient_data.is_empty(), srm.p_value, srm.mismatch)
+}
+
+/// A goal version is a goal and an experiment. Exposures' allocation and sequential
+/// tuning are echoed (an unset tuning as 5000, the same version as an explicit 5000);
+/// the version's tuning is the method's and the comparisons'; a changed tuning or
+/// allocation, or none, starts a new version from zero while earlier ones keep theirs.
+/// The sample-ratio check of a version needs 8 exposed users per arm on average.
+#[tokio::test]
+async fn an_experiment_is_part_of_the_goal_version_and_sets_the_tuning() {
+    let mut app = spawn_app().await;
+    let t = base();
+    let unset = allocation(50, 50, 0);
+    record_new(&mut app, decisions(&unset, "a", 1..=4, 10..=12, t)).await;
+    let stats = app.stats("c1").await;
+    assert_eq!(
+        stats.goal,
+        Some(GoalVersion {
+            version: 1,
+            event_name: "purchased".into(),
+            attribution_window: window(WINDOW),
+            first_exposure_time: Some(at(t)),
+            experiment: Some(allocation(50, 50, 5000)),
+        })
+    );
+    assert_eq!(stats.method.as_ref().unwrap().sequential_tuning, 5000.0);
+    // 4 + 3 exposed users: fewer than 8 per arm on average.
+    assert_eq!(verdict(&stats), (true, 0.0, false));
+
+    // An explicit 5000 is the same version: 7 + 8 is still too few, 8 + 8 is enough
+    // (and an even split at 50/50).
+    let explicit = allocation(50, 50, 5000);
+    record_new(&mut app, decisions(&explicit, "b", 5..=7, 13..=17, t + 10)).await;
+    let stats = app.stats("c1").await;
+    assert_eq!(stats.goal.as_ref().unwrap().version, 1);
+    assert_eq!(
+        (variant(&stats, "v1").exposed, control_arm(&stats).exposed),
+        (7, 8)
+    );
+    assert_eq!(verdict(&stats), (true, 0.0, false));
+    record_new(&mut app, decisions(&explicit, "c", [8], [], t + 20)).await;
+    let stats = app.stats("c1").await;
+    assert_eq!(stats.goal.as_ref().unwrap().version, 1);
+    let (insufficient, p_value, mismatch) = verdict(&stats);
+    assert!(
+        !insufficient && close(p_value, 1.0) && !mismatch,
+        "{stats:?}"
+    );
+
+    let purchases = |users: &[u32], at: i64| -> Vec<Event> {
+        users
+            .iter()
+            .map(|n| event(&format!("e{n}-{at}"), &format!("u{n}"), "purchased", at))
+            .collect()
+    };
+    assert_eq!(
+        app.record_events(purchases(&[1, 2, 3, 4, 10], t + 60))
+            .await
+            .unwrap(),
+        (5, 0, 5)
+    );
+    let first = app.stats("c1").await;
+    assert_vs_control(variant(&first, "v1"), (8, 1), (8, 4));
+    assert_vs_control(total(&first), (8, 1), (8, 4));
+
+    // A new tuning: version 2, from zero, with some of the same users again.
+    let tuned = allocation(50, 50, 20_000);
+    let t2 = t + HOUR;
+    record_new(&mut app, decisions(&tuned, "d", 1..=5, 10..=14, t2)).await;
+    // Past version 1's windows: converts under version 2 only.
+    assert_eq!(
+        app.record_events(purchases(&[1, 2, 3, 10], t2 + 60))
+            .await
+            .unwrap(),
+        (4, 0, 4)
+    );
+    let second = app.stats("c1").await;
+    assert_eq!(
+        second.goal,
+        Some(GoalVersion {
+            version: 2,
+            event_name: "purchased".into(),
+            attribution_window: window(WINDOW),
+            first_exposure_time: Some(at(t2)),
+            experiment: Some(tuned.clone()),
+        })
+    );
+    assert_eq!(second.method.as_ref().unwrap().sequential_tuning, 20_000.0);
+    let (v1, held) = (variant(&second, "v1"), control_arm(&second));
+    // exposures, exposed, conversions, assigned (under any version)
+    let figures = |v: &VariantStats| (v.exposures, v.exposed, v.conversions, v.assigned);
+    assert_eq!(figures(v1), (5, 5, 3, 8), "v1");
+    assert_eq!(figures(held), (5, 5, 1, 8), "control");
+    let expected = assert_vs_control_tuned(v1, (5, 1), (5, 3), 20_000.0);
+    assert_vs_control_tuned(total(&second), (5, 1), (5, 3), 20_000.0);
+    // The tuning is used: the default's sequential interval is another.
+    let sequential = |c: &Comparison| c.relative.clone().unwrap().sequential.unwrap();
+    let default = expected_vs_control((5, 1), (5, 3), DEFAULT_TUNING);
+    assert!(
+        (sequential(&expected).lower - sequential(&default).lower).abs() > 1e-6,
+        "{expected:?} vs {default:?}"
+    );
+    assert_eq!(verdict(&second), (true, 0.0, false), "5 + 5 this version");
+    // Version 1 keeps its numbers, its experiment and its tuning.
+    assert_eq!(app.stats_of_version("c1", 1).await, first);
+
+    // A new allocation: version 3.
+    let reweighted = allocation(70, 30, 20_000);
+    let t3 = t + 2 * HOUR;
+    record_new(&mut app, decisions(&reweighted, "e", [8], [], t3)).await;
+    let third = app.stats("c1").await;
+    let goal = third.goal.clone().unwrap();
+    assert_eq!(
+        (goal.version, goal.first_exposure_time, goal.experiment),
+        (3, Some(at(t3)), Some(reweighted))
+    );
+    assert_eq!(figures(variant(&third, "v1")), (1, 1, 0, 8));
+    assert_eq!(app.stats_of_version("c1", 2).await, second);
+
+    // No experiment at all: version 4, the default tuning, nothing to check the ratio of.
+    record_new(
+        &mut app,
+        vec![exposed(&exposure_id("f-u20"), "v1", "u20", t3 + 60)],
+    )
+    .await;
+    let fourth = app.stats("c1").await;
+    let goal = fourth.goal.clone().unwrap();
+    assert_eq!((goal.version, goal.experiment), (4, None));
+    assert_eq!(fourth.method.as_ref().unwrap().sequential_tuning, 5000.0);
+    assert_eq!(fourth.sample_ratio, None);
+    app.running.stop().await;
+}
+
+/// GrowthBook's SRM vector over real exposures: 1000 users held out and 1200 exposed to
+/// v1 at 50/50 is a mismatch, p 0.000020079. Exposed users are checked, not exposure
+/// records: a second held-out decision for 200 control users makes 1200 records a side.
+#[tokio::test]
+async fn a_sample_ratio_mismatch_is_flagged_against_the_allocation() {
+    let mut app = spawn_app().await;
+    let t = base();
+    let half = allocation(50, 50, 0);
+    let mut interactions = decisions(&half, "a", 1..=1200, 5001..=6000, t);
+    interactions.extend(decisions(&half, "b", [], 5001..=5200, t + 60));
+    let mut recorded = 0;
+    for batch in interactions.chunks(1000) {
+        let (new, duplicates) = app.record(batch.to_vec()).await.unwrap();
+        assert_eq!(duplicates, 0);
+        recorded += new;
+    }
+    assert_eq!(recorded, 2400);
+
+    let stats = app.stats("c1").await;
+    let (v1, held) = (variant(&stats, "v1"), control_arm(&stats));
+    assert_eq!((v1.exposures, v1.exposed), (1200, 1200));
+    assert_eq!((held.exposures, held.exposed), (1200, 1000));
+    let srm = stats
+        .sample_ratio
+        .expect("the exposures carried an allocation");
+    assert_eq!(srm.insufficient_data, "");
+    assert!(
+        (srm.p_value - 0.000020079).abs() < 5e-10,
+        "p {}",
+        srm.p_value
+    );
+    assert!(srm.mismatch);
+    assert_eq!(srm.threshold, 0.001);
+    app.running.stop().await;
+}
+
 /// A range is read from hourly aggregates, rounded out to whole hours, and counts each
 /// conversion at its goal event's time.
 #[tokio::test]
@@ -992,7 +1402,7 @@ async fn a_time_range_reads_whole_hours_and_counts_conversions_at_the_goal_event
 }
 
 /// What a series of `metric` must sum to: the stats' total, or its unique users.
-/// EXPOSED counts exposure records (Metric's comment: "a variant's messages sent,
+/// EXPOSED counts exposure records (Metric's comment: "a variant's decisions to send,
 /// control's held-out decisions"), and exposed users when unique_users is set.
 fn total_for(v: &VariantStats, metric: Metric, unique: bool) -> u64 {
     let [sent, delivered, impressions, clicks, dismissals] = users(v);
@@ -1105,9 +1515,10 @@ async fn day_and_week_buckets_follow_the_time_zone() {
     let t = base();
     record_scenario(&mut app, t).await;
     // 22:00 on Sunday May 31 in New York, but June 1 in UTC; then 01:00 on June 1 there.
-    let late = sent("s8", "v1", "u8", "m8", seconds("2026-06-01T02:00:00Z"));
-    let later = sent("s9", "v1", "u9", "m9", seconds("2026-06-01T05:00:00Z"));
-    assert_eq!(app.record(vec![late, later]).await.unwrap(), (2, 0));
+    let late = send("s8", "v1", "u8", "m8", seconds("2026-06-01T02:00:00Z"));
+    let later = send("s9", "v1", "u9", "m9", seconds("2026-06-01T05:00:00Z"));
+    let interactions = late.into_iter().chain(later).collect();
+    assert_eq!(app.record(interactions).await.unwrap(), (4, 0));
     let start = t - 86_400;
 
     let utc = series_of(Metric::Sent, BucketSize::Day, start, None);
@@ -1265,6 +1676,7 @@ async fn an_unknown_campaign_has_zero_counts() {
     assert!(stats.variants.is_empty());
     assert!(stats.lifetime);
     assert_eq!(stats.goal, None);
+    assert_eq!(stats.sample_ratio, None);
     let all = total(&stats);
     assert_eq!(counts(all), [0; 9]);
     assert_eq!(users(all), [0; 5]);
@@ -1298,19 +1710,13 @@ async fn an_unknown_campaign_has_zero_counts() {
 async fn campaigns_and_events_are_per_workspace() {
     let mut app = spawn_app().await;
     let t = base();
+    let decision = Vec::from(send("s1", "v1", "u1", "m1", t));
     assert_eq!(
-        app.record_in("other", vec![sent("s1", "v1", "u1", "m1", t)])
-            .await
-            .unwrap(),
-        (1, 0)
+        app.record_in("other", decision.clone()).await.unwrap(),
+        (2, 0)
     );
-    // The same interaction id in another workspace is a different interaction.
-    assert_eq!(
-        app.record(vec![sent("s1", "v1", "u1", "m1", t)])
-            .await
-            .unwrap(),
-        (1, 0)
-    );
+    // The same interaction ids in another workspace are different interactions.
+    assert_eq!(app.record(decision).await.unwrap(), (2, 0));
     // u1 converts in the other workspace only.
     assert_eq!(
         app.record_events_in("other", vec![event("e1", "u1", "purchased", t + 60)])
@@ -1385,7 +1791,7 @@ async fn calls_without_the_right_key_are_refused() {
 
     let record = RecordInteractionsRequest {
         workspace_id: WORKSPACE.into(),
-        interactions: vec![sent("s1", "v1", "u1", "m1", t)],
+        interactions: Vec::from(send("s1", "v1", "u1", "m1", t)),
     };
     let status = app
         .internal
@@ -1419,27 +1825,57 @@ async fn calls_without_the_right_key_are_refused() {
 }
 
 /// Invalid interactions, events and ranges are INVALID_ARGUMENT naming every wrong
-/// field, and a refused batch records nothing.
+/// field, and a refused batch records nothing. CONVERTED is analytics' own record:
+/// nobody may report one.
 #[tokio::test]
 async fn invalid_interactions_name_the_field_and_record_nothing() {
     let mut app = spawn_app().await;
     let t = base();
-    let good = sent("s1", "v1", "u1", "m1", t);
+    let good = exposed(&exposure_id("s1"), "v1", "u1", t);
     let bad_kind = Interaction {
         kind: 0,
         ..sent("s2", "v1", "u2", "m2", t)
     };
     let no_message = interaction("i3", InteractionKind::Impression, "v1", "u3", "", t);
+    let no_variant = exposed(&exposure_id("s4"), "", "u4", t);
     let status = assert_refused(
-        app.record(vec![good.clone(), bad_kind, no_message]).await,
+        app.record(vec![good.clone(), bad_kind, no_message, no_variant])
+            .await,
         Code::InvalidArgument,
         "interactions[1].kind",
     );
     assert_eq!(
         violations(&status),
-        ["interactions[1].kind", "interactions[2].message_id"]
+        [
+            "interactions[1].kind",
+            "interactions[2].message_id",
+            "interactions[3].variant_id"
+        ]
     );
-    assert_eq!(total(&app.stats("c1").await).sent, 0);
+    assert_eq!(counts(total(&app.stats("c1").await)), [0; 9]);
+
+    let converted = interaction(
+        "conversion:c1:1:u1",
+        InteractionKind::Converted,
+        "v1",
+        "u1",
+        "",
+        t + 60,
+    );
+    let status = assert_refused(
+        app.record(vec![
+            good.clone(),
+            sent("s1", "v1", "u1", "m1", t),
+            converted,
+        ])
+        .await,
+        Code::InvalidArgument,
+        "interactions[2].kind",
+    );
+    assert_eq!(violations(&status), ["interactions[2].kind"]);
+    let stats = app.stats("c1").await;
+    assert_eq!(counts(total(&stats)), [0; 9], "refused: nothing recorded");
+    assert_eq!(stats.goal, None);
 
     let far_future = Interaction {
         time: Some(at(t + 3 * 86_400)),
@@ -1485,4 +1921,20 @@ async fn invalid_interactions_name_the_field_and_record_nothing() {
 
     assert_eq!(app.record(vec![good]).await.unwrap(), (1, 0));
     app.running.stop().await;
+}
+
+/// Versions first seen in one batch are numbered in the order of their first exposures,
+/// whatever the order of the batch: the later allocation is the current version.
+#[tokio::test]
+async fn versions_new_in_one_batch_are_numbered_in_time_order() {
+    let mut app = spawn_app().await;
+    let t = base();
+    let later = under(&allocation(50, 50, 0), exposed("x2", "v1", "u2", t + 10));
+    let earlier = under(&allocation(70, 30, 0), exposed("x1", "v1", "u1", t));
+    app.record(vec![later, earlier]).await.unwrap();
+    let stats = app.stats("c1").await;
+    let goal = stats.goal.expect("the current version");
+    assert_eq!(goal.version, 2);
+    assert_eq!(goal.experiment.map(|e| e.control_weight), Some(50));
+    assert_eq!(goal.first_exposure_time, Some(at(t + 10)));
 }

@@ -68,9 +68,13 @@ pub fn segmentation_wants(kind: InteractionKind) -> bool {
         | InteractionKind::Impression
         | InteractionKind::Click
         | InteractionKind::Dismissal => true,
-        InteractionKind::Unspecified | InteractionKind::Sent | InteractionKind::AssignedControl => {
-            false
-        }
+        // EXPOSED and ASSIGNED_CONTROL are trigger's, CONVERTED analytics': never
+        // recorded by delivery.
+        InteractionKind::Unspecified
+        | InteractionKind::Sent
+        | InteractionKind::AssignedControl
+        | InteractionKind::Exposed
+        | InteractionKind::Converted => false,
     }
 }
 

@@ -359,6 +359,7 @@ fn engagement(kind: i32) -> Option<EngagementKind> {
         InteractionKind::Impression => Some(EngagementKind::Displayed),
         InteractionKind::Click => Some(EngagementKind::Clicked),
         InteractionKind::Dismissal => Some(EngagementKind::Dismissed),
+        InteractionKind::Converted => Some(EngagementKind::Converted),
         _ => None,
     }
 }

@@ -1,5 +1,6 @@
 //! The hops out of trigger, relayed through the outbox as batched internal RPCs:
-//! rendered deliveries to delivery, and control records to analytics.
+//! rendered deliveries to delivery, and exposure records (a variant's EXPOSED, control's
+//! ASSIGNED_CONTROL) to analytics.
 
 use herald_outbox::GrpcSink;
 use herald_proto::analytics::v1::RecordInteractionsRequest;
@@ -26,11 +27,11 @@ pub fn delivery(config: &Config) -> Result<GrpcSink<DeliverRequest>, tonic::tran
     )
 }
 
-/// Outbox destination of analytics: control records.
+/// Outbox destination of analytics: exposure records.
 pub const ANALYTICS: &str = "analytics";
 
 /// Analytics' RecordInteractions, one call per run of a workspace, in order; each item
-/// holds a `RecordInteractionsRequest` with one ASSIGNED_CONTROL interaction.
+/// holds a `RecordInteractionsRequest` with one EXPOSED or ASSIGNED_CONTROL interaction.
 pub fn analytics(
     config: &Config,
 ) -> Result<GrpcSink<RecordInteractionsRequest>, tonic::transport::Error> {

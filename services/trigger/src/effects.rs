@@ -2,11 +2,13 @@
 //! decisions, the deliveries and control records staged in the outbox, and the timers
 //! scheduled or cancelled. Published (outbox, timers) only after the commit.
 
-use herald_campaigns::decision::{Decision, Outcome, TimerOp, control_record_id};
+use herald_campaigns::decision::{Decision, Outcome, TimerOp, exposure_record_id};
 use herald_campaigns::{CompiledCampaign, MatchIndex};
 use herald_core::time::proto_from_ms;
 use herald_outbox::{NewItem, Outbox, Staged};
-use herald_proto::analytics::v1::{Interaction, InteractionKind, RecordInteractionsRequest};
+use herald_proto::analytics::v1::{
+    ArmWeight, Experiment, Interaction, InteractionKind, RecordInteractionsRequest,
+};
 use herald_proto::delivery::v1::{DeliverRequest, Delivery};
 use herald_proto::trigger::v1 as proto;
 use herald_runtime::{Clock, Error};
@@ -82,15 +84,28 @@ impl Effects {
                 traceparent: self.traceparent.clone(),
             });
         }
-        if decision.outcome == Outcome::Control {
+        // The exposure of either arm, at the same point of the decision: a variant's
+        // decision to send, control's held-out decision.
+        let kind = match decision.outcome {
+            Outcome::Sent => Some(InteractionKind::Exposed),
+            Outcome::Control => Some(InteractionKind::AssignedControl),
+            _ => None,
+        };
+        if let Some(kind) = kind {
             let interaction = Interaction {
-                id: control_record_id(&decision.campaign_id, &decision.cause_id),
+                id: exposure_record_id(&decision.campaign_id, &decision.cause_id),
                 campaign_id: decision.campaign_id.to_string(),
+                variant_id: decision
+                    .variant_id
+                    .as_deref()
+                    .unwrap_or_default()
+                    .to_owned(),
                 user_id: user_id.to_owned(),
-                kind: InteractionKind::AssignedControl as i32,
+                kind: kind as i32,
                 time: Some(proto_from_ms(now_ms)),
                 goal_event_name: goal,
                 attribution_window: window,
+                experiment: campaign.map(|c| experiment(c.campaign())),
                 ..Default::default()
             };
             self.items.push(NewItem {
@@ -178,5 +193,22 @@ fn goal(campaign: Option<&CompiledCampaign>) -> (String, Option<prost_types::Dur
     match campaign.and_then(|c| c.campaign().conversion_goal.as_ref()) {
         Some(goal) => (goal.event_name.clone(), goal.attribution_window),
         None => (String::new(), None),
+    }
+}
+
+/// The campaign's experiment as analytics analyses it: the allocation and the sequential
+/// test's tuning.
+fn experiment(campaign: &proto::Campaign) -> Experiment {
+    Experiment {
+        variants: campaign
+            .variants
+            .iter()
+            .map(|v| ArmWeight {
+                variant_id: v.id.clone(),
+                weight: v.weight,
+            })
+            .collect(),
+        control_weight: campaign.control_weight,
+        sequential_tuning: campaign.sequential_tuning,
     }
 }

@@ -246,6 +246,17 @@ pub async fn update(
                 campaign.exempt_from_cap_rules = update.exempt_from_cap_rules
             }
             "critical" => campaign.critical = update.critical,
+            // Frozen at launch: the statistics of exposures already recorded were read
+            // with it.
+            "sequential_tuning"
+                if campaign.activate_time.is_some()
+                    && update.sequential_tuning != campaign.sequential_tuning =>
+            {
+                return Err(Error::failed_precondition(
+                    "sequential_tuning is frozen once the campaign has been ACTIVE",
+                ));
+            }
+            "sequential_tuning" => campaign.sequential_tuning = update.sequential_tuning,
             "status" => violations.push(FieldViolation::new(
                 field,
                 "status changes through SetCampaignStatus",

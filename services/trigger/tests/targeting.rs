@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use herald_proto::analytics::v1::{InteractionKind, RecordInteractionsRequest};
+use herald_proto::analytics::v1::{
+    ArmWeight, Experiment, InteractionKind, RecordInteractionsRequest,
+};
 use herald_proto::common::v1::message_content::Body;
 use herald_proto::common::v1::{
     Channel, Event, EventContext, InAppContent, InAppFormat, MessageContent,
@@ -443,18 +445,45 @@ async fn control_users_are_recorded_for_analytics_with_the_goal() {
     app.handle(vec![user_event("m1", "ann", "opened")]).await;
 
     let store = herald_storage::connect(&db.url("trigger")).await.unwrap();
-    let controls: Vec<_> = outbox::<RecordInteractionsRequest>(&store, "analytics")
+    let exposures: Vec<_> = outbox::<RecordInteractionsRequest>(&store, "analytics")
         .await
         .into_iter()
         .flat_map(|r| r.interactions)
         .collect();
-    assert_eq!(controls.len(), 1, "{controls:?}");
-    let control = &controls[0];
-    assert_eq!(control.kind, InteractionKind::AssignedControl as i32);
+    assert_eq!(exposures.len(), 2, "{exposures:?}");
+    let control = exposures
+        .iter()
+        .find(|i| i.kind == InteractionKind::AssignedControl as i32)
+        .expect("the control record");
     assert_eq!(control.campaign_id, held_out.id);
     assert_eq!(control.user_id, "ann");
     assert_eq!(control.goal_event_name, "purchased");
     assert_eq!(control.attribution_window, goal.attribution_window);
+    assert_eq!(
+        control.experiment,
+        Some(Experiment {
+            variants: vec![ArmWeight {
+                variant_id: "a".into(),
+                weight: 0
+            }],
+            control_weight: 1,
+            sequential_tuning: 0,
+        })
+    );
+    // The variant's exposure, at the same point of its decision.
+    let exposed = exposures
+        .iter()
+        .find(|i| i.kind == InteractionKind::Exposed as i32)
+        .expect("the variant's exposure");
+    assert_eq!(
+        (exposed.campaign_id.as_str(), exposed.variant_id.as_str()),
+        (treated.id.as_str(), "a")
+    );
+    assert_eq!(exposed.goal_event_name, "purchased");
+    assert_eq!(
+        exposed.experiment.as_ref().map(|e| e.control_weight),
+        Some(0)
+    );
     let decision = &app.explain(&held_out.id, "ann").await[0];
     assert_eq!(decision.outcome, DecisionOutcome::Control as i32);
 
@@ -463,6 +492,41 @@ async fn control_users_are_recorded_for_analytics_with_the_goal() {
     assert_eq!(sent[0].campaign_id, treated.id);
     assert_eq!(sent[0].goal_event_name, "purchased");
     assert_eq!(sent[0].attribution_window, goal.attribution_window);
+    app.running.stop().await;
+}
+
+/// Control is held out where a message would have gone: when the gates a send passes
+/// stop it (here a campaign of higher priority took the banner), the user is not
+/// recorded as control, as a variant's user would not have been exposed.
+#[tokio::test]
+async fn control_is_recorded_only_where_a_message_would_have_gone() {
+    let db = TestDatabase::new().await;
+    let app = spawn_trigger(&db, clock(), "t1").await;
+    let mut held_out = on_event("Held out", "opened", 0, InAppFormat::Banner);
+    held_out.variants[0].weight = 0;
+    held_out.control_weight = 1;
+    let held_out = app.create(held_out).await;
+    let rival = app
+        .create(on_event("Rival", "opened", 5, InAppFormat::Banner))
+        .await;
+    app.handle(vec![user_event("m1", "ann", "opened")]).await;
+
+    let store = herald_storage::connect(&db.url("trigger")).await.unwrap();
+    let exposures: Vec<_> = outbox::<RecordInteractionsRequest>(&store, "analytics")
+        .await
+        .into_iter()
+        .flat_map(|r| r.interactions)
+        .collect();
+    assert_eq!(exposures.len(), 1, "{exposures:?}");
+    assert_eq!(exposures[0].campaign_id, rival.id);
+    let decision = &app.explain(&held_out.id, "ann").await[0];
+    assert_eq!(decision.outcome, DecisionOutcome::Suppressed as i32);
+    let failed = decision.reasons.iter().find(|r| !r.passed).expect("a gate");
+    assert_eq!(
+        failed.code,
+        DecisionReasonCode::Priority as i32,
+        "{decision:?}"
+    );
     app.running.stop().await;
 }
 
