@@ -448,19 +448,8 @@ pub async fn record_interactions(
         .filter(|e| !e.goal_event_name.is_empty())
         .collect();
     let events = goal_events(&txn, workspace, &goals).await?;
-    let conversions = convert(&txn, &mut deltas, &goals, |e| {
-        first_conversion(
-            e,
-            events.get(&(e.user_id.clone(), e.goal_event_name.clone())),
-        )
-    })
-    .await?;
-    deltas.write(&txn, workspace).await?;
-    let staged = stage(&txn, outbox, workspace, &conversions).await?;
-    txn.commit().await?;
-    if let Some(staged) = staged {
-        outbox.publish(staged).await;
-    }
+    let conversions = convert(&txn, &mut deltas, &goals, &events).await?;
+    finish(txn, outbox, workspace, deltas, &conversions).await?;
     Ok(Recorded {
         recorded: fresh.len() as u32,
         duplicates: (total - fresh.len()) as u32,
@@ -531,17 +520,21 @@ pub struct Conversion {
     at: i64,
 }
 
-/// Marks the exposures that `conversion` finds a time for as converted, unless already
-/// converted, and counts those it marked; returns them.
+/// Marks the exposures that one of their goal's event `times` (per user and event name,
+/// sorted) converts as converted, unless already converted, and counts those it marked;
+/// returns them.
 async fn convert(
     txn: &DatabaseTransaction,
     deltas: &mut Deltas,
     exposures: &[&exposure::Model],
-    conversion: impl Fn(&exposure::Model) -> Option<i64>,
+    times: &HashMap<(String, String), Vec<i64>>,
 ) -> Result<Vec<Conversion>, Error> {
     let mut converted = Vec::new();
     for e in exposures {
-        let Some(at) = conversion(e) else { continue };
+        let key = (e.user_id.clone(), e.goal_event_name.clone());
+        let Some(at) = first_conversion(e, times.get(&key)) else {
+            continue;
+        };
         let marked = exposure::Entity::update_many()
             .col_expr(exposure::Column::ConvertedAt, Expr::value(at))
             .filter(exposure::Column::WorkspaceId.eq(e.workspace_id.as_str()))
@@ -583,6 +576,24 @@ fn conversion_id(c: &Conversion) -> String {
     let digest = Sha256::digest(id.as_bytes());
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
     format!("conversion:{hex}")
+}
+
+/// Writes the counts and stages the conversions for segmentation in `txn`, commits it and
+/// hands the staged items to the relay.
+async fn finish(
+    txn: DatabaseTransaction,
+    outbox: &Outbox,
+    workspace: &str,
+    deltas: Deltas,
+    conversions: &[Conversion],
+) -> Result<(), Error> {
+    deltas.write(&txn, workspace).await?;
+    let staged = stage(&txn, outbox, workspace, conversions).await?;
+    txn.commit().await?;
+    if let Some(staged) = staged {
+        outbox.publish(staged).await;
+    }
+    Ok(())
 }
 
 /// Stages the conversions' CONVERTED interactions for segmentation in `txn`.
@@ -690,19 +701,8 @@ pub async fn record_events(
     }
     let mut deltas = Deltas::default();
     let open: Vec<&exposure::Model> = open.iter().collect();
-    let conversions = convert(&txn, &mut deltas, &open, |e| {
-        first_conversion(
-            e,
-            times.get(&(e.user_id.clone(), e.goal_event_name.clone())),
-        )
-    })
-    .await?;
-    deltas.write(&txn, workspace).await?;
-    let staged = stage(&txn, outbox, workspace, &conversions).await?;
-    txn.commit().await?;
-    if let Some(staged) = staged {
-        outbox.publish(staged).await;
-    }
+    let conversions = convert(&txn, &mut deltas, &open, &times).await?;
+    finish(txn, outbox, workspace, deltas, &conversions).await?;
     Ok(Recorded {
         recorded: fresh.len() as u32,
         duplicates: (events.len() - fresh.len()) as u32,
