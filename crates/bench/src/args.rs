@@ -33,6 +33,9 @@ pub const USAGE: &str = "usage: herald-bench [options]   (or: just bench [option
   --campaign-events N         events timed through in-process campaign targeting (default 30000)
   --campaigns-only            only the in-process campaign phase: no services, no database
                               (with --segments-only too: both in-process phases)
+  --stats-interactions N      interactions of one campaign recorded through analytics before
+                              its GetCampaignStats latency is timed (default 1000000; 0 skips)
+  --stats-only                only the analytics stats phase: the services, no other phase
   --json [FILE]               also write every figure as JSON, under stable names, to FILE
                               (to standard output, after the table, without FILE or with -)
   --markdown                  print the final table as Markdown
@@ -82,6 +85,10 @@ pub struct Settings {
     pub campaign_events: u64,
     /// Only the in-process campaign phase: no services, no database.
     pub campaigns_only: bool,
+    /// Interactions of the campaign whose statistics are timed; 0 skips the phase.
+    pub stats_interactions: u64,
+    /// Only the analytics stats phase (with the services).
+    pub stats_only: bool,
     /// Where the JSON figures go: `Some(None)` is standard output.
     pub json: Option<Option<std::path::PathBuf>>,
     pub markdown: bool,
@@ -113,6 +120,8 @@ impl Default for Settings {
             campaigns: 10_000,
             campaign_events: 30_000,
             campaigns_only: false,
+            stats_interactions: 1_000_000,
+            stats_only: false,
             json: None,
             markdown: false,
         }
@@ -142,6 +151,10 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             }
             "--campaigns-only" => {
                 s.campaigns_only = true;
+                continue;
+            }
+            "--stats-only" => {
+                s.stats_only = true;
                 continue;
             }
             // The file is optional: without one (or with -) the JSON goes to stdout.
@@ -198,6 +211,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             "--segment-users" => s.segment_users = number(0, 100_000_000)?,
             "--campaigns" => s.campaigns = number(0, 1_000_000)?,
             "--campaign-events" => s.campaign_events = number(1, 100_000_000)?,
+            "--stats-interactions" => s.stats_interactions = number(0, 100_000_000)?,
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -208,6 +222,15 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         return Err(
             "--segments-only with --segment-events 0 and --segment-users 0 measures nothing".into(),
         );
+    }
+    if s.stats_only && s.in_process_only() {
+        return Err(
+            "--stats-only runs the services: it does not go with --segments-only or --campaigns-only"
+                .into(),
+        );
+    }
+    if s.stats_only && s.stats_interactions == 0 {
+        return Err("--stats-only with --stats-interactions 0 measures nothing".into());
     }
     Ok(Parsed::Run(Box::new(s)))
 }
@@ -220,11 +243,16 @@ impl Settings {
 
     /// Whether the segment phases run (each may still be skipped with a count of 0).
     pub fn runs_segments(&self) -> bool {
-        self.segments_only || !self.campaigns_only
+        self.segments_only || !(self.campaigns_only || self.stats_only)
     }
 
     /// Whether the campaign phase runs.
     pub fn runs_campaigns(&self) -> bool {
-        self.campaigns > 0 && (self.campaigns_only || !self.segments_only)
+        self.campaigns > 0 && (self.campaigns_only || !(self.segments_only || self.stats_only))
+    }
+
+    /// Whether the analytics stats phase runs.
+    pub fn runs_stats(&self) -> bool {
+        self.stats_interactions > 0 && !self.in_process_only()
     }
 }

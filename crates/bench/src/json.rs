@@ -6,6 +6,7 @@
 use hdrhistogram::Histogram;
 use serde_json::{Map, Value, json};
 
+use crate::analytics::StatsResult;
 use crate::args::Backend;
 use crate::campaigns::{self, CampaignsResult};
 use crate::phases::Results;
@@ -16,15 +17,20 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
 
-/// The figures of the services' phases (absent with `--segments-only` or
-/// `--campaigns-only`), of the segment phases and of the campaign phase.
+/// The figures of the services' phases (absent with `--segments-only`,
+/// `--campaigns-only` or `--stats-only`), of the campaign statistics phase, of the segment
+/// phases and of the campaign phase.
 pub fn figures(
     herald: Option<(Backend, &Results, &Extras)>,
+    stats: Option<&StatsResult>,
     (segments, campaigns): InProcess,
 ) -> Value {
     let mut f = Map::new();
     if let Some((backend, r, extras)) = herald {
         service_figures(&mut f, backend, r, extras);
+    }
+    if let Some(s) = stats {
+        stats_figures(&mut f, s);
     }
     if let Some(s) = segments {
         segment_figures(&mut f, s);
@@ -33,6 +39,43 @@ pub fn figures(
         campaign_figures(&mut f, c);
     }
     Value::Object(f)
+}
+
+fn stats_figures(f: &mut Map<String, Value>, s: &StatsResult) {
+    f.entry("backend").or_insert(json!(s.backend.name()));
+    let mut put = |name: &str, value: Value| {
+        f.insert(name.to_owned(), value);
+    };
+    put("stats_interactions", json!(s.interactions));
+    put("stats_users", json!(s.users));
+    put("stats_goal_events", json!(s.events));
+    put("stats_conversions", json!(s.conversions));
+    put("stats_load_s", json!(s.load.as_secs_f64()));
+    put("stats_load_per_s", json!(s.load_rate()));
+    put("stats_load_retries", json!(s.retries));
+    put("stats_lifetime_p50_ms", json!(ms(&s.lifetime, 0.5)));
+    put("stats_lifetime_p99_ms", json!(ms(&s.lifetime, 0.99)));
+    put("stats_range_p50_ms", json!(ms(&s.range, 0.5)));
+    put("stats_range_p99_ms", json!(ms(&s.range, 0.99)));
+    if let Some(n) = s.aggregate_rows {
+        put("stats_aggregate_rows", json!(n));
+    }
+    if let Some(small) = &s.small {
+        put("stats_small_interactions", json!(small.interactions));
+        put(
+            "stats_small_lifetime_p50_ms",
+            json!(ms(&small.lifetime, 0.5)),
+        );
+        put(
+            "stats_small_lifetime_p99_ms",
+            json!(ms(&small.lifetime, 0.99)),
+        );
+        put("stats_small_range_p50_ms", json!(ms(&small.range, 0.5)));
+        put("stats_small_range_p99_ms", json!(ms(&small.range, 0.99)));
+        if let Some(n) = small.aggregate_rows {
+            put("stats_small_aggregate_rows", json!(n));
+        }
+    }
 }
 
 fn campaign_figures(f: &mut Map<String, Value>, c: &CampaignsResult) {

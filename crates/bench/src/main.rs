@@ -2,7 +2,8 @@
 //! services running as separate processes, each figure printed beside a bare-tonic
 //! baseline measured in the same run; and, in process, the segment evaluation the
 //! segmentation service does per event and per backfilled user, and the campaign
-//! targeting (match and decision) trigger does per event. Run it with `just bench`
+//! targeting (match and decision) trigger does per event; and, through the services, the
+//! latency of a campaign's statistics over a million interactions. Run it with `just bench`
 //! (see docs/benchmarks.md).
 //!
 //! It only ever targets 127.0.0.1, every load stops by itself at the end of its window, and
@@ -11,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+mod analytics;
 mod args;
 mod campaigns;
 mod dbwork;
@@ -124,7 +126,7 @@ async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let campaigns = campaign_phase(&settings).await?;
     let in_process = (segments.as_ref(), campaigns.as_ref());
     let Some(backend) = backend else {
-        return figures(&settings, None, in_process);
+        return figures(&settings, None, None, in_process);
     };
     if campaigns.is_some() {
         println!();
@@ -145,6 +147,14 @@ async fn run(mut settings: Settings) -> anyhow::Result<()> {
         );
     }
     let ready = fleet.ready().to_vec();
+    if settings.stats_only {
+        let mut fleet = fleet;
+        let stats = analytics::run(&mut fleet, &settings, backend).await?;
+        fleet.check_alive()?;
+        log_notes(&fleet);
+        drop(fleet);
+        return figures(&settings, None, Some(&stats), in_process);
+    }
     let idle = if settings.idle.is_zero() {
         None
     } else {
@@ -187,16 +197,15 @@ async fn run(mut settings: Settings) -> anyhow::Result<()> {
     println!("  {:.0} rows/s, errors {}", raw.rate(), raw.errors);
     let mut fleet = fleet;
     let results = phases::run_all(&mut fleet, &settings).await?;
+    // After the other phases: its million interactions would otherwise sit in their way.
+    let stats = if settings.runs_stats() {
+        println!();
+        Some(analytics::run(&mut fleet, &settings, backend).await?)
+    } else {
+        None
+    };
     fleet.check_alive()?;
-    println!();
-    for (kind, lines) in fleet.log_lines() {
-        if lines > 0 {
-            println!("note: {kind} logged {lines} warning/error lines, first ones:");
-            for line in fleet.log_head(kind, 3) {
-                println!("    {line}");
-            }
-        }
-    }
+    log_notes(&fleet);
     // The services are done: the timers phase has the machine to itself.
     drop(fleet);
     let timers = if settings.timers > 0 {
@@ -220,7 +229,25 @@ async fn run(mut settings: Settings) -> anyhow::Result<()> {
         ready: &ready,
         timers: timers.as_ref(),
     };
-    figures(&settings, Some((backend, &results, &extras)), in_process)
+    figures(
+        &settings,
+        Some((backend, &results, &extras)),
+        stats.as_ref(),
+        in_process,
+    )
+}
+
+/// Prints the first lines of every service log that is not empty.
+fn log_notes(fleet: &fleet::Fleet) {
+    println!();
+    for (kind, lines) in fleet.log_lines() {
+        if lines > 0 {
+            println!("note: {kind} logged {lines} warning/error lines, first ones:");
+            for line in fleet.log_head(kind, 3) {
+                println!("    {line}");
+            }
+        }
+    }
 }
 
 /// The segment evaluation phases, when any is asked for: CPU work on a blocking thread,
@@ -249,12 +276,13 @@ async fn campaign_phase(settings: &Settings) -> anyhow::Result<Option<campaigns:
 fn figures(
     settings: &Settings,
     herald: Option<(Backend, &phases::Results, &report::Extras)>,
+    stats: Option<&analytics::StatsResult>,
     in_process: report::InProcess,
 ) -> anyhow::Result<()> {
     println!();
-    println!("{}", report::table(settings, herald, in_process));
+    println!("{}", report::table(settings, herald, stats, in_process));
     if let Some(target) = &settings.json {
-        let figures = json::figures(herald, in_process);
+        let figures = json::figures(herald, stats, in_process);
         let text = serde_json::to_string_pretty(&figures)? + "\n";
         match target {
             Some(path) => {

@@ -2,6 +2,7 @@
 
 use hdrhistogram::Histogram;
 
+use crate::analytics::{self, StatsResult};
 use crate::args::{Backend, Settings};
 use crate::campaigns::{self, CampaignsResult};
 use crate::phases::{Drain, Results};
@@ -31,6 +32,15 @@ pub fn settings_lines(s: &Settings) -> Vec<(&'static str, String)> {
             thousands(campaigns::USERS as f64)
         ),
     );
+    let stats = (
+        "analytics stats",
+        format!(
+            "{} interactions of one campaign through RecordInteractions, then {} GetCampaignStats calls of each kind (lifetime; last {} days)",
+            thousands(s.stats_interactions as f64),
+            analytics::CALLS,
+            analytics::RANGE_DAYS
+        ),
+    );
     if s.in_process_only() {
         let mut lines = Vec::new();
         if s.runs_segments() {
@@ -48,7 +58,10 @@ pub fn settings_lines(s: &Settings) -> Vec<(&'static str, String)> {
         Some(Backend::Sqlite) => "sqlite (one file per service, temp dir)".into(),
         None => "auto".into(),
     };
-    vec![
+    if s.stats_only {
+        return vec![("backend", backend), stats];
+    }
+    let mut lines = vec![
         ("backend", backend),
         (
             "duration",
@@ -83,7 +96,11 @@ pub fn settings_lines(s: &Settings) -> Vec<(&'static str, String)> {
         ("settle max", format!("{} s", s.settle_max.as_secs())),
         segments,
         campaigns,
-    ]
+    ];
+    if s.runs_stats() {
+        lines.push(stats);
+    }
+    lines
 }
 
 fn ms(us: u64) -> String {
@@ -143,14 +160,19 @@ pub struct Extras<'a> {
     pub timers: Option<&'a crate::timers::TimersResult>,
 }
 
-/// The final table: the services' figures (absent with `--segments-only` or
-/// `--campaigns-only`), then the segment evaluation's and the campaign targeting's.
+/// The final table: the services' figures (absent with `--segments-only`,
+/// `--campaigns-only` or `--stats-only`), the campaign statistics', then the segment
+/// evaluation's and the campaign targeting's.
 pub fn table(
     s: &Settings,
     herald: Option<(Backend, &Results, &Extras)>,
+    stats: Option<&StatsResult>,
     (segments, campaigns): InProcess,
 ) -> String {
-    let where_ = herald.map_or("in process", |(backend, _, _)| backend.name());
+    let where_ = herald
+        .map(|(backend, _, _)| backend)
+        .or(stats.map(|r| r.backend))
+        .map_or("in process", Backend::name);
     let header = [
         "measurement".to_owned(),
         format!("Herald ({where_})"),
@@ -160,6 +182,9 @@ pub fn table(
     let mut rows: Vec<[String; 4]> = Vec::new();
     if let Some((_, r, extras)) = herald {
         service_rows(&mut rows, s, r, extras);
+    }
+    if let Some(stats) = stats {
+        stats_rows(&mut rows, stats);
     }
     if let Some(segments) = segments {
         segment_rows(&mut rows, segments);
@@ -210,6 +235,65 @@ fn campaign_rows(rows: &mut Vec<[String; 4]>, r: &CampaignsResult) {
             "{:.0}; {:.1}",
             campaigns::ms(r.compile),
             campaigns::ms(r.index)
+        ),
+        "-".into(),
+        "-".into(),
+    ]);
+}
+
+fn stats_rows(rows: &mut Vec<[String; 4]>, r: &StatsResult) {
+    let aggregates = |n: Option<u64>| {
+        n.map_or(String::new(), |n| {
+            format!(", {} aggregate rows", thousands(n as f64))
+        })
+    };
+    rows.push([
+        format!(
+            "GetCampaignStats, lifetime, one campaign with {} interactions ({} users, 2 variants + control{}): p50 / p99 (ms)",
+            thousands(r.interactions as f64),
+            thousands(r.users as f64),
+            aggregates(r.aggregate_rows)
+        ),
+        quantiles(&r.lifetime, &[0.5, 0.99]),
+        "-".into(),
+        "-".into(),
+    ]);
+    rows.push([
+        format!(
+            "  the same over the last {} days (hourly aggregates): p50 / p99 (ms)",
+            analytics::RANGE_DAYS
+        ),
+        quantiles(&r.range, &[0.5, 0.99]),
+        "-".into(),
+        "-".into(),
+    ]);
+    if let Some(small) = &r.small {
+        rows.push([
+            format!(
+                "  the same at {} interactions{}: lifetime; last {} days, p50 / p99 (ms)",
+                thousands(small.interactions as f64),
+                aggregates(small.aggregate_rows),
+                analytics::RANGE_DAYS
+            ),
+            format!(
+                "{}; {}",
+                quantiles(&small.lifetime, &[0.5, 0.99]),
+                quantiles(&small.range, &[0.5, 0.99])
+            ),
+            "-".into(),
+            "-".into(),
+        ]);
+    }
+    rows.push([
+        format!(
+            "  recorded through RecordInteractions ({} per call, {} in flight), untimed: interactions/s; s",
+            thousands(analytics::PER_CALL as f64),
+            analytics::IN_FLIGHT
+        ),
+        format!(
+            "{}; {:.1}",
+            thousands(r.load_rate()),
+            r.load.as_secs_f64()
         ),
         "-".into(),
         "-".into(),
