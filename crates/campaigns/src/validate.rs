@@ -211,6 +211,12 @@ pub fn campaign(parser: &liquid::Parser, campaign: &Campaign) -> Vec<FieldViolat
         Len::optional(limits::CATEGORY),
     );
     check_trigger(&mut out, campaign.trigger.as_ref());
+    if campaign.sequential_tuning > MAX_SEQUENTIAL_TUNING {
+        out.push(
+            "campaign.sequential_tuning",
+            format!("must be at most {MAX_SEQUENTIAL_TUNING} (0 means 5000)"),
+        );
+    }
     if let Some(audience) = &campaign.audience {
         for (i, id) in audience.include_segment_ids.iter().enumerate() {
             out.text(
@@ -391,12 +397,6 @@ pub fn completeness(campaign: &Campaign) -> Vec<FieldViolation> {
         out.push(
             "campaign.variants[0].weight",
             "the variants' weights plus control_weight must be greater than 0",
-        );
-    }
-    if campaign.sequential_tuning > MAX_SEQUENTIAL_TUNING {
-        out.push(
-            "campaign.sequential_tuning",
-            format!("must be at most {MAX_SEQUENTIAL_TUNING} (0 means 5000)"),
         );
     }
     if let Some(Trigger {

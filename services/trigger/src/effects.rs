@@ -1,5 +1,5 @@
 //! What decisions leave behind, written in the transaction that took them: the recorded
-//! decisions, the deliveries and control records staged in the outbox, and the timers
+//! decisions, the deliveries and exposure records staged in the outbox, and the timers
 //! scheduled or cancelled. Published (outbox, timers) only after the commit.
 
 use herald_campaigns::decision::{Decision, Outcome, TimerOp, exposure_record_id};

@@ -321,6 +321,72 @@ async fn campaign_lifecycle_round_trip() {
     assert_eq!(violations(&refused), ["campaign.variants"]);
 }
 
+/// The sequential tuning analytics reads a campaign's experiment with can be set on a
+/// draft, is bounded, and is frozen once the campaign has been ACTIVE.
+#[tokio::test]
+async fn the_sequential_tuning_is_frozen_once_active() {
+    let db = TestDatabase::new().await;
+    let app = spawn_trigger(&db, NOWHERE).await;
+    let too_large = Campaign {
+        sequential_tuning: 1_000_000_001,
+        ..campaign("upgraded")
+    };
+    let refused = app
+        .public()
+        .await
+        .create_campaign(app.admin(CreateCampaignRequest {
+            campaign: Some(too_large),
+        }))
+        .await
+        .expect_err("too large");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(violations(&refused), ["campaign.sequential_tuning"]);
+
+    let draft = create(&app, campaign("upgraded")).await;
+    let update = |tuning: u32| {
+        app.admin(UpdateCampaignRequest {
+            campaign: Some(Campaign {
+                id: draft.id.clone(),
+                sequential_tuning: tuning,
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["sequential_tuning".into()],
+            }),
+        })
+    };
+    let tuned = app
+        .public()
+        .await
+        .update_campaign(update(20_000))
+        .await
+        .expect("a draft's tuning changes")
+        .into_inner()
+        .campaign
+        .expect("campaign");
+    assert_eq!(tuned.sequential_tuning, 20_000);
+    set_status(&app, &draft.id, CampaignStatus::Active)
+        .await
+        .expect("activate");
+    set_status(&app, &draft.id, CampaignStatus::Paused)
+        .await
+        .expect("pause");
+    let frozen = app
+        .public()
+        .await
+        .update_campaign(update(5_000))
+        .await
+        .expect_err("frozen");
+    assert_eq!(frozen.code(), Code::FailedPrecondition, "{frozen:?}");
+    // The same value is no change.
+    app.public()
+        .await
+        .update_campaign(update(20_000))
+        .await
+        .expect("unchanged");
+    app.running.stop().await;
+}
+
 #[tokio::test]
 async fn list_pages_newest_first_with_a_status_filter() {
     let db = TestDatabase::new().await;
