@@ -81,6 +81,8 @@ pub struct CompiledCampaign {
     pub(crate) entry: EntryRule,
     pub(crate) frequency_cap: Option<FrequencyCap>,
     pub(crate) quiet: Option<Quiet>,
+    /// The variants' weights, in order, for assignment.
+    pub(crate) weights: Vec<u32>,
     /// The words of its verdicts that depend on it alone.
     pub(crate) words: CampaignWords,
 }
@@ -204,6 +206,7 @@ impl CompiledCampaign {
         });
         let quiet = campaign.quiet_hours.as_ref().and_then(Quiet::compile);
         let words = CampaignWords::new(&campaign, &trigger, &trait_conditions);
+        let weights = campaign.variants.iter().map(|v| v.weight).collect();
         Ok(CompiledCampaign {
             campaign,
             version_ms,
@@ -213,6 +216,7 @@ impl CompiledCampaign {
             entry,
             frequency_cap,
             quiet,
+            weights,
             words,
         })
     }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use herald_conditions::Condition;
 use herald_core::time::{ms_of_proto, proto_from_ms};
 use herald_proto::common::v1::message_content::Body;
-use herald_proto::common::v1::{Channel, InAppFormat, MessageContent};
+use herald_proto::common::v1::{Channel, Event, InAppFormat, MessageContent};
 use herald_proto::trigger::v1 as proto;
 use herald_proto::trigger::v1::{DecisionReasonCode as Code, TransitionKind};
 use prost_types::Struct;
@@ -148,11 +148,14 @@ pub enum Outcome {
 /// What to do with a durable timer, committed with the decision.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TimerOp {
-    /// Schedule (or replace) `key` at `due_ms`.
+    /// Schedule (or replace) `key` at `due_ms`; store it with [`timer::encode`].
     Schedule {
         key: String,
         due_ms: i64,
         payload: Box<TimerPayload>,
+        /// The event that started it (for the payload's `event`), one copy shared by
+        /// the timers of the cause.
+        event: Option<Arc<Event>>,
     },
     /// Cancel `key`.
     Cancel { key: String },
@@ -324,6 +327,20 @@ fn filters_match(conditions: &[Condition], event: &EventView) -> bool {
     failing(conditions, event.properties).is_none()
 }
 
+/// A copy of the event behind `subject`, for timer payloads.
+fn event_copy(subject: &Subject) -> Option<Arc<Event>> {
+    subject.event.map(|e| {
+        Arc::new(Event {
+            message_id: e.message_id.to_owned(),
+            user_id: subject.user_id.to_owned(),
+            name: e.name.to_owned(),
+            properties: e.properties.cloned(),
+            timestamp: e.timestamp.cloned(),
+            context: None,
+        })
+    })
+}
+
 fn payload(
     kind: TimerKind,
     workspace: &Workspace,
@@ -338,14 +355,8 @@ fn payload(
         campaign_id: campaign.id().to_owned(),
         user_id: subject.user_id.to_owned(),
         cause_id: cause.id.to_owned(),
-        event: subject.event.map(|e| herald_proto::common::v1::Event {
-            message_id: e.message_id.to_owned(),
-            user_id: subject.user_id.to_owned(),
-            name: e.name.to_owned(),
-            properties: e.properties.cloned(),
-            timestamp: e.timestamp.cloned(),
-            context: None,
-        }),
+        // Attached as the timer's `event` instead.
+        event: None,
         time_zone: subject.time_zone.to_owned(),
         locale: subject.locale.to_owned(),
         channels: Vec::new(),
@@ -426,6 +437,7 @@ fn next_occurrence(
             subject,
             now_ms,
         )),
+        event: event_copy(subject),
     }))
 }
 
@@ -452,7 +464,7 @@ pub fn on_event(
     // From the user's pending timers (a handful), not from the campaigns the event could
     // cancel: an any-event inactivity trigger concerns every event of every user.
     let mut cancelling: Vec<&std::sync::Arc<CompiledCampaign>> = ledger
-        .campaigns
+        .campaigns()
         .iter()
         .filter(|s| !s.pending_delays.is_empty() || s.inactivity_pending)
         .filter_map(|s| index.campaign(&s.campaign_id))
@@ -493,6 +505,9 @@ pub fn on_event(
             .collect();
         decisions.push(d);
     }
+    // Copied once for the timers this event starts.
+    let event_copy = std::cell::OnceCell::new();
+    let shared_event = || event_copy.get_or_init(|| self::event_copy(subject)).clone();
     let mut candidates = Vec::with_capacity(fired.len());
     for campaign in fired {
         match &campaign.trigger {
@@ -535,7 +550,7 @@ pub fn on_event(
                     workspace,
                     campaign,
                     (&cause, &ids),
-                    subject,
+                    (subject, shared_event()),
                     now_ms,
                 ));
             }
@@ -566,7 +581,7 @@ pub fn on_event(
                     workspace,
                     campaign,
                     (&cause, &ids),
-                    subject,
+                    (subject, shared_event()),
                     now_ms,
                 ));
             }
@@ -590,7 +605,7 @@ fn timer_started(
     workspace: &Workspace,
     campaign: &CompiledCampaign,
     (cause, ids): (&Cause, &CauseIds),
-    subject: &Subject,
+    (subject, event): (&Subject, Option<Arc<Event>>),
     now_ms: i64,
 ) -> Decision {
     let mut d = Decision::new(&campaign.words.id, ids);
@@ -602,6 +617,7 @@ fn timer_started(
         key,
         due_ms,
         payload: Box::new(payload(kind, workspace, campaign, cause, subject, now_ms)),
+        event,
     });
     d
 }
@@ -880,33 +896,38 @@ fn gates(
         return;
     }
 
-    // Assignment: sticky once made, so new weights only move users not yet assigned.
-    let state = ledger.campaign_mut(c.id.as_str());
-    let kept = state.assigned
-        && (state.variant_id.is_empty() || c.variants.iter().any(|v| v.id == state.variant_id));
-    let variant_index = if kept {
-        if state.variant_id.is_empty() {
-            None
-        } else {
-            c.variants.iter().position(|v| v.id == state.variant_id)
-        }
-    } else {
-        let weights: Vec<u32> = c.variants.iter().map(|v| v.weight).collect();
-        match assign(&c.id, subject.user_id, &weights, c.control_weight) {
-            Some(Assignment::Variant(i)) => {
-                state.assigned = true;
-                state.variant_id = c.variants[i].id.clone();
-                Some(i)
-            }
-            Some(Assignment::Control) => {
-                state.assigned = true;
-                state.variant_id.clear();
-                None
-            }
+    // Assignment: sticky once the user is exposed to it (sent the variant, held out as
+    // control, or held by quiet hours), so new weights only move users who saw nothing.
+    let kept = match ledger.campaign(c.id.as_str()) {
+        Some(state) if state.assigned && state.variant_id.is_empty() => Some(None),
+        Some(state) if state.assigned => c
+            .variants
+            .iter()
+            .position(|v| v.id == state.variant_id)
+            .map(Some),
+        _ => None,
+    };
+    let variant_index = match kept {
+        Some(index) => index,
+        None => match assign(&c.id, subject.user_id, &campaign.weights, c.control_weight) {
+            Some(Assignment::Variant(i)) => Some(i),
+            Some(Assignment::Control) => None,
             None => {
                 d.verdict(Code::VariantAssigned, false, "every weight is 0");
                 return;
             }
+        },
+    };
+    let kept = kept.is_some();
+    // Records the user's entry and, when new, the assignment.
+    let enter = |ledger: &mut Ledger, entry: bool, variant: Option<&str>| {
+        let state = ledger.campaign_mut(c.id.as_str());
+        if !kept {
+            state.assigned = true;
+            state.variant_id = variant.unwrap_or_default().to_owned();
+        }
+        if entry {
+            ledger.enter(&c.id, now_ms, campaign.entries_to_keep());
         }
     };
     // Control passes the gates a send passes, on the first variant's channels, and is held
@@ -915,9 +936,7 @@ fn gates(
     let control = variant_index.is_none();
     let Some(variant) = c.variants.get(variant_index.unwrap_or(0)) else {
         d.verdict(Code::ControlAssigned, true, Why::Control { kept });
-        if !entered_already {
-            ledger.enter(&c.id, now_ms, campaign.entries_to_keep());
-        }
+        enter(ledger, !entered_already, None);
         d.outcome = Outcome::Control;
         return;
     };
@@ -1119,8 +1138,9 @@ fn gates(
             expire_ms,
         });
     }
-    if sent_any && !entered_already {
-        ledger.enter(&c.id, now_ms, campaign.entries_to_keep());
+    if sent_any || held_until.is_some() {
+        let variant = (!control).then_some(variant.id.as_str());
+        enter(ledger, sent_any && !entered_already, variant);
     }
     if let Some(due_ms) = held_until {
         let mut release = payload(
@@ -1140,6 +1160,7 @@ fn gates(
             key: timer::release_key(&workspace.id, subject.user_id, &c.id, cause.id),
             due_ms,
             payload: Box::new(release),
+            event: event_copy(subject),
         });
         d.due_ms = Some(due_ms);
     }
@@ -1437,6 +1458,37 @@ mod tests {
             .iter()
             .map(|d| (&*d.campaign_id, d.outcome))
             .collect()
+    }
+
+    #[test]
+    fn an_assignment_is_kept_once_the_user_is_exposed() {
+        // Two campaigns on one event in the same modal slot: the first takes it, the
+        // second is assigned but out-prioritised, so it keeps nothing.
+        let mut first = campaign("cmp_first", on("opened"));
+        first.priority = 1;
+        let index = index(vec![first, campaign("cmp_second", on("opened"))]);
+        let mut ledger = Ledger::default();
+        let decided = on_event(
+            &index,
+            &workspace(),
+            &subject("u", "m1", "opened"),
+            &mut ledger,
+            0,
+        );
+        assert_eq!(
+            outcomes(&decided),
+            [
+                ("cmp_first", Outcome::Sent),
+                ("cmp_second", Outcome::Suppressed)
+            ]
+        );
+        let first = ledger.campaign("cmp_first").expect("exposed");
+        assert!(first.assigned);
+        assert_eq!(first.variant_id, "a");
+        assert_eq!(first.entries, 1);
+        assert_eq!(ledger.campaign("cmp_second"), None);
+        ledger.trim(0);
+        assert_eq!(ledger.campaigns().len(), 1);
     }
 
     #[test]

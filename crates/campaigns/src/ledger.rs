@@ -3,7 +3,9 @@
 //! row lock (which is what makes the attention budget atomic across replicas):
 //! - the recent messages sent, for the workspace's cap rules and minimum in-app interval;
 //! - per campaign: entries (for the entry policy and the frequency cap), the sticky
-//!   variant or control assignment, the goal trigger's count, and pending delay timers.
+//!   variant or control assignment (kept once the user is exposed to it, so a campaign
+//!   that only ever reached a capped user leaves nothing), the goal trigger's count, and
+//!   pending delay and inactivity timers.
 //!
 //! Everything that only matters for a while is trimmed when the ledger is written
 //! ([`Ledger::trim`]), so a ledger stays small however long the user lives.
@@ -76,46 +78,103 @@ impl CampaignEntries {
 }
 
 /// The ledger of one user.
-#[derive(Clone, PartialEq, Message)]
+///
+/// Campaigns are looked up on every gate of every decision, and a user who met many
+/// campaigns has state in hundreds, so they are kept sorted by a hash of their id with
+/// the hashes beside them in one contiguous vector: a lookup is a binary search over
+/// integers, not over strings spread across the heap.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Ledger {
     /// Recent messages, oldest first.
-    #[prost(message, repeated, tag = "1")]
     pub sent: Vec<SentMessage>,
-    /// The campaigns the user has state in, by id.
+    /// The campaigns the user has state in, sorted by (`keys`, id).
+    campaigns: Vec<CampaignEntries>,
+    /// `key(campaign_id)` of each of `campaigns`, in the same order.
+    keys: Vec<u64>,
+}
+
+/// The ledger as stored.
+#[derive(Clone, PartialEq, Message)]
+struct StoredLedger {
+    #[prost(message, repeated, tag = "1")]
+    sent: Vec<SentMessage>,
     #[prost(message, repeated, tag = "2")]
-    pub campaigns: Vec<CampaignEntries>,
+    campaigns: Vec<CampaignEntries>,
 }
 
 /// Entries kept per campaign: enough for any frequency cap and the cooldown.
 const MAX_RECENT: usize = 1_000;
 
+/// The lookup hash of a campaign id (in memory only: never stored).
+fn key(campaign_id: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x6865_7261_6c64).hash_one(campaign_id)
+}
+
+impl CampaignEntries {
+    /// Whether anything is left to remember.
+    fn worth_keeping(&self) -> bool {
+        self.entries > 0
+            || self.assigned
+            || self.goal_count > 0
+            || !self.pending_delays.is_empty()
+            || self.inactivity_pending
+    }
+}
+
 impl Ledger {
     /// Decodes a stored ledger; an empty value is an empty ledger.
     pub fn decode_from(bytes: &[u8]) -> Result<Ledger, prost::DecodeError> {
-        let mut ledger = Ledger::decode(bytes)?;
-        ledger
+        let stored = StoredLedger::decode(bytes)?;
+        let mut keyed: Vec<(u64, CampaignEntries)> = stored
             .campaigns
-            .sort_by(|a, b| a.campaign_id.cmp(&b.campaign_id));
-        Ok(ledger)
+            .into_iter()
+            .map(|c| (key(&c.campaign_id), c))
+            .collect();
+        keyed.sort_by(|a, b| (a.0, &a.1.campaign_id).cmp(&(b.0, &b.1.campaign_id)));
+        // A campaign stored twice (never written so) keeps its first state.
+        keyed.dedup_by(|b, a| a.0 == b.0 && a.1.campaign_id == b.1.campaign_id);
+        let (keys, campaigns) = keyed.into_iter().unzip();
+        Ok(Ledger {
+            sent: stored.sent,
+            campaigns,
+            keys,
+        })
+    }
+
+    /// The campaigns the user has state in (in no meaningful order).
+    pub fn campaigns(&self) -> &[CampaignEntries] {
+        &self.campaigns
+    }
+
+    /// Where `campaign_id` is, or would be inserted.
+    fn position(&self, campaign_id: &str) -> (u64, Result<usize, usize>) {
+        let key = key(campaign_id);
+        let mut at = self.keys.partition_point(|k| *k < key);
+        while at < self.keys.len() && self.keys[at] == key {
+            match self.campaigns[at].campaign_id.as_str().cmp(campaign_id) {
+                std::cmp::Ordering::Equal => return (key, Ok(at)),
+                std::cmp::Ordering::Greater => break,
+                std::cmp::Ordering::Less => at += 1,
+            }
+        }
+        (key, Err(at))
     }
 
     /// The state of `campaign_id`, if any.
     pub fn campaign(&self, campaign_id: &str) -> Option<&CampaignEntries> {
-        self.campaigns
-            .binary_search_by(|c| c.campaign_id.as_str().cmp(campaign_id))
+        self.position(campaign_id)
+            .1
             .ok()
             .map(|at| &self.campaigns[at])
     }
 
     /// The state of `campaign_id`, created when missing.
     pub fn campaign_mut(&mut self, campaign_id: &str) -> &mut CampaignEntries {
-        // Kept sorted by id, so a lookup is a binary search.
-        let at = match self
-            .campaigns
-            .binary_search_by(|c| c.campaign_id.as_str().cmp(campaign_id))
-        {
-            Ok(at) => at,
-            Err(at) => {
+        let at = match self.position(campaign_id) {
+            (_, Ok(at)) => at,
+            (key, Err(at)) => {
+                self.keys.insert(at, key);
                 self.campaigns.insert(
                     at,
                     CampaignEntries {
@@ -165,18 +224,31 @@ impl Ledger {
     pub fn trim(&mut self, now_ms: i64) {
         let horizon = now_ms.saturating_sub(SENT_RETENTION_MS);
         self.sent.retain(|m| m.at_ms >= horizon);
-        self.campaigns.retain(|c| {
-            c.entries > 0
-                || c.assigned
-                || c.goal_count > 0
-                || !c.pending_delays.is_empty()
-                || c.inactivity_pending
+        let mut at = 0;
+        self.keys.retain(|_| {
+            at += 1;
+            self.campaigns[at - 1].worth_keeping()
         });
+        self.campaigns.retain(CampaignEntries::worth_keeping);
     }
 
     /// The encoded ledger.
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.encode_to_vec()
+        use prost::encoding::message;
+        let len: usize = self
+            .sent
+            .iter()
+            .map(|m| message::encoded_len(1, m))
+            .chain(self.campaigns.iter().map(|c| message::encoded_len(2, c)))
+            .sum();
+        let mut bytes = Vec::with_capacity(len);
+        for m in &self.sent {
+            message::encode(1, m, &mut bytes);
+        }
+        for c in &self.campaigns {
+            message::encode(2, c, &mut bytes);
+        }
+        bytes
     }
 }
 
@@ -203,6 +275,32 @@ mod tests {
     }
 
     #[test]
+    fn lookups_find_every_campaign_whatever_the_stored_order() {
+        let mut ledger = Ledger::default();
+        for i in (0..500).rev() {
+            ledger.campaign_mut(&format!("cmp_{i}")).goal_count = i + 1;
+        }
+        assert_eq!(ledger.campaigns().len(), 500);
+        // Stored in an order of its own (a ledger written by an earlier version was
+        // sorted by id): decoding keys it again.
+        let mut stored = StoredLedger {
+            sent: Vec::new(),
+            campaigns: ledger.campaigns().to_vec(),
+        };
+        stored
+            .campaigns
+            .sort_by(|a, b| a.campaign_id.cmp(&b.campaign_id));
+        let decoded = Ledger::decode_from(&stored.encode_to_vec()).unwrap();
+        assert_eq!(decoded, ledger);
+        for i in 0..500 {
+            let id = format!("cmp_{i}");
+            assert_eq!(decoded.campaign(&id).map(|c| c.goal_count), Some(i + 1));
+        }
+        assert_eq!(decoded.campaign("cmp_500"), None);
+        assert_eq!(decoded.campaign(""), None);
+    }
+
+    #[test]
     fn trimming_forgets_old_messages_and_empty_campaigns() {
         let mut ledger = Ledger::default();
         ledger.sent("cmp_a", Channel::InApp, InAppFormat::Modal, 0);
@@ -217,7 +315,7 @@ mod tests {
         ledger.trim(SENT_RETENTION_MS + 1);
         assert_eq!(ledger.sent.len(), 1);
         let ids: Vec<&str> = ledger
-            .campaigns
+            .campaigns()
             .iter()
             .map(|c| c.campaign_id.as_str())
             .collect();

@@ -78,6 +78,19 @@ impl TimerPayload {
     }
 }
 
+/// A timer's payload as stored: `payload`, with `event` (when the payload has none) in
+/// its `event` field. The timers one event starts share one copy of the event until
+/// they are stored.
+pub fn encode(payload: &TimerPayload, event: Option<&Event>) -> Vec<u8> {
+    let mut bytes = payload.encode_to_vec();
+    if payload.event.is_none()
+        && let Some(event) = event
+    {
+        prost::encoding::message::encode(6, event, &mut bytes);
+    }
+    bytes
+}
+
 /// The longest timer key the timers table holds.
 const MAX_KEY: usize = 512;
 
@@ -162,5 +175,14 @@ mod tests {
         assert_eq!(decoded.kind(), TimerKind::Release);
         assert_eq!(decoded.release_channels(), [Channel::Push]);
         assert!(decoded.entered);
+        assert_eq!(decoded.event, None);
+        let event = Event {
+            message_id: "m1".into(),
+            name: "opened".into(),
+            ..Default::default()
+        };
+        let decoded = TimerPayload::decode(encode(&payload, Some(&event)).as_slice()).unwrap();
+        assert_eq!(decoded.event.as_ref(), Some(&event));
+        assert_eq!(decoded.release_channels(), [Channel::Push]);
     }
 }

@@ -125,11 +125,12 @@ impl Effects {
                     key,
                     due_ms,
                     payload,
+                    event,
                 } => {
                     self.cancel.retain(|k| k != key);
                     self.schedule.retain(|(k, _, _)| k != key);
-                    self.schedule
-                        .push((key.clone(), *due_ms, payload.as_ref().encode_to_vec()));
+                    let bytes = herald_campaigns::timer::encode(payload, event.as_deref());
+                    self.schedule.push((key.clone(), *due_ms, bytes));
                 }
                 TimerOp::Cancel { key } => {
                     self.schedule.retain(|(k, _, _)| k != key);
