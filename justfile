@@ -47,6 +47,14 @@ deploy-check:
 bench *ARGS:
     cargo build --release --bin herald && cargo run --release -p herald-bench -- {{ARGS}}
 
+# Rebuild the web SDK, the demo app and the dashboard into web/dist/ (Node.js 20+; commit the result).
+web:
+    bash scripts/web.sh
+
+# The browser tests: the demo app and the dashboard in headless Chromium against herald dev.
+browser-test:
+    bash scripts/browser-test.sh
+
 # Everything CI runs.
 ci:
     bash .ci/run

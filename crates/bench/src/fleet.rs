@@ -97,6 +97,7 @@ impl Fleet {
             id: WORKSPACE.into(),
             user_token_secret: Secret::new(random_token()),
             time_zone: None,
+            allow_user_identify: false,
         };
         let internal_key = random_token();
 

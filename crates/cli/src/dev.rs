@@ -59,6 +59,8 @@ impl DevCredentials {
             id: self.workspace.clone(),
             user_token_secret: Secret::new(self.user_token_secret.clone()),
             time_zone: None,
+            // The demo app identifies its users from the browser.
+            allow_user_identify: true,
         }
     }
 
@@ -81,24 +83,45 @@ impl DevCredentials {
     }
 }
 
-fn data_dir(args: &[String]) -> Result<PathBuf, String> {
-    let mut dir = std::env::var("HERALD_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from("data"));
+/// The dev suite's command line.
+struct DevArgs {
+    data_dir: PathBuf,
+    /// The port of the web server (demo app, dashboard, web SDK).
+    web_port: u16,
+}
+
+fn dev_args(args: &[String]) -> Result<DevArgs, String> {
+    let mut parsed = DevArgs {
+        data_dir: std::env::var("HERALD_DATA_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from("data")),
+        web_port: crate::web::DEFAULT_PORT,
+    };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match (arg.as_str(), it.next()) {
-            ("--data-dir", Some(d)) => dir = PathBuf::from(d),
+            ("--data-dir", Some(d)) => parsed.data_dir = PathBuf::from(d),
+            ("--web-port", Some(p)) => {
+                parsed.web_port = p
+                    .parse()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| format!("--web-port must be a port number, not {p:?}"))?;
+            }
             _ => return Err(format!("unexpected argument {arg:?}")),
         }
     }
-    Ok(dir)
+    Ok(parsed)
 }
 
-/// `herald dev [--data-dir DIR]`.
+fn data_dir(args: &[String]) -> Result<PathBuf, String> {
+    dev_args(args).map(|a| a.data_dir)
+}
+
+/// `herald dev [--data-dir DIR] [--web-port PORT]`.
 pub fn run(args: &[String]) -> ExitCode {
-    let dir = match data_dir(args) {
-        Ok(dir) => dir,
+    let args = match dev_args(args) {
+        Ok(args) => args,
         Err(e) => {
             eprintln!("herald dev: {e}");
             return ExitCode::from(2);
@@ -114,7 +137,7 @@ pub fn run(args: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run_suite(&dir)) {
+    match runtime.block_on(run_suite(&args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("herald dev: {e:#}");
@@ -123,7 +146,8 @@ pub fn run(args: &[String]) -> ExitCode {
     }
 }
 
-async fn run_suite(dir: &Path) -> anyhow::Result<()> {
+async fn run_suite(args: &DevArgs) -> anyhow::Result<()> {
+    let dir = args.data_dir.as_path();
     let credentials = DevCredentials::load_or_create(dir)?;
     let configs: Vec<Config> = ServiceKind::ALL
         .iter()
@@ -144,6 +168,10 @@ async fn run_suite(dir: &Path) -> anyhow::Result<()> {
         })?;
         listeners.push(listener);
     }
+    let web_addr = std::net::SocketAddr::from(([127, 0, 0, 1], args.web_port));
+    let web_listener = TcpListener::bind(web_addr).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {web_addr} ({e}); pick another with --web-port")
+    })?;
     let shutdown = herald_runtime::shutdown::on_signal();
     let mut tasks = tokio::task::JoinSet::new();
     for ((kind, config), listener) in ServiceKind::ALL.into_iter().zip(configs).zip(listeners) {
@@ -161,12 +189,28 @@ async fn run_suite(dir: &Path) -> anyhow::Result<()> {
                 ServiceKind::Delivery => herald_delivery::serve(launch).await,
                 ServiceKind::Analytics => herald_analytics::serve(launch).await,
             };
-            (kind, result)
+            (kind.name(), result)
         });
     }
+    let site = crate::web::Site {
+        workspace: credentials.workspace(),
+        host: "127.0.0.1".into(),
+    };
+    let web_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        let result = crate::web::serve(web_listener, site, web_shutdown).await;
+        ("web server", result)
+    });
     // Give the servers a moment to run their migrations before printing the banner.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    print_banner(&credentials, dir)?;
+    let trigger_url = format!("http://127.0.0.1:{}", ServiceKind::Trigger.default_port());
+    let seeded = seed_demo(&trigger_url, &credentials).await;
+    print_banner(&credentials, dir, web_addr)?;
+    match seeded {
+        Ok(0) => {}
+        Ok(n) => println!("Created {n} demo campaign(s) for the demo app.\n"),
+        Err(e) => tracing::warn!(error = %format!("{e:#}"), "the demo campaigns were not created"),
+    }
 
     let mut failure = None;
     while let Some(joined) = tasks.join_next().await {
@@ -184,6 +228,22 @@ async fn run_suite(dir: &Path) -> anyhow::Result<()> {
         }
     }
     failure.map_or(Ok(()), Err)
+}
+
+/// Creates the demo app's campaigns, retrying while trigger finishes starting.
+async fn seed_demo(trigger_url: &str, credentials: &DevCredentials) -> anyhow::Result<usize> {
+    let key = Secret::new(credentials.server_key.clone());
+    let mut attempt = 0;
+    loop {
+        match crate::demo::seed(trigger_url, key.clone()).await {
+            Ok(n) => return Ok(n),
+            Err(e) if attempt >= 20 => return Err(e),
+            Err(_) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
 }
 
 /// The README walkthrough, ready to paste (after the two `export` lines).
@@ -223,7 +283,11 @@ grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"identity": {"mes
 grpcurl -plaintext -H "authorization: Bearer $HERALD_KEY" -d '{"campaign_id": "CMP_ID", "user_id": "carol"}' 127.0.0.1:50053 herald.trigger.v1.TriggerService/ExplainDecision
 "#;
 
-fn print_banner(credentials: &DevCredentials, dir: &Path) -> anyhow::Result<()> {
+fn print_banner(
+    credentials: &DevCredentials,
+    dir: &Path,
+    web: std::net::SocketAddr,
+) -> anyhow::Result<()> {
     let token = sign_user_token(
         &credentials.workspace(),
         "alice",
@@ -240,6 +304,9 @@ Herald is running (workspace "{ws}", data in {dir}).
   trigger       127.0.0.1:{t}
   delivery      127.0.0.1:{d}   (gRPC and gRPC-Web)
   analytics     127.0.0.1:{a}
+
+  demo app      http://{web}/
+  dashboard     http://{web}/dashboard/   (sign in with the server API key below)
 
 Server API key (scopes ingest, admin) and an end-user token for user "alice" (24 h):
 

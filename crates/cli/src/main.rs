@@ -10,16 +10,20 @@
 
 #![forbid(unsafe_code)]
 
+mod demo;
 mod dev;
 mod outbox;
 mod stats;
+mod web;
 
 use std::process::ExitCode;
 
 use herald_runtime::ServiceKind;
 
 const USAGE: &str = "usage:
-  herald dev [--data-dir DIR]                 run all five services locally (SQLite, demo workspace)
+  herald dev [--data-dir DIR] [--web-port PORT]
+                                              run all five services locally (SQLite, demo workspace),
+                                              with the demo app and the dashboard on http://127.0.0.1:50080
   herald serve <service> [--config FILE]      run one service: ingest|segmentation|trigger|delivery|analytics
   herald token --user ID [--ttl-hours N] [--data-dir DIR]
                                               mint an end-user token for the dev workspace

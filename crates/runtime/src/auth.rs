@@ -4,6 +4,12 @@
 //! The [`AuthLayer`] decides per RPC path which credential is required, answers
 //! UNAUTHENTICATED / PERMISSION_DENIED itself, and hands the handler a [`Caller`] in the
 //! request extensions.
+//!
+//! Telling the credentials apart: server API keys (`hk_…`) and the internal key Herald
+//! generates are base64url and never contain a `.`; an end-user token is a JWT and always
+//! does. A bearer that matches no configured key and contains a `.` is therefore read as a
+//! user token: accepted where [`Access::ScopeOrUser`] allows one, and answered
+//! PERMISSION_DENIED ("needs a server API key, not a user token") where only a key will do.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -85,6 +91,12 @@ pub struct WorkspaceConfig {
     /// buckets follow it unless a request names another. Unset means UTC.
     #[serde(default)]
     pub time_zone: Option<String>,
+    /// Whether ingest's Identify accepts this workspace's end-user tokens (a browser then
+    /// sets its own user's traits, forced to the token's user). Off by default: traits
+    /// drive segments and campaigns, so unless a workspace opts in only a server key
+    /// sets them.
+    #[serde(default)]
+    pub allow_user_identify: bool,
 }
 
 /// Makes a new random API key; returns the key (shown once) and its config entry.
@@ -184,16 +196,23 @@ pub enum Access {
     Public,
     /// A server API key with this scope (or the internal key, for `Internal`).
     Scope(Scope),
+    /// A server API key with this scope, or an end-user token of a configured workspace:
+    /// the handler finds a [`Caller::Key`] or a [`Caller::User`] and must limit the
+    /// latter to its own user.
+    ScopeOrUser(Scope),
     /// An end-user token.
     UserToken,
 }
 
-/// Maps RPC paths to the access they need, by gRPC service. A path no rule covers is
-/// refused: nothing is public by omission.
+/// Maps RPC paths to the access they need, by gRPC service and, where one method differs
+/// from the rest of its service, by method. A path no rule covers is refused: nothing is
+/// public by omission.
 #[derive(Debug, Clone, Default)]
 pub struct AccessPolicy {
     /// `/package.Service/` prefixes and their access.
-    rules: Vec<(String, Access)>,
+    services: Vec<(String, Access)>,
+    /// Exact `/package.Service/Method` paths and their access; they win over `services`.
+    methods: Vec<(String, Access)>,
 }
 
 impl AccessPolicy {
@@ -205,14 +224,24 @@ impl AccessPolicy {
     /// Requires `access` for every method of the gRPC service named `service` (a full
     /// name such as `grpc.health.v1.Health`), for services built outside this workspace.
     pub fn service(mut self, service: &str, access: Access) -> Self {
-        self.rules.push((format!("/{service}/"), access));
+        self.services.push((format!("/{service}/"), access));
         self
     }
 
-    /// The access `path` (`/package.Service/Method`) requires; `None` when no rule covers
-    /// it, which the auth layer refuses.
+    /// Requires `access` for the one method `method` (e.g. `Track`) of the gRPC service
+    /// named `service`, whatever its service's rule says and whichever was added first.
+    pub fn method(mut self, service: &str, method: &str, access: Access) -> Self {
+        self.methods.push((format!("/{service}/{method}"), access));
+        self
+    }
+
+    /// The access `path` (`/package.Service/Method`) requires: its method's rule, else
+    /// its service's; `None` when no rule covers it, which the auth layer refuses.
     pub fn access(&self, path: &str) -> Option<Access> {
-        self.rules
+        if let Some((_, access)) = self.methods.iter().find(|(exact, _)| exact == path) {
+            return Some(*access);
+        }
+        self.services
             .iter()
             .find(|(prefix, _)| path.starts_with(prefix.as_str()) && path.len() > prefix.len())
             .map(|(_, access)| *access)
@@ -311,23 +340,28 @@ impl Authenticator {
         match access {
             Access::Public => Err(Status::internal("public calls are not authenticated")),
             Access::UserToken => self.user(token),
-            Access::Scope(scope) => self.key(token, scope),
+            Access::Scope(scope) => match self.find_key(token) {
+                Some(key) => self.scoped(key, scope),
+                None if looks_like_user_token(token) => {
+                    Err(Status::permission_denied(needs_a_key(scope)))
+                }
+                None => Err(Status::unauthenticated("unknown API key")),
+            },
+            Access::ScopeOrUser(scope) => match self.find_key(token) {
+                Some(key) => self.scoped(key, scope),
+                None if looks_like_user_token(token) => self.user(token),
+                None => Err(Status::unauthenticated("unknown API key")),
+            },
         }
     }
 
-    fn key(&self, token: &str, scope: Scope) -> Result<Caller, Status> {
+    /// The configured key `token` is, if any.
+    fn find_key(&self, token: &str) -> Option<Key<'_>> {
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(internal) = &self.internal
             && bool::from(internal.ct_eq(&hash))
         {
-            return if scope == Scope::Internal {
-                Ok(Caller::Internal)
-            } else {
-                Err(Status::permission_denied(format!(
-                    "the internal key cannot call {} RPCs",
-                    scope.name()
-                )))
-            };
+            return Some(Key::Internal);
         }
         // Compare against every key, in constant time each, so timing tells nothing
         // about which (or whether any) key matched.
@@ -337,7 +371,21 @@ impl Authenticator {
                 found = Some(entry);
             }
         }
-        let entry = found.ok_or_else(|| Status::unauthenticated("unknown API key"))?;
+        found.map(Key::Api)
+    }
+
+    /// The caller of `key`, when it holds `scope`.
+    fn scoped(&self, key: Key<'_>, scope: Scope) -> Result<Caller, Status> {
+        let entry = match key {
+            Key::Internal if scope == Scope::Internal => return Ok(Caller::Internal),
+            Key::Internal => {
+                return Err(Status::permission_denied(format!(
+                    "the internal key cannot call {} RPCs",
+                    scope.name()
+                )));
+            }
+            Key::Api(entry) => entry,
+        };
         if !entry.scopes.contains(&scope) {
             return Err(Status::permission_denied(format!(
                 "this API key lacks the {} scope",
@@ -392,6 +440,31 @@ impl Authenticator {
             user_id: claims.sub,
             expires_at,
         })
+    }
+}
+
+/// A configured key that a bearer matched.
+#[derive(Clone, Copy)]
+enum Key<'a> {
+    Internal,
+    Api(&'a ApiKeyConfig),
+}
+
+/// Whether `token` has the shape of a JWT (server and internal keys have no `.`).
+fn looks_like_user_token(token: &str) -> bool {
+    token.contains('.')
+}
+
+/// Why a user token is refused where only a server key will do.
+fn needs_a_key(scope: Scope) -> String {
+    match scope {
+        Scope::Internal => "this RPC needs Herald's internal key or a server API key with the \
+                            internal scope, not a user token"
+            .to_owned(),
+        scope => format!(
+            "this RPC needs a server API key with the {} scope, not a user token",
+            scope.name()
+        ),
     }
 }
 
@@ -520,6 +593,7 @@ mod tests {
             id: id.into(),
             user_token_secret: Secret::new(secret.to_string().repeat(32)),
             time_zone: None,
+            allow_user_identify: false,
         }
     }
 
@@ -669,6 +743,152 @@ mod tests {
         assert_eq!(policy.access("/herald.x.v1.XServiceOther/Open"), None);
         assert_eq!(policy.access("/herald.x.v1.XService/"), None);
         assert_eq!(policy.access("/unknown.Service/Method"), None);
+    }
+
+    #[test]
+    fn a_method_rule_wins_over_its_services_rule_in_either_order() {
+        let service = "herald.ingest.v1.IngestService";
+        let either = Access::ScopeOrUser(Scope::Ingest);
+        let key_only = Access::Scope(Scope::Ingest);
+        let method_first = AccessPolicy::default()
+            .method(service, "Track", either)
+            .service(service, key_only);
+        let service_first = AccessPolicy::default()
+            .service(service, key_only)
+            .method(service, "Track", either);
+        for policy in [method_first, service_first] {
+            assert_eq!(
+                policy.access("/herald.ingest.v1.IngestService/Track"),
+                Some(either)
+            );
+            // Exact paths only: a method whose name starts with `Track` keeps the
+            // service's rule.
+            for other in ["TrackBatch", "TrackStream", "Identify", "Trac"] {
+                assert_eq!(
+                    policy.access(&format!("/{service}/{other}")),
+                    Some(key_only),
+                    "{other}"
+                );
+            }
+            assert_eq!(policy.access("/herald.ingest.v1.IngestService/"), None);
+            assert_eq!(policy.access("/herald.other.v1.OtherService/Track"), None);
+        }
+        // A method rule alone covers its one method and nothing else of the service.
+        let alone = AccessPolicy::default().method(service, "Track", either);
+        assert_eq!(alone.access(&format!("/{service}/Track")), Some(either));
+        assert_eq!(alone.access(&format!("/{service}/TrackBatch")), None);
+    }
+
+    #[test]
+    fn scope_or_user_takes_a_scoped_key_or_a_user_token() {
+        let ws = workspace("acme", 's');
+        let clock = clock();
+        let (ingest_key, ingest) = generate_api_key("acme", &[Scope::Ingest]);
+        let (admin_key, admin) = generate_api_key("acme", &[Scope::Admin]);
+        let auth = Authenticator::new(
+            &[ingest, admin],
+            Some(&Secret::new("internal-secret")),
+            std::slice::from_ref(&ws),
+            clock.clone(),
+            DAY,
+        );
+        let access = Access::ScopeOrUser(Scope::Ingest);
+        assert_eq!(
+            auth.authenticate(&headers(ingest_key.expose()), access)
+                .unwrap(),
+            Caller::Key {
+                workspace: "acme".into(),
+                scopes: vec![Scope::Ingest],
+            }
+        );
+        let token = sign_user_token(&ws, "u1", Duration::from_secs(60), clock.now()).unwrap();
+        assert_eq!(
+            auth.authenticate(&headers(&token), access).unwrap(),
+            Caller::User {
+                workspace: "acme".into(),
+                user_id: "u1".into(),
+                expires_at: "2026-06-01T12:01:00Z".parse().unwrap(),
+            }
+        );
+        let code = |token: &str| auth.authenticate(&headers(token), access).unwrap_err();
+        let wrong_scope = code(admin_key.expose());
+        assert_eq!(wrong_scope.code(), tonic::Code::PermissionDenied);
+        assert!(wrong_scope.message().contains("ingest"), "{wrong_scope:?}");
+        assert_eq!(
+            code("internal-secret").code(),
+            tonic::Code::PermissionDenied
+        );
+        let unknown = code("hk_nope");
+        assert_eq!(unknown.code(), tonic::Code::Unauthenticated);
+        assert_eq!(unknown.message(), "unknown API key");
+        // JWT-shaped, but not a valid token of a configured workspace.
+        let forged = sign_user_token(
+            &workspace("acme", 't'),
+            "u1",
+            Duration::from_secs(60),
+            clock.now(),
+        )
+        .unwrap();
+        for bad in [forged.as_str(), "a.b.c", "not.a-token"] {
+            let refused = code(bad);
+            assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{bad}");
+            assert_eq!(refused.message(), "invalid user token", "{bad}");
+        }
+        clock.advance(Duration::from_secs(60 + LEEWAY_SECS));
+        let expired = code(&token);
+        assert_eq!(expired.code(), tonic::Code::Unauthenticated);
+        assert!(expired.message().contains("expired"), "{expired:?}");
+    }
+
+    #[test]
+    fn a_user_token_where_a_server_key_is_needed_is_told_so() {
+        let ws = workspace("acme", 's');
+        let clock = clock();
+        let (key, entry) = generate_api_key("acme", &[Scope::Ingest]);
+        let auth = Authenticator::new(
+            &[entry],
+            Some(&Secret::new("internal-secret")),
+            std::slice::from_ref(&ws),
+            clock.clone(),
+            DAY,
+        );
+        let token = sign_user_token(&ws, "u1", Duration::from_secs(60), clock.now()).unwrap();
+        for (scope, mention) in [
+            (Scope::Ingest, "server API key with the ingest scope"),
+            (Scope::Admin, "server API key with the admin scope"),
+            (Scope::Internal, "internal key"),
+        ] {
+            // A valid token and any other JWT-shaped bearer alike: the shape decides.
+            for bearer in [token.as_str(), "a.b.c"] {
+                let refused = auth
+                    .authenticate(&headers(bearer), Access::Scope(scope))
+                    .unwrap_err();
+                assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{scope:?}");
+                assert!(
+                    refused.message().contains(mention)
+                        && refused.message().contains("not a user token"),
+                    "{refused:?}"
+                );
+            }
+        }
+        // Keys still answer as before on the same rule.
+        assert!(
+            auth.authenticate(&headers(key.expose()), Access::Scope(Scope::Ingest))
+                .is_ok()
+        );
+        let unknown = auth
+            .authenticate(&headers("hk_nope"), Access::Scope(Scope::Ingest))
+            .unwrap_err();
+        assert_eq!(unknown.code(), tonic::Code::Unauthenticated);
+    }
+
+    #[test]
+    fn generated_keys_never_look_like_user_tokens() {
+        for _ in 0..64 {
+            let (key, _) = generate_api_key("acme", &[Scope::Ingest]);
+            assert!(!looks_like_user_token(key.expose()), "{}", key.expose());
+            assert!(!looks_like_user_token(&random_token()));
+        }
     }
 
     #[test]

@@ -112,6 +112,16 @@ pub struct Config {
     /// The longest an end-user token may be valid for, in seconds: a token whose `exp`
     /// lies further ahead is refused.
     pub max_user_token_lifetime_secs: u64,
+    /// Ingest: the largest event (Track) or identity (Identify) an end-user token may
+    /// send, in bytes of its protobuf encoding as sent; server keys keep the general
+    /// limits.
+    pub user_token_max_event_bytes: usize,
+    /// Ingest: Track and Identify calls one end user (a workspace and the token's user)
+    /// may make per minute with a user token, refilled evenly; in memory, per replica.
+    pub user_token_events_per_minute: u32,
+    /// Ingest: how many such calls one end user may make at once before the per-minute
+    /// rate applies.
+    pub user_token_event_burst: u32,
     /// Attempts after which an outbox item that keeps failing is parked (kept with its
     /// last error, for `herald outbox replay`) instead of retried.
     pub outbox_max_attempts: u32,
@@ -167,6 +177,9 @@ impl Config {
             api_keys: Vec::new(),
             workspaces: Vec::new(),
             max_user_token_lifetime_secs: 30 * 24 * 3600,
+            user_token_max_event_bytes: 8 * 1024,
+            user_token_events_per_minute: 120,
+            user_token_event_burst: 30,
             outbox_max_attempts: 10_000,
             outbox_max_age_secs: 24 * 3600,
             ledger_retention_secs: 7 * 24 * 3600,
@@ -230,6 +243,26 @@ impl Config {
         }
         if self.max_user_token_lifetime_secs == 0 {
             return bad("max_user_token_lifetime_secs", "must be greater than 0");
+        }
+        if self.user_token_max_event_bytes < 256
+            || self.user_token_max_event_bytes > self.max_request_bytes
+        {
+            return bad(
+                "user_token_max_event_bytes",
+                "must be at least 256 and at most max_request_bytes",
+            );
+        }
+        if self.user_token_events_per_minute == 0 {
+            return bad(
+                "user_token_events_per_minute",
+                "must be greater than 0: a rate of 0 would refuse every call made with a user token",
+            );
+        }
+        if self.user_token_event_burst == 0 {
+            return bad(
+                "user_token_event_burst",
+                "must be greater than 0: a burst of 0 would refuse every call made with a user token",
+            );
         }
         for (key, value) in [
             ("max_streams_per_user", self.max_streams_per_user),
@@ -636,6 +669,91 @@ mod tests {
             error.to_string().contains("workspaces[0].time_zone"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn user_token_limits_have_defaults_and_refuse_zero() {
+        let config = Config::load(ServiceKind::Ingest, None, env(&[])).unwrap();
+        assert_eq!(
+            (
+                config.user_token_max_event_bytes,
+                config.user_token_events_per_minute,
+                config.user_token_event_burst
+            ),
+            (8192, 120, 30)
+        );
+        let config = Config::load(
+            ServiceKind::Ingest,
+            None,
+            env(&[
+                ("HERALD_USER_TOKEN_MAX_EVENT_BYTES", "4096"),
+                ("HERALD_USER_TOKEN_EVENTS_PER_MINUTE", "60"),
+                ("HERALD_USER_TOKEN_EVENT_BURST", "5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                config.user_token_max_event_bytes,
+                config.user_token_events_per_minute,
+                config.user_token_event_burst
+            ),
+            (4096, 60, 5)
+        );
+        for (variable, value, key) in [
+            (
+                "HERALD_USER_TOKEN_EVENTS_PER_MINUTE",
+                "0",
+                "user_token_events_per_minute",
+            ),
+            (
+                "HERALD_USER_TOKEN_EVENT_BURST",
+                "0",
+                "user_token_event_burst",
+            ),
+            (
+                "HERALD_USER_TOKEN_MAX_EVENT_BYTES",
+                "0",
+                "user_token_max_event_bytes",
+            ),
+            (
+                "HERALD_USER_TOKEN_MAX_EVENT_BYTES",
+                "5000000",
+                "user_token_max_event_bytes",
+            ),
+            (
+                "HERALD_USER_TOKEN_EVENTS_PER_MINUTE",
+                "-1",
+                "HERALD_USER_TOKEN_EVENTS_PER_MINUTE",
+            ),
+        ] {
+            let error =
+                Config::load(ServiceKind::Ingest, None, env(&[(variable, value)])).unwrap_err();
+            assert!(
+                error.to_string().contains(key),
+                "{variable}={value}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn user_identify_is_off_unless_a_workspace_allows_it() {
+        let secret = "s".repeat(32);
+        let workspaces = format!(
+            r#"[{{id = "acme", user_token_secret = "{secret}"}}, {{id = "globex", user_token_secret = "{secret}", allow_user_identify = true}}]"#
+        );
+        let config = Config::load(
+            ServiceKind::Ingest,
+            None,
+            env(&[("HERALD_WORKSPACES", workspaces.as_str())]),
+        )
+        .unwrap();
+        let allowed: Vec<bool> = config
+            .workspaces
+            .iter()
+            .map(|w| w.allow_user_identify)
+            .collect();
+        assert_eq!(allowed, [false, true]);
     }
 
     #[test]

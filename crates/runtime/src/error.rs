@@ -38,6 +38,9 @@ pub enum Error {
     /// A concurrent change won; retry the whole read-modify-write.
     #[error("{0}")]
     Aborted(String),
+    /// The caller went past a limit (a rate, a quota); the message names it.
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// A dependency failed transiently; retry the same request.
     #[error("unavailable")]
     Unavailable(#[source] BoxError),
@@ -86,6 +89,7 @@ impl Error {
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::FailedPrecondition { .. } => Code::FailedPrecondition,
             Error::Aborted(_) => Code::Aborted,
+            Error::ResourceExhausted(_) => Code::ResourceExhausted,
             Error::Unavailable(_) => Code::Unavailable,
             Error::Internal(_) => Code::Internal,
         }
@@ -129,6 +133,7 @@ impl From<Error> for Status {
                 &violations,
             ),
             Error::Aborted(message) => Status::aborted(message),
+            Error::ResourceExhausted(message) => Status::resource_exhausted(message),
             Error::Unavailable(cause) => {
                 tracing::warn!(error = %chain(cause.as_ref()), "call failed on a transient error");
                 Status::unavailable("temporarily unavailable, retry the same request")
@@ -219,6 +224,13 @@ mod tests {
         assert_eq!(status.message(), "internal error");
         let status = Status::from(Error::from(sea_orm::DbErr::Custom("x".into())));
         assert_eq!(status.code(), Code::Internal);
+    }
+
+    #[test]
+    fn a_limit_is_resource_exhausted_with_its_message() {
+        let status = Status::from(Error::ResourceExhausted("past 120 calls per minute".into()));
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(status.message(), "past 120 calls per minute");
     }
 
     #[test]

@@ -69,6 +69,18 @@ impl ServiceSpec {
         self
     }
 
+    /// Requires `access` for the one method `method` of the already served gRPC service
+    /// named `service` (its generated `SERVICE_NAME`), instead of the access it was
+    /// served with.
+    pub fn method(mut self, service: &str, method: &str, access: Access) -> ServiceSpec {
+        debug_assert!(
+            self.service_names.contains(&service),
+            "a method rule for {service}, which is not served"
+        );
+        self.access = self.access.method(service, method, access);
+        self
+    }
+
     /// Readiness follows `check` (polled every few seconds).
     pub fn readiness(mut self, check: ReadinessCheck) -> ServiceSpec {
         self.readiness = Some(check);

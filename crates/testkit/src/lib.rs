@@ -52,6 +52,7 @@ impl Credentials {
                 id: WORKSPACE.into(),
                 user_token_secret: Secret::new(random_token()),
                 time_zone: None,
+                allow_user_identify: false,
             },
             entries: vec![admin, ingest],
         }

@@ -186,6 +186,14 @@ impl Session {
                 _ => break,
             }
         }
+        // A heartbeat at once: the client learns that the stream is open, that the
+        // replay is over, and the unread count.
+        if !self
+            .heartbeat(&subscription, &mut unread, out, &mut last_write)
+            .await
+        {
+            return End::Gone;
+        }
 
         loop {
             tokio::select! {
@@ -215,23 +223,46 @@ impl Session {
                     None => return End::Status(Status::unavailable("the stream fell behind, reconnect to resume")),
                 },
                 _ = tokio::time::sleep_until(last_write + self.heartbeat_after) => {
-                    let now = self.clock.now_ms();
-                    let version = subscription.inbox_version();
-                    if unread.stale(version, now) {
-                        match Box::pin(store::unread(&self.db, &self.workspace, &self.user_id, now)).await {
-                            Ok(counted) => unread.counted(counted, version),
-                            // Keep the stream alive with the last known count.
-                            Err(e) => tracing::warn!(error = %e, "cannot count unread messages for a heartbeat"),
-                        }
-                    }
-                    let heartbeat = Heartbeat { server_time: Some(proto_from_ms(now)), unread_count: unread.count };
-                    if out.send(Box::new(Ok(SubscribeResponse { kind: Some(Kind::Heartbeat(heartbeat)) }))).await.is_err() {
+                    if !self.heartbeat(&subscription, &mut unread, out, &mut last_write).await {
                         return End::Gone;
                     }
-                    last_write = Instant::now();
                 }
             }
         }
+    }
+
+    /// Writes a heartbeat with the unread count (counted again only when it may have
+    /// changed); false when the client is gone.
+    async fn heartbeat(
+        &self,
+        subscription: &Subscription,
+        unread: &mut UnreadCount,
+        out: &Out,
+        last_write: &mut Instant,
+    ) -> bool {
+        let now = self.clock.now_ms();
+        let version = subscription.inbox_version();
+        if unread.stale(version, now) {
+            match Box::pin(store::unread(&self.db, &self.workspace, &self.user_id, now)).await {
+                Ok(counted) => unread.counted(counted, version),
+                // Keep the stream alive with the last known count.
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot count unread messages for a heartbeat")
+                }
+            }
+        }
+        let heartbeat = Heartbeat {
+            server_time: Some(proto_from_ms(now)),
+            unread_count: unread.count,
+        };
+        let item = SubscribeResponse {
+            kind: Some(Kind::Heartbeat(heartbeat)),
+        };
+        if out.send(Box::new(Ok(item))).await.is_err() {
+            return false;
+        }
+        *last_write = Instant::now();
+        true
     }
 
     /// Moves those of `ids` still PENDING to DELIVERED (recording the DELIVERED

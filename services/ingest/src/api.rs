@@ -1,15 +1,18 @@
-//! The gRPC adapter of ingest: authenticate, validate, store, answer.
+//! The gRPC adapter of ingest: authenticate, validate, store, answer. Track and Identify
+//! also take an end-user token, held to the limits of [`UserCalls`].
 
 use futures::StreamExt;
 use herald_outbox::Outbox;
 use herald_proto::ingest::v1::ingest_service_server::IngestService;
 use herald_proto::ingest::v1::*;
 use herald_runtime::{Caller, Clock, Error, not_yet_implemented};
+use prost::Message;
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::group_commit::GroupCommit;
 use crate::store::{self, Entry, Incoming};
+use crate::user_token::UserCalls;
 use crate::validate;
 
 /// Events committed per transaction on a TrackStream.
@@ -21,10 +24,21 @@ pub struct Ingest {
     pub clock: Clock,
     /// Where unary calls wait for a shared transaction.
     pub group: GroupCommit,
+    /// The limits of calls made with end-user tokens.
+    pub users: UserCalls,
 }
 
+/// The workspace of a server API key, for the RPCs that take nothing else.
 fn workspace<T>(request: &Request<T>) -> Result<String, Error> {
     Ok(Caller::of(request)?.key_workspace()?.to_owned())
+}
+
+/// Who sent a Track or Identify.
+enum Sender {
+    /// A server API key of this workspace.
+    Key(String),
+    /// An end user of `workspace`, with their own token.
+    User { workspace: String, user_id: String },
 }
 
 fn required<T>(value: Option<T>, field: &str) -> Result<T, Error> {
@@ -37,8 +51,10 @@ impl IngestService for Ingest {
         &self,
         request: Request<TrackRequest>,
     ) -> Result<Response<TrackResponse>, Status> {
-        let workspace = workspace(&request)?;
+        let sender = self.sender(&request)?;
         let mut event = required(request.into_inner().event, "event")?;
+        let size = event.encoded_len();
+        let workspace = self.workspace_for(sender, "event", size, &mut event.user_id)?;
         validate::event("event", &mut event, self.now())?;
         let duplicate = self.record_one(&workspace, Incoming::Event(event)).await?;
         Ok(Response::new(TrackResponse { duplicate }))
@@ -102,8 +118,13 @@ impl IngestService for Ingest {
         &self,
         request: Request<IdentifyRequest>,
     ) -> Result<Response<IdentifyResponse>, Status> {
-        let workspace = workspace(&request)?;
+        let sender = self.sender(&request)?;
+        if let Sender::User { workspace, .. } = &sender {
+            self.users.may_identify(workspace)?;
+        }
         let mut identity = required(request.into_inner().identity, "identity")?;
+        let size = identity.encoded_len();
+        let workspace = self.workspace_for(sender, "identity", size, &mut identity.user_id)?;
         validate::identity("identity", &mut identity, self.now())?;
         let duplicate = self
             .record_one(&workspace, Incoming::Identity(identity))
@@ -127,6 +148,45 @@ impl IngestService for Ingest {
 }
 
 impl Ingest {
+    /// Who sent a Track or Identify. An end user's call counts against their rate here,
+    /// before anything else is looked at.
+    fn sender<T>(&self, request: &Request<T>) -> Result<Sender, Error> {
+        match Caller::of(request)? {
+            Caller::User {
+                workspace, user_id, ..
+            } => {
+                self.users.admit(workspace, user_id)?;
+                Ok(Sender::User {
+                    workspace: workspace.clone(),
+                    user_id: user_id.clone(),
+                })
+            }
+            caller => Ok(Sender::Key(caller.key_workspace()?.to_owned())),
+        }
+    }
+
+    /// The workspace a record (`field`, `size` bytes encoded as sent, for `user_id`) is
+    /// stored in: the key's; or the token's, once the record is within the size allowed
+    /// to user tokens and for the token's own user (an empty `user_id` is set to it).
+    fn workspace_for(
+        &self,
+        sender: Sender,
+        field: &str,
+        size: usize,
+        user_id: &mut String,
+    ) -> Result<String, Error> {
+        match sender {
+            Sender::Key(workspace) => Ok(workspace),
+            Sender::User {
+                workspace,
+                user_id: token_user,
+            } => {
+                self.users.own(field, size, user_id, &token_user)?;
+                Ok(workspace)
+            }
+        }
+    }
+
     fn now(&self) -> prost_types::Timestamp {
         herald_core::time::proto(self.clock.now())
     }

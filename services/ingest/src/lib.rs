@@ -7,11 +7,12 @@ mod downstream;
 mod group_commit;
 pub mod migration;
 mod store;
+mod user_token;
 mod validate;
 
 use group_commit::GroupCommit;
 use herald_outbox::Outbox;
-use herald_proto::ingest::v1::ingest_service_server::IngestServiceServer;
+use herald_proto::ingest::v1::ingest_service_server::{IngestServiceServer, SERVICE_NAME};
 use herald_runtime::{Access, Launch, Scope, ServiceKind, ServiceSpec};
 
 /// Runs ingest until `launch.shutdown` is cancelled.
@@ -34,11 +35,13 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
         _ => 4,
     };
     let group = GroupCommit::start(db.clone(), outbox.clone(), launch.clock.clone(), writers);
+    let users = user_token::UserCalls::new(&launch.config, launch.clock.clone())?;
     let ingest = IngestServiceServer::new(api::Ingest {
         db: db.clone(),
         outbox,
         clock: launch.clock.clone(),
         group,
+        users,
     })
     .max_decoding_message_size(launch.config.max_request_bytes);
     let spec = ServiceSpec::new(
@@ -46,6 +49,10 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
         herald_proto::ingest::v1::FILE_DESCRIPTOR_SET,
     )
     .serve(ingest, Access::Scope(Scope::Ingest))
+    // Browsers and apps send their own user's events (and, where the workspace allows it,
+    // traits) with an end-user token; the handlers hold them to that user and its limits.
+    .method(SERVICE_NAME, "Track", Access::ScopeOrUser(Scope::Ingest))
+    .method(SERVICE_NAME, "Identify", Access::ScopeOrUser(Scope::Ingest))
     .readiness(herald_storage::readiness(&db));
     launch.serve(spec).await
 }
