@@ -215,3 +215,43 @@ test("after the server restarts the page reconnects and shows a new message once
   await until(async () => (await count()) === unread + 1, 5_000, "the note after the tooltip");
   assert.equal(await page.getByRole("region", { name: "Export in one click" }).count(), 1);
 });
+
+/** A gRPC-Web call made by hand from the page, as any script on it could: the status. */
+async function rawCall(page, url, path, token, message) {
+  return page.evaluate(
+    async ({ url, path, token, message }) => {
+      const body = new Uint8Array(5 + message.length);
+      new DataView(body.buffer).setUint32(1, message.length);
+      body.set(message, 5);
+      const response = await fetch(url + path, {
+        method: "POST",
+        headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1", authorization: `Bearer ${token}` },
+        body,
+      });
+      return { status: response.headers.get("grpc-status"), message: response.headers.get("grpc-message") };
+    },
+    { url, path, token, message: [...message] },
+  );
+}
+
+/** A protobuf length-delimited field. */
+function field(number, bytes) {
+  return Uint8Array.from([(number << 3) | 2, bytes.length, ...bytes]);
+}
+const text = (s) => new TextEncoder().encode(s);
+
+test("a user's token cannot track events for another user or read their inbox", async () => {
+  const page = await demoPage();
+  const { token, user_id: me } = await page.evaluate(() => JSON.parse(sessionStorage.getItem("herald.demo.user")));
+  const config = await (await fetch(`${WEB}/dev/config.json`)).json();
+  // ListInboxRequest { user_id: "someone-else" }
+  const inbox = await rawCall(page, config.delivery, "/herald.delivery.v1.DeliveryService/ListInbox", token, field(4, text("someone-else")));
+  assert.equal(inbox.status, "7", `ListInbox of another user: ${JSON.stringify(inbox)}`);
+  // TrackRequest { event: { message_id, user_id: "someone-else", name } }
+  const event = [...field(1, text(`m-${Date.now()}`)), ...field(2, text("someone-else")), ...field(3, text("signed_up"))];
+  const track = await rawCall(page, config.ingest, "/herald.ingest.v1.IngestService/Track", token, field(1, Uint8Array.from(event)));
+  assert.equal(track.status, "7", `Track for another user: ${JSON.stringify(track)}`);
+  // The same calls for the token's own user go through.
+  const own = await rawCall(page, config.delivery, "/herald.delivery.v1.DeliveryService/ListInbox", token, field(4, text(me)));
+  assert.ok(own.status === null || own.status === "0", `ListInbox of the token's user: ${JSON.stringify(own)}`);
+});
