@@ -13,7 +13,8 @@ use herald_proto::common::v1::{
 };
 use herald_proto::delivery::v1::delivery_service_client::DeliveryServiceClient;
 use herald_proto::delivery::v1::{
-    ListInboxRequest, Message, SubscribeRequest, UpdateMessageStateRequest, subscribe_response,
+    DisplaySettings, ListInboxRequest, Message, SubscribeRequest, UpdateMessageStateRequest,
+    subscribe_response,
 };
 use herald_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use herald_proto::ingest::v1::{IdentifyRequest, TrackRequest};
@@ -384,6 +385,35 @@ async fn a_users_token_cannot_reach_another_users_stream_or_inbox() {
         .await
         .unwrap_err();
     assert_eq!(server_key_on_user_api.code(), Code::Unauthenticated);
+    suite.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stream_opens_with_the_workspaces_display_settings_from_trigger() {
+    let suite = Suite::start().await;
+    let mut client = DeliveryServiceClient::new(lazy(&suite, ServiceKind::Delivery));
+    let token = suite.credentials.user_token("erin");
+    let mut stream = client
+        .subscribe(authorized(SubscribeRequest::default(), &token))
+        .await
+        .expect("subscribe")
+        .into_inner();
+    let first = tokio::time::timeout(WAIT, stream.next())
+        .await
+        .expect("a first item within the wait")
+        .expect("stream open")
+        .expect("first item");
+    // The default interval: trigger's settings were never changed.
+    let expected = DisplaySettings {
+        min_in_app_interval: Some(prost_types::Duration {
+            seconds: 30,
+            nanos: 0,
+        }),
+    };
+    assert_eq!(
+        first.kind,
+        Some(subscribe_response::Kind::DisplaySettings(expected))
+    );
     suite.shutdown().await;
 }
 

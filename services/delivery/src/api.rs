@@ -36,6 +36,8 @@ pub struct Api {
     pub shutdown: CancellationToken,
     /// A stream sends a heartbeat after this long without a write.
     pub heartbeat_after: std::time::Duration,
+    /// The workspaces' display settings, a stream's first item.
+    pub display: std::sync::Arc<crate::display::DisplaySource>,
 }
 
 /// The token's workspace, user, and when the token expires.
@@ -88,6 +90,7 @@ impl DeliveryService for Api {
             expires_at,
             shutdown: self.shutdown.clone(),
             heartbeat_after: self.heartbeat_after,
+            display: self.display.clone(),
         };
         Ok(Response::new(session.open(&self.hub)?))
     }

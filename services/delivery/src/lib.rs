@@ -5,6 +5,7 @@
 //! clicked, dismissed) to segmentation the same way.
 
 mod api;
+mod display;
 mod downstream;
 mod hold;
 mod hub;
@@ -83,6 +84,7 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
         clock: launch.clock.clone(),
         shutdown: launch.shutdown.clone(),
         heartbeat_after: std::time::Duration::from_secs(launch.config.heartbeat_secs),
+        display: Arc::new(display::DisplaySource::new(&launch.config)?),
     };
     let max_bytes = launch.config.max_request_bytes;
     let spec = ServiceSpec::new(

@@ -89,6 +89,8 @@ pub struct Session {
     pub shutdown: CancellationToken,
     /// A heartbeat goes out after this long without any write (`heartbeat_secs`).
     pub heartbeat_after: Duration,
+    /// Where the workspace's display settings, the first item, come from.
+    pub display: std::sync::Arc<crate::display::DisplaySource>,
 }
 
 /// Why a stream ended.
@@ -137,6 +139,15 @@ impl Session {
         let mut last_write = Instant::now();
         let mut unread = UnreadCount::default();
 
+        if let Some(settings) = self.display.of(&self.workspace).await {
+            let item = SubscribeResponse {
+                kind: Some(Kind::DisplaySettings(settings)),
+            };
+            if out.send(Box::new(Ok(item))).await.is_err() {
+                return End::Gone;
+            }
+            last_write = Instant::now();
+        }
         let now = self.clock.now_ms();
         let mut after: Option<ReplayCursor> = None;
         loop {

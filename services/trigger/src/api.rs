@@ -303,6 +303,16 @@ fn check_segment_reference(request: &ListSegmentReferencesRequest) -> Result<(),
     Ok(out.finish()?)
 }
 
+fn check_workspace_id(workspace_id: &str) -> Result<(), Error> {
+    let mut out = Violations::new();
+    out.text(
+        "workspace_id",
+        workspace_id,
+        Len::required(limits::WORKSPACE_ID),
+    );
+    Ok(out.finish()?)
+}
+
 #[tonic::async_trait]
 impl TriggerInternalService for Internal {
     async fn handle_events(
@@ -359,6 +369,19 @@ impl TriggerInternalService for Internal {
                 .await?;
         Ok(Response::new(ListSegmentReferencesResponse {
             campaign_ids,
+        }))
+    }
+
+    async fn get_display_settings(
+        &self,
+        request: Request<GetDisplaySettingsRequest>,
+    ) -> Result<Response<GetDisplaySettingsResponse>, Status> {
+        require_workspace(&request, &request.get_ref().workspace_id)?;
+        let request = request.into_inner();
+        check_workspace_id(&request.workspace_id)?;
+        let settings = crate::admin::get_settings(&self.engine.db, &request.workspace_id).await?;
+        Ok(Response::new(GetDisplaySettingsResponse {
+            min_in_app_interval: settings.min_in_app_interval,
         }))
     }
 }

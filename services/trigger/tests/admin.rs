@@ -573,6 +573,55 @@ fn quiet_nights() -> QuietHours {
 }
 
 #[tokio::test]
+async fn delivery_reads_the_minimum_in_app_interval_as_display_settings() {
+    use herald_proto::trigger::v1::trigger_internal_service_client::TriggerInternalServiceClient;
+    let db = TestDatabase::new().await;
+    let app = spawn_trigger(&db).await;
+    let mut internal = TriggerInternalServiceClient::connect(app.running.url())
+        .await
+        .expect("connect");
+    let ask = |workspace: &str| {
+        authorized(
+            GetDisplaySettingsRequest {
+                workspace_id: workspace.into(),
+            },
+            app.credentials.internal_key.expose(),
+        )
+    };
+    let interval = |r: GetDisplaySettingsResponse| r.min_in_app_interval.expect("always set");
+    // The default, then what the workspace set.
+    let answer = internal
+        .get_display_settings(ask("acme"))
+        .await
+        .expect("default");
+    assert_eq!(interval(answer.into_inner()), duration(30));
+    let settings = TriggerSettings {
+        min_in_app_interval: Some(duration(0)),
+        ..Default::default()
+    };
+    update_settings(&app, settings, &["min_in_app_interval"])
+        .await
+        .expect("turn the interval off");
+    let answer = internal
+        .get_display_settings(ask("acme"))
+        .await
+        .expect("set");
+    assert_eq!(interval(answer.into_inner()), duration(0));
+    // Internal only, and the workspace is named.
+    let status = internal
+        .get_display_settings(app.admin(GetDisplaySettingsRequest {
+            workspace_id: "acme".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    let status = internal.get_display_settings(ask("")).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violations(&status), ["workspace_id"]);
+    app.running.stop().await;
+}
+
+#[tokio::test]
 async fn settings_have_defaults_and_clearing_restores_them() {
     let db = TestDatabase::new().await;
     let app = spawn_trigger(&db).await;

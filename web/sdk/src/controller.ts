@@ -6,6 +6,7 @@ import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { MessageState } from "../../gen/herald/common/v1/common_pb";
 import { ActionKind, type Action } from "../../gen/herald/common/v1/content_pb";
 import type { Heartbeat, Message } from "../../gen/herald/delivery/v1/delivery_pb";
+import { durationMs } from "./time";
 import { inAppContent, type DismissReason, type MessageHandlers } from "./content";
 import { BoundedSet, isShowable } from "./dedupe";
 import { Emitter } from "./emitter";
@@ -38,7 +39,9 @@ export interface HeraldOptions {
   onAction?: (action: Action, message: Message) => void;
   /** Opens URL and DEEP_LINK actions; location.assign by default. */
   openUrl?: (url: string) => void;
-  /** Least time between two pop-ups being shown, in ms; 0 by default. */
+  /** Least time between two pop-ups being shown, in ms; 0 by default. The workspace's
+   * minimum in-app interval, which delivery sends when the stream opens, applies
+   * anyway: this can only make the spacing longer. */
   minIntervalMs?: number;
   /** How long a tooltip waits for its target element, in ms; 5000 by default. */
   tooltipTimeoutMs?: number;
@@ -120,19 +123,20 @@ export class Controller {
     window.addEventListener("online", this.onOnline);
     // Opened on the next microtask, so listeners added right after start() see "connecting".
     this.subscription = deferred(() => subscribe(this.clients.stream, sessionId, this.tokens, {
-      message: (m) => this.receive(m),
+      message: (m, replayed) => this.receive(m, replayed),
       heartbeat: (h) => this.heartbeat(h),
+      settings: (s) => this.presenter.setWorkspaceInterval(durationMs(s.minInAppInterval)),
       state: (s) => this.events.emit("connection", s),
       error: (error, fatal) => this.events.emit("error", { operation: fatal ? "subscribe (stopped)" : "subscribe", error }),
     }));
   }
 
-  private receive(m: Message): void {
+  private receive(m: Message, replayed = false): void {
     if (!inAppContent(m) || !this.seen.add(m.id)) return;
     this.store.upsert(m);
     if (!isShowable(m, this.store.now())) return;
     this.events.emit("message", m);
-    this.presenter.enqueue(m);
+    this.presenter.enqueue(m, replayed);
   }
 
   private heartbeat(h: Heartbeat): void {

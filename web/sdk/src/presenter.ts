@@ -1,6 +1,8 @@
 // Puts pop-ups (banners, modals, tooltips) on the page, one after another through the
 // PopupQueue: none while snoozed or while the tab is hidden, at least minIntervalMs
-// apart, one modal at a time. A tooltip waits up to tooltipTimeoutMs (counted from the
+// apart (and the workspace's minimum in-app interval apart while messages of a replay
+// wait: trigger spaces what it sends live, so only what arrives together on a reconnect
+// needs spacing here), one modal at a time. A tooltip waits up to tooltipTimeoutMs (counted from the
 // moment it could otherwise be shown) for its target to be on the page, watching the
 // DOM with a MutationObserver; if the target does not come it is dropped and reported
 // through targetMissing, never shown elsewhere. Pop-ups held by a snooze are checked
@@ -51,6 +53,12 @@ export class Presenter {
   /** Tooltips waiting for their target: id → local time (ms) they give up. */
   private readonly waiting = new Map<string, number>();
   private lastShownMs = -Infinity;
+  /** The workspace's minimum in-app interval, as delivery sent it: it spaces replayed
+   * messages (trigger already spaces what it sends live, and lets exempt campaigns
+   * through, so live messages are not held by it here). */
+  private workspaceIntervalMs = 0;
+  /** Queued messages that came with a replay. */
+  private readonly replayed = new Set<string>();
   private timer: ReturnType<typeof setTimeout> | undefined;
   private observer: MutationObserver | undefined;
   private observed = false;
@@ -63,10 +71,17 @@ export class Presenter {
     document.addEventListener("visibilitychange", this.onVisibility);
   }
 
-  enqueue(message: Message): void {
+  enqueue(message: Message, replayed = false): void {
     if (!popsUp(message) || this.onScreen.has(message.id)) return;
+    if (replayed) this.replayed.add(message.id);
     this.queue.remove((m) => m.id === message.id);
     this.queue.push(message, message.priority, slotOf(message));
+    this.pump();
+  }
+
+  /** Spaces replayed pop-ups by the workspace's minimum in-app interval (from delivery). */
+  setWorkspaceInterval(ms: number): void {
+    this.workspaceIntervalMs = Math.max(0, ms);
     this.pump();
   }
 
@@ -85,7 +100,10 @@ export class Presenter {
 
   /** Drops waiting pop-ups matching pred (not the ones on screen). */
   drop(pred: (message: Message) => boolean): void {
-    for (const m of this.queue.remove(pred)) this.waiting.delete(m.id);
+    for (const m of this.queue.remove(pred)) {
+      this.waiting.delete(m.id);
+      this.replayed.delete(m.id);
+    }
     this.pump();
   }
 
@@ -107,7 +125,9 @@ export class Presenter {
     for (const m of this.queue.remove((m) => isExpired(m, this.o.now()))) this.waiting.delete(m.id);
     if (!this.queue.size) return this.watch(false);
 
-    const at = nextShowTime(this.lastShownMs, this.o.minIntervalMs, this.o.snooze.untilMs);
+    const spaced = this.queue.list().some((m) => this.replayed.has(m.id));
+    const interval = Math.max(this.o.minIntervalMs, spaced ? this.workspaceIntervalMs : 0);
+    const at = nextShowTime(this.lastShownMs, interval, this.o.snooze.untilMs);
     if (at > now) {
       if (this.o.snooze.untilMs > now) this.heldBySnooze = true;
       this.timer = setTimeout(() => this.pump(), at - now);
@@ -197,6 +217,7 @@ export class Presenter {
       shown = showTooltip(root, message, content, labels, on, displayed, target);
     else shown = showBanner(root, message, content, labels, on, displayed);
     this.onScreen.set(message.id, { slot: slotOf(message), shown });
+    this.replayed.delete(message.id);
     this.lastShownMs = Date.now();
   }
 }

@@ -6,7 +6,7 @@
 // for a fresh token; with a plain string token the loop stops and reports the error.
 
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Heartbeat, Message } from "../../gen/herald/delivery/v1/delivery_pb";
+import type { DisplaySettings, Heartbeat, Message } from "../../gen/herald/delivery/v1/delivery_pb";
 import { Backoff, sleep } from "./backoff";
 import type { TokenSource } from "./token";
 import type { DeliveryClient } from "./transport";
@@ -23,8 +23,12 @@ export interface StreamTiming {
 export const STREAM_TIMING: StreamTiming = { baseMs: 500, capMs: 30_000, healthyMs: 10_000, watchdogMs: 45_000 };
 
 export interface StreamHandlers {
-  message(message: Message): void;
+  /** A message; `replayed` while the server replays what is pending (before the
+   * heartbeat that ends the replay), false once messages arrive live. */
+  message(message: Message, replayed: boolean): void;
   heartbeat(heartbeat: Heartbeat): void;
+  /** The workspace's display settings, the first item of a stream. */
+  settings(settings: DisplaySettings): void;
   state(state: ConnectionState): void;
   /** An error worth telling the app about; fatal when the loop stops because of it. */
   error(error: ConnectError, fatal: boolean): void;
@@ -70,6 +74,8 @@ export function subscribe(
       on.state("open");
       healthy = setTimeout(() => backoff.reset(), timing.healthyMs);
     };
+    // The server replays pending messages first and ends the replay with a heartbeat.
+    let replaying = true;
     try {
       kick();
       const stream = client.subscribe(
@@ -84,8 +90,12 @@ export function subscribe(
         open();
         kick();
         backoff.reset();
-        if (res.kind.case === "message") on.message(res.kind.value);
-        else if (res.kind.case === "heartbeat") on.heartbeat(res.kind.value);
+        if (res.kind.case === "message") on.message(res.kind.value, replaying);
+        else if (res.kind.case === "heartbeat") {
+          replaying = false;
+          on.heartbeat(res.kind.value);
+        }
+        else if (res.kind.case === "displaySettings") on.settings(res.kind.value);
       }
       return undefined;
     } catch (e) {

@@ -71,10 +71,14 @@ const until = async (cond, ms = 2_000) => {
 const FAST = { baseMs: 1, capMs: 5, healthyMs: 1_000, watchdogMs: 2_000 };
 
 function recorder() {
-  const r = { messages: [], heartbeats: [], states: [], errors: [] };
+  const r = { messages: [], replayed: [], heartbeats: [], settings: [], states: [], errors: [] };
   r.on = {
-    message: (m) => r.messages.push(m),
+    message: (m, replayed) => {
+      r.messages.push(m);
+      r.replayed.push(replayed);
+    },
     heartbeat: (h) => r.heartbeats.push(h),
+    settings: (s) => r.settings.push(s),
     state: (s) => r.states.push(s),
     error: (e, fatal) => r.errors.push({ code: e.code, fatal }),
   };
@@ -117,6 +121,35 @@ test("Subscribe: decodes messages and heartbeats, sends the token, reconnects wh
   assert.equal(r.heartbeats[0].unreadCount, 3);
   assert.deepEqual(r.states, ["connecting", "open", "backoff", "connecting", "open", "closed"]);
   assert.deepEqual(r.errors, []);
+});
+
+test("Subscribe: display settings come first; messages before the first heartbeat are the replay", async () => {
+  const message = (id) => ({
+    id,
+    state: MessageState.DELIVERED,
+    content: { body: { case: "inApp", value: { format: InAppFormat.BANNER, title: id } } },
+  });
+  const calls = fakeFetch([
+    {
+      frames: [
+        msg(SubscribeResponseSchema, { kind: { case: "displaySettings", value: { minInAppInterval: { seconds: 30n, nanos: 0 } } } }),
+        msg(SubscribeResponseSchema, { kind: { case: "message", value: message("msg_replayed") } }),
+        msg(SubscribeResponseSchema, { kind: { case: "heartbeat", value: { unreadCount: 1 } } }),
+        msg(SubscribeResponseSchema, { kind: { case: "message", value: message("msg_live") } }),
+      ],
+      hang: true,
+    },
+  ]);
+  const tokens = new TokenSource("tok");
+  const r = recorder();
+  const sub = subscribe(createClients(tokens, "http://delivery.test").stream, "s", tokens, r.on, FAST);
+  await until(() => r.messages.length === 2);
+  sub.stop();
+  assert.equal(calls.length, 1);
+  assert.equal(r.settings.length, 1);
+  assert.equal(r.settings[0].minInAppInterval.seconds, 30n);
+  assert.deepEqual(r.messages.map((m) => m.id), ["msg_replayed", "msg_live"]);
+  assert.deepEqual(r.replayed, [true, false]);
 });
 
 test("Subscribe: a refused plain token stops the loop with an error", async () => {
