@@ -79,6 +79,13 @@ impl TriggerInternalService for Trigger {
     ) -> Result<Response<ListSegmentReferencesResponse>, Status> {
         Ok(Response::new(ListSegmentReferencesResponse::default()))
     }
+
+    async fn get_display_settings(
+        &self,
+        _: Request<herald_proto::trigger::v1::GetDisplaySettingsRequest>,
+    ) -> Result<Response<herald_proto::trigger::v1::GetDisplaySettingsResponse>, Status> {
+        Err(Status::unimplemented("not in this stand-in"))
+    }
 }
 
 impl Trigger {

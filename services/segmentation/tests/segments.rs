@@ -109,6 +109,13 @@ impl TriggerInternalService for Trigger {
             campaign_ids,
         }))
     }
+
+    async fn get_display_settings(
+        &self,
+        _: Request<herald_proto::trigger::v1::GetDisplaySettingsRequest>,
+    ) -> Result<Response<herald_proto::trigger::v1::GetDisplaySettingsResponse>, Status> {
+        Err(Status::unimplemented("not in this stand-in"))
+    }
 }
 
 struct App {
