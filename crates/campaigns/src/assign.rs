@@ -37,6 +37,14 @@ pub fn assign(
     if total == 0 {
         return None;
     }
+    // One arm with all the weight (most campaigns: one variant, no control) takes
+    // everyone: the hash would pick it anyway.
+    if let Some(index) = weights.iter().position(|w| u64::from(*w) == total) {
+        return Some(Assignment::Variant(index));
+    }
+    if u64::from(control_weight) == total {
+        return Some(Assignment::Control);
+    }
     let mut point = bucket(campaign_id, user_id, total);
     for (index, weight) in weights.iter().enumerate() {
         let weight = u64::from(*weight);

@@ -1,5 +1,7 @@
 //! A campaign checked once and prepared for firing many times.
 
+use std::sync::Arc;
+
 use herald_conditions::Condition;
 use herald_core::FieldViolation;
 use herald_core::time::{duration_ms, ms_of_proto};
@@ -9,6 +11,8 @@ use herald_proto::trigger::v1::{
 };
 
 use crate::attention::Quiet;
+use crate::ledger::CampaignKey;
+use crate::membership::AudienceKeys;
 use crate::render::Templates;
 use crate::validate;
 use crate::why::CampaignWords;
@@ -77,6 +81,8 @@ pub struct CompiledCampaign {
     pub(crate) version_ms: i64,
     pub(crate) trigger: CompiledTrigger,
     pub(crate) trait_conditions: Vec<Condition>,
+    /// The hashes of its audience's segment ids (empty without an audience).
+    pub(crate) audience_keys: AudienceKeys,
     pub(crate) templates: Templates,
     pub(crate) entry: EntryRule,
     pub(crate) frequency_cap: Option<FrequencyCap>,
@@ -84,7 +90,11 @@ pub struct CompiledCampaign {
     /// The variants' weights, in order, for assignment.
     pub(crate) weights: Vec<u32>,
     /// The words of its verdicts that depend on it alone.
-    pub(crate) words: CampaignWords,
+    pub(crate) words: Arc<CampaignWords>,
+    /// The ledger's lookup hash of its id.
+    pub(crate) ledger_hash: u64,
+    /// Its creation time in milliseconds (0 when unknown), for precedence.
+    pub(crate) create_ms: i64,
 }
 
 impl std::fmt::Debug for CompiledCampaign {
@@ -205,19 +215,29 @@ impl CompiledCampaign {
             window_ms: cap.window.as_ref().map(duration_ms),
         });
         let quiet = campaign.quiet_hours.as_ref().and_then(Quiet::compile);
-        let words = CampaignWords::new(&campaign, &trigger, &trait_conditions);
+        let words = Arc::new(CampaignWords::new(&campaign, &trigger, &trait_conditions));
         let weights = campaign.variants.iter().map(|v| v.weight).collect();
+        let ledger_hash = CampaignKey::hash(&campaign.id);
+        let audience_keys = campaign
+            .audience
+            .as_ref()
+            .map(AudienceKeys::new)
+            .unwrap_or_default();
+        let create_ms = campaign.create_time.as_ref().map(ms_of_proto).unwrap_or(0);
         Ok(CompiledCampaign {
             campaign,
             version_ms,
             trigger,
             trait_conditions,
+            audience_keys,
             templates,
             entry,
             frequency_cap,
             quiet,
             weights,
             words,
+            ledger_hash,
+            create_ms,
         })
     }
 
@@ -229,6 +249,11 @@ impl CompiledCampaign {
     /// The campaign's id.
     pub fn id(&self) -> &str {
         &self.campaign.id
+    }
+
+    /// Its id as the user's ledger looks it up.
+    pub fn key(&self) -> CampaignKey<'_> {
+        CampaignKey::hashed(self.ledger_hash, &self.campaign.id)
     }
 
     /// The version compiled: the campaign's update time in milliseconds.
@@ -256,11 +281,7 @@ impl CompiledCampaign {
 
     /// The campaign's creation time in milliseconds (0 when unknown).
     pub fn create_ms(&self) -> i64 {
-        self.campaign
-            .create_time
-            .as_ref()
-            .map(ms_of_proto)
-            .unwrap_or(0)
+        self.create_ms
     }
 
     /// When the campaign last became ACTIVE, in milliseconds (its creation when unknown).

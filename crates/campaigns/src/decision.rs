@@ -19,7 +19,7 @@ use std::sync::Arc;
 use herald_conditions::Condition;
 use herald_core::time::{ms_of_proto, proto_from_ms};
 use herald_proto::common::v1::message_content::Body;
-use herald_proto::common::v1::{Channel, Event, InAppFormat, MessageContent};
+use herald_proto::common::v1::{Channel, InAppFormat, MessageContent};
 use herald_proto::trigger::v1 as proto;
 use herald_proto::trigger::v1::{DecisionReasonCode as Code, TransitionKind};
 use prost_types::Struct;
@@ -30,9 +30,10 @@ use crate::assign::{Assignment, assign};
 use crate::attention::{QuietBehavior, Rule, Workspace};
 use crate::compiled::{CompiledTrigger, EntryRule};
 use crate::ledger::Ledger;
+use crate::membership::UserSegments;
 use crate::render::{self, Globals, RenderErrorKind};
 use crate::timer::{self, TimerKind, TimerPayload};
-use crate::why::{ChannelWhy, Why, duration_words, instant};
+use crate::why::{CampaignWords, ChannelWhy, Why, Words, duration_words, instant};
 use crate::{CompiledCampaign, MatchIndex, locale};
 
 /// What kind of thing caused a decision.
@@ -103,15 +104,8 @@ impl Subject<'_> {
 pub struct Verdict {
     pub code: Code,
     pub passed: bool,
-    /// Why, put into words by [`Verdict::reason`].
+    /// Why, put into words by [`Decision::reason`].
     pub why: Why,
-}
-
-impl Verdict {
-    /// Why, in words, e.g. `trait filter 0 (plan) does not match`.
-    pub fn reason(&self) -> String {
-        self.why.to_string()
-    }
 }
 
 /// One message to send: a rendered content for one channel.
@@ -153,9 +147,10 @@ pub enum TimerOp {
         key: String,
         due_ms: i64,
         payload: Box<TimerPayload>,
-        /// The event that started it (for the payload's `event`), one copy shared by
-        /// the timers of the cause.
-        event: Option<Arc<Event>>,
+        /// Whether it keeps the cause's event (the subject's) as the payload's `event`:
+        /// the caller passes its own copy of the event to [`timer::encode`], so deciding
+        /// copies none.
+        with_event: bool,
     },
     /// Cancel `key`.
     Cancel { key: String },
@@ -164,13 +159,14 @@ pub enum TimerOp {
 /// The decision for one campaign and one cause.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
-    pub campaign_id: Arc<str>,
+    /// The campaign's id and the words its verdicts name.
+    words: Arc<CampaignWords>,
     pub cause_kind: CauseKind,
     pub cause_id: Arc<str>,
     pub verdicts: Vec<Verdict>,
     pub outcome: Outcome,
-    /// The variant assigned; `None` when none or control.
-    pub variant_id: Option<Arc<str>>,
+    /// The index of the variant assigned; `None` when none or control.
+    variant: Option<usize>,
     /// The locale rendered; empty for the default contents.
     pub locale: String,
     /// The cap rule that stopped a message, if one did.
@@ -184,15 +180,15 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn new(campaign_id: &Arc<str>, cause: &CauseIds) -> Decision {
+    fn new(words: &Arc<CampaignWords>, cause: &CauseIds) -> Decision {
         Decision {
-            campaign_id: campaign_id.clone(),
+            words: words.clone(),
             cause_kind: cause.kind,
             cause_id: cause.id.clone(),
             // A decision through every gate of one channel holds about a dozen.
             verdicts: Vec::with_capacity(12),
             outcome: Outcome::Suppressed,
-            variant_id: None,
+            variant: None,
             locale: String::new(),
             cap_rule_id: None,
             winner_campaign_id: None,
@@ -212,6 +208,23 @@ impl Decision {
         passed
     }
 
+    /// The campaign decided.
+    pub fn campaign_id(&self) -> &str {
+        &self.words.id
+    }
+
+    /// The variant assigned; `None` when none or control.
+    pub fn variant_id(&self) -> Option<&str> {
+        let index = self.variant?;
+        self.words.variant_ids.get(index).map(|id| &**id)
+    }
+
+    /// Why `verdict` (one of this decision's) passed or not, in words, e.g. `trait
+    /// filter 0 (plan) does not match`.
+    pub fn reason(&self, verdict: &Verdict) -> String {
+        verdict.why.describe(&self.words).to_string()
+    }
+
     /// The messages to send; empty unless the outcome is SENT.
     pub fn sends(&self) -> &[Send] {
         &self.sends
@@ -226,7 +239,7 @@ impl Decision {
     pub fn to_proto(&self, id: &str, user_id: &str, decide_ms: i64) -> proto::Decision {
         proto::Decision {
             id: id.to_owned(),
-            campaign_id: self.campaign_id.to_string(),
+            campaign_id: self.campaign_id().to_owned(),
             user_id: user_id.to_owned(),
             decide_time: Some(proto_from_ms(decide_ms)),
             outcome: match self.outcome {
@@ -242,12 +255,12 @@ impl Decision {
                 .iter()
                 .map(|v| proto::DecisionReason {
                     code: v.code as i32,
-                    message: v.reason(),
+                    message: self.reason(v),
                     passed: v.passed,
                 })
                 .collect(),
             cause_id: self.cause_id.to_string(),
-            variant_id: text(&self.variant_id),
+            variant_id: self.variant_id().unwrap_or_default().to_owned(),
             deliveries: self
                 .sends
                 .iter()
@@ -305,7 +318,7 @@ impl<'a> Candidate<'a> {
     fn fired(campaign: &'a CompiledCampaign) -> Candidate<'a> {
         Candidate {
             campaign,
-            matched: Why::Shared(campaign.words.matched.clone()),
+            matched: Why::Campaign(Words::Matched),
             release: None,
         }
     }
@@ -325,20 +338,6 @@ fn failing(conditions: &[Condition], root: Option<&Struct>) -> Option<usize> {
 
 fn filters_match(conditions: &[Condition], event: &EventView) -> bool {
     failing(conditions, event.properties).is_none()
-}
-
-/// A copy of the event behind `subject`, for timer payloads.
-fn event_copy(subject: &Subject) -> Option<Arc<Event>> {
-    subject.event.map(|e| {
-        Arc::new(Event {
-            message_id: e.message_id.to_owned(),
-            user_id: subject.user_id.to_owned(),
-            name: e.name.to_owned(),
-            properties: e.properties.cloned(),
-            timestamp: e.timestamp.cloned(),
-            context: None,
-        })
-    })
 }
 
 fn payload(
@@ -378,7 +377,7 @@ pub fn schedule_user(
     subject: &Subject,
     now_ms: i64,
 ) -> Option<Decision> {
-    let mut d = Decision::new(&campaign.words.id, &cause.into());
+    let mut d = Decision::new(&campaign.words, &cause.into());
     let op = next_occurrence(campaign, workspace, cause, subject, now_ms, &mut d)?;
     d.outcome = if op.is_some() {
         Outcome::Scheduled
@@ -437,7 +436,7 @@ fn next_occurrence(
             subject,
             now_ms,
         )),
-        event: event_copy(subject),
+        with_event: subject.event.is_some(),
     }))
 }
 
@@ -472,7 +471,7 @@ pub fn on_event(
         .collect();
     cancelling.sort_by(|a, b| a.precedence(b));
     for campaign in cancelling {
-        let state = ledger.campaign_mut(campaign.id());
+        let state = ledger.campaign_mut(campaign.key());
         let keys: Vec<String> = match &campaign.trigger {
             CompiledTrigger::Delay { .. } => std::mem::take(&mut state.pending_delays),
             CompiledTrigger::Inactivity { .. } if state.inactivity_pending => {
@@ -488,7 +487,7 @@ pub fn on_event(
         if keys.is_empty() {
             continue;
         }
-        let mut d = Decision::new(&campaign.words.id, &ids);
+        let mut d = Decision::new(&campaign.words, &ids);
         d.verdict(
             Code::Timer,
             true,
@@ -505,9 +504,6 @@ pub fn on_event(
             .collect();
         decisions.push(d);
     }
-    // Copied once for the timers this event starts.
-    let event_copy = std::cell::OnceCell::new();
-    let shared_event = || event_copy.get_or_init(|| self::event_copy(subject)).clone();
     let mut candidates = Vec::with_capacity(fired.len());
     for campaign in fired {
         match &campaign.trigger {
@@ -519,7 +515,7 @@ pub fn on_event(
                 occurrence,
                 ..
             } if filters_match(conditions, &event) => {
-                let state = ledger.campaign_mut(campaign.id());
+                let state = ledger.campaign_mut(campaign.key());
                 state.goal_count = state.goal_count.saturating_add(1);
                 if state.goal_count == *occurrence {
                     candidates.push(Candidate::fired(campaign));
@@ -537,7 +533,7 @@ pub fn on_event(
                     event.message_id,
                 );
                 let due_ms = now_ms.saturating_add(*delay_ms);
-                let state = ledger.campaign_mut(campaign.id());
+                let state = ledger.campaign_mut(campaign.key());
                 if !state.pending_delays.contains(&key) {
                     state.pending_delays.push(key.clone());
                 }
@@ -550,7 +546,7 @@ pub fn on_event(
                     workspace,
                     campaign,
                     (&cause, &ids),
-                    (subject, shared_event()),
+                    subject,
                     now_ms,
                 ));
             }
@@ -561,7 +557,7 @@ pub fn on_event(
             } => {
                 let key = timer::inactivity_key(&workspace.id, subject.user_id, campaign.id());
                 let due_ms = now_ms.saturating_add(*within_ms);
-                let state = ledger.campaign_mut(campaign.id());
+                let state = ledger.campaign_mut(campaign.key());
                 let restarted = std::mem::replace(&mut state.inactivity_pending, true);
                 let awaited = if expected.is_empty() {
                     "any event".to_owned()
@@ -581,7 +577,7 @@ pub fn on_event(
                     workspace,
                     campaign,
                     (&cause, &ids),
-                    (subject, shared_event()),
+                    subject,
                     now_ms,
                 ));
             }
@@ -605,11 +601,11 @@ fn timer_started(
     workspace: &Workspace,
     campaign: &CompiledCampaign,
     (cause, ids): (&Cause, &CauseIds),
-    (subject, event): (&Subject, Option<Arc<Event>>),
+    subject: &Subject,
     now_ms: i64,
 ) -> Decision {
-    let mut d = Decision::new(&campaign.words.id, ids);
-    d.verdict(Code::TriggerMatched, true, &campaign.words.matched);
+    let mut d = Decision::new(&campaign.words, ids);
+    d.verdict(Code::TriggerMatched, true, Words::Matched);
     d.verdict(Code::Timer, true, started);
     d.outcome = Outcome::Scheduled;
     d.due_ms = Some(due_ms);
@@ -617,7 +613,7 @@ fn timer_started(
         key,
         due_ms,
         payload: Box::new(payload(kind, workspace, campaign, cause, subject, now_ms)),
-        event,
+        with_event: subject.event.is_some(),
     });
     d
 }
@@ -657,7 +653,7 @@ pub fn on_transition(
     let mut candidates = Vec::new();
     for campaign in index.for_segment(transition.segment_id) {
         if transition.at_ms < campaign.activate_ms() {
-            let mut d = Decision::new(&campaign.words.id, &ids);
+            let mut d = Decision::new(&campaign.words, &ids);
             d.verdict(
                 Code::TriggerMatched,
                 false,
@@ -719,7 +715,10 @@ pub fn on_timer(
         TimerKind::Enroll | TimerKind::Unspecified => return None,
     };
     let Some(campaign) = campaign.filter(|c| c.is_active()) else {
-        let mut d = Decision::new(&payload.campaign_id.as_str().into(), &cause.into());
+        let mut d = Decision::new(
+            &Arc::new(CampaignWords::bare(&payload.campaign_id)),
+            &cause.into(),
+        );
         d.verdict(Code::TriggerMatched, true, matched);
         d.verdict(
             Code::CampaignNotActive,
@@ -789,7 +788,7 @@ pub fn on_enrollment(
     decide(workspace, cause, subject, vec![candidate], ledger, now_ms)
         .into_iter()
         .next()
-        .unwrap_or_else(|| Decision::new(&campaign.words.id, &cause.into()))
+        .unwrap_or_else(|| Decision::new(&campaign.words, &cause.into()))
 }
 
 /// Decides `candidates` (campaigns whose trigger matched `cause` for the user) together,
@@ -806,11 +805,11 @@ pub fn decide(
     decide_all(workspace, cause, &ids, subject, candidates, ledger, now_ms)
 }
 
-fn decide_all(
+fn decide_all<'s>(
     workspace: &Workspace,
     cause: &Cause,
     ids: &CauseIds,
-    subject: &Subject,
+    subject: &Subject<'s>,
     mut candidates: Vec<Candidate>,
     ledger: &mut Ledger,
     now_ms: i64,
@@ -829,11 +828,12 @@ fn decide_all(
         taken: Vec::new(),
         user_locale: user_locale.map(Arc::from),
         used: vec![None; workspace.rules.len()],
+        segments: None,
     };
     candidates
         .iter()
         .map(|candidate| {
-            let mut d = Decision::new(&candidate.campaign.words.id, ids);
+            let mut d = Decision::new(&candidate.campaign.words, ids);
             gates(
                 &mut d,
                 workspace,
@@ -850,13 +850,15 @@ fn decide_all(
 }
 
 /// What campaigns deciding from the same cause share.
-struct Attention {
+struct Attention<'s> {
     /// The latest in-app message before this cause.
     last_in_app_ms: Option<i64>,
     /// The in-app formats taken by this cause, and by which campaign.
     taken: Vec<(InAppFormat, Arc<str>)>,
     /// The user's locale, the same for every campaign of the cause.
     user_locale: Option<Arc<str>>,
+    /// The user's segments, hashed once the first audience needs them.
+    segments: Option<UserSegments<'s>>,
     /// Per workspace cap rule, the messages counted in its window once a campaign of
     /// this cause needed it (counting a calendar day resolves the user's time zone),
     /// kept up to date as messages are reserved.
@@ -871,14 +873,14 @@ fn in_app_format(content: &MessageContent) -> InAppFormat {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn gates(
+fn gates<'s>(
     d: &mut Decision,
     workspace: &Workspace,
     cause: &Cause,
-    subject: &Subject,
+    subject: &Subject<'s>,
     candidate: &Candidate,
     ledger: &mut Ledger,
-    attention: &mut Attention,
+    attention: &mut Attention<'s>,
     now_ms: i64,
 ) {
     let campaign = candidate.campaign;
@@ -888,7 +890,9 @@ fn gates(
         d.verdict(Code::CampaignNotActive, false, "the campaign is not active");
         return;
     }
-    if !schedule(d, campaign, now_ms) || !audience(d, campaign, subject) {
+    if !schedule(d, campaign, now_ms)
+        || !audience(d, campaign, subject, attention.segments(subject))
+    {
         return;
     }
     let entered_already = candidate.release.as_ref().is_some_and(|r| r.entered);
@@ -898,7 +902,7 @@ fn gates(
 
     // Assignment: sticky once the user is exposed to it (sent the variant, held out as
     // control, or held by quiet hours), so new weights only move users who saw nothing.
-    let kept = match ledger.campaign(c.id.as_str()) {
+    let kept = match ledger.campaign(campaign.key()) {
         Some(state) if state.assigned && state.variant_id.is_empty() => Some(None),
         Some(state) if state.assigned => c
             .variants
@@ -921,13 +925,13 @@ fn gates(
     let kept = kept.is_some();
     // Records the user's entry and, when new, the assignment.
     let enter = |ledger: &mut Ledger, entry: bool, variant: Option<&str>| {
-        let state = ledger.campaign_mut(c.id.as_str());
+        let state = ledger.campaign_mut(campaign.key());
         if !kept {
             state.assigned = true;
             state.variant_id = variant.unwrap_or_default().to_owned();
         }
         if entry {
-            ledger.enter(&c.id, now_ms, campaign.entries_to_keep());
+            ledger.enter(campaign.key(), now_ms, campaign.entries_to_keep());
         }
     };
     // Control passes the gates a send passes, on the first variant's channels, and is held
@@ -941,13 +945,12 @@ fn gates(
         return;
     };
     let picked = if let Some(variant_index) = variant_index {
-        let variant_id = &campaign.words.variant_ids[variant_index];
-        d.variant_id = Some(variant_id.clone());
+        d.variant = Some(variant_index);
         d.verdict(
             Code::VariantAssigned,
             true,
             Why::Variant {
-                id: variant_id.clone(),
+                index: variant_index,
                 kept,
             },
         );
@@ -1160,7 +1163,7 @@ fn gates(
             key: timer::release_key(&workspace.id, subject.user_id, &c.id, cause.id),
             due_ms,
             payload: Box::new(release),
-            event: event_copy(subject),
+            with_event: subject.event.is_some(),
         });
         d.due_ms = Some(due_ms);
     }
@@ -1175,7 +1178,13 @@ fn gates(
     };
 }
 
-impl Attention {
+impl<'s> Attention<'s> {
+    /// The user's segments for audiences.
+    fn segments(&mut self, subject: &Subject<'s>) -> &UserSegments<'s> {
+        self.segments
+            .get_or_insert_with(|| UserSegments::new(subject.segment_ids))
+    }
+
     /// The first workspace cap rule covering `channel` (and in-app `format`) that the
     /// user has reached at `now_ms`, if any.
     fn reached_rule<'w>(
@@ -1216,54 +1225,59 @@ fn schedule(d: &mut Decision, campaign: &CompiledCampaign, now_ms: i64) -> bool 
     };
     if let Some(start) = schedule.start_time.as_ref().map(ms_of_proto)
         && now_ms < start
-        && let Some(starts) = &campaign.words.starts
+        && campaign.words.starts.is_some()
     {
-        return d.verdict(Code::OutsideSchedule, false, starts);
+        return d.verdict(Code::OutsideSchedule, false, Words::Starts);
     }
     if let Some(end) = schedule.end_time.as_ref().map(ms_of_proto)
         && now_ms >= end
-        && let Some(ended) = &campaign.words.ended
+        && campaign.words.ended.is_some()
     {
-        return d.verdict(Code::OutsideSchedule, false, ended);
+        return d.verdict(Code::OutsideSchedule, false, Words::Ended);
     }
     d.verdict(Code::OutsideSchedule, true, "inside the schedule")
 }
 
-fn audience(d: &mut Decision, campaign: &CompiledCampaign, subject: &Subject) -> bool {
+fn audience(
+    d: &mut Decision,
+    campaign: &CompiledCampaign,
+    subject: &Subject,
+    segments: &UserSegments,
+) -> bool {
     let Some(audience) = &campaign.campaign().audience else {
         return d.verdict(Code::AudienceSegmentMismatch, true, "every user");
     };
-    let words = &campaign.words;
-    // The user's segments as segmentation computed them for this cause.
-    let member = |id: &&String| subject.segment_ids.contains(*id);
-    let included = if audience.include_segment_ids.is_empty() {
+    let keys = &campaign.audience_keys;
+    let included = if keys.include.is_empty() {
         None
     } else {
-        match audience
-            .include_segment_ids
+        match keys
+            .include
             .iter()
-            .position(|id| member(&id))
+            .zip(&audience.include_segment_ids)
+            .position(|(key, id)| segments.contains(*key, id))
         {
             Some(i) => Some(i),
             None => {
-                return d.verdict(Code::AudienceSegmentMismatch, false, &words.not_included);
+                return d.verdict(Code::AudienceSegmentMismatch, false, Words::NotIncluded);
             }
         }
     };
-    if let Some(i) = audience
-        .exclude_segment_ids
+    if let Some(i) = keys
+        .exclude
         .iter()
-        .position(|id| member(&id))
+        .zip(&audience.exclude_segment_ids)
+        .position(|(key, id)| segments.contains(*key, id))
     {
-        return d.verdict(Code::AudienceSegmentMismatch, false, &words.excluded[i]);
+        return d.verdict(Code::AudienceSegmentMismatch, false, Words::Excluded(i));
     }
     let reason = match included {
-        Some(i) => Why::Shared(words.included_through[i].clone()),
+        Some(i) => Why::Campaign(Words::IncludedThrough(i)),
         None => Why::Fixed("in the audience"),
     };
     d.verdict(Code::AudienceSegmentMismatch, true, reason);
     if let Some(i) = failing(&campaign.trait_conditions, subject.traits) {
-        return d.verdict(Code::AudienceTraitMismatch, false, &words.trait_failed[i]);
+        return d.verdict(Code::AudienceTraitMismatch, false, Words::TraitFailed(i));
     }
     if !campaign.trait_conditions.is_empty() {
         d.verdict(
@@ -1282,7 +1296,7 @@ fn eligibility(
     ledger: &Ledger,
     now_ms: i64,
 ) -> bool {
-    let state = ledger.campaign(campaign.id());
+    let state = ledger.campaign(campaign.key());
     let entries = state.map_or(0, |s| s.entries);
     let last = state.and_then(|s| s.last_entry_ms());
     let entry_ok = match campaign.entry {
@@ -1456,7 +1470,7 @@ mod tests {
     fn outcomes(decisions: &[Decision]) -> Vec<(&str, Outcome)> {
         decisions
             .iter()
-            .map(|d| (&*d.campaign_id, d.outcome))
+            .map(|d| (d.campaign_id(), d.outcome))
             .collect()
     }
 
@@ -1586,7 +1600,7 @@ mod tests {
             on_event(&index, &ws, &subject("u", id, "opened"), &mut ledger, at)
                 .iter()
                 .filter(|d| d.outcome == Outcome::Sent)
-                .map(|d| d.campaign_id.to_string())
+                .map(|d| d.campaign_id().to_string())
                 .collect::<Vec<_>>()
         };
         assert_eq!(sent(0, "m1"), ["cmp_cap", "cmp_once"]);

@@ -111,6 +111,42 @@ fn key(campaign_id: &str) -> u64 {
     foldhash::fast::FixedState::with_seed(0x6865_7261_6c64).hash_one(campaign_id)
 }
 
+/// A campaign id with its lookup hash, hashed once: a compiled campaign keeps its own
+/// ([`crate::CompiledCampaign::key`]), so the gates of a decision hash nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct CampaignKey<'a> {
+    hash: u64,
+    id: &'a str,
+}
+
+impl<'a> CampaignKey<'a> {
+    pub fn new(id: &'a str) -> CampaignKey<'a> {
+        CampaignKey { hash: key(id), id }
+    }
+
+    /// `id` with the hash [`CampaignKey::hash`] gave it earlier.
+    pub(crate) fn hashed(hash: u64, id: &'a str) -> CampaignKey<'a> {
+        CampaignKey { hash, id }
+    }
+
+    /// The lookup hash of `id`.
+    pub(crate) fn hash(id: &str) -> u64 {
+        key(id)
+    }
+}
+
+impl<'a> From<&'a str> for CampaignKey<'a> {
+    fn from(id: &'a str) -> CampaignKey<'a> {
+        CampaignKey::new(id)
+    }
+}
+
+impl<'a> From<&'a String> for CampaignKey<'a> {
+    fn from(id: &'a String) -> CampaignKey<'a> {
+        CampaignKey::new(id)
+    }
+}
+
 impl CampaignEntries {
     /// Whether anything is left to remember.
     fn worth_keeping(&self) -> bool {
@@ -147,9 +183,9 @@ impl Ledger {
         &self.campaigns
     }
 
-    /// Where `campaign_id` is, or would be inserted.
-    fn position(&self, campaign_id: &str) -> (u64, Result<usize, usize>) {
-        let key = key(campaign_id);
+    /// Where `campaign` is, or would be inserted.
+    fn position(&self, campaign: CampaignKey) -> (u64, Result<usize, usize>) {
+        let (key, campaign_id) = (campaign.hash, campaign.id);
         let mut at = self.keys.partition_point(|k| *k < key);
         while at < self.keys.len() && self.keys[at] == key {
             match self.campaigns[at].campaign_id.as_str().cmp(campaign_id) {
@@ -162,15 +198,22 @@ impl Ledger {
     }
 
     /// The state of `campaign_id`, if any.
-    pub fn campaign(&self, campaign_id: &str) -> Option<&CampaignEntries> {
-        self.position(campaign_id)
+    pub fn campaign<'k>(
+        &self,
+        campaign_id: impl Into<CampaignKey<'k>>,
+    ) -> Option<&CampaignEntries> {
+        self.position(campaign_id.into())
             .1
             .ok()
             .map(|at| &self.campaigns[at])
     }
 
     /// The state of `campaign_id`, created when missing.
-    pub fn campaign_mut(&mut self, campaign_id: &str) -> &mut CampaignEntries {
+    pub fn campaign_mut<'k>(
+        &mut self,
+        campaign_id: impl Into<CampaignKey<'k>>,
+    ) -> &mut CampaignEntries {
+        let campaign_id = campaign_id.into();
         let at = match self.position(campaign_id) {
             (_, Ok(at)) => at,
             (key, Err(at)) => {
@@ -178,7 +221,7 @@ impl Ledger {
                 self.campaigns.insert(
                     at,
                     CampaignEntries {
-                        campaign_id: campaign_id.to_owned(),
+                        campaign_id: campaign_id.id.to_owned(),
                         ..Default::default()
                     },
                 );
@@ -189,7 +232,7 @@ impl Ledger {
     }
 
     /// Records an entry of `campaign_id` at `at_ms`, keeping at most `keep` instants.
-    pub fn enter(&mut self, campaign_id: &str, at_ms: i64, keep: usize) {
+    pub fn enter<'k>(&mut self, campaign_id: impl Into<CampaignKey<'k>>, at_ms: i64, keep: usize) {
         let state = self.campaign_mut(campaign_id);
         state.entries = state.entries.saturating_add(1);
         state.recent.push(at_ms);

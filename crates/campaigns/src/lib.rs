@@ -25,6 +25,7 @@ pub mod decision;
 mod index;
 pub mod ledger;
 pub mod locale;
+mod membership;
 pub mod render;
 pub mod timer;
 pub mod validate;

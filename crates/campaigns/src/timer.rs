@@ -78,17 +78,54 @@ impl TimerPayload {
     }
 }
 
-/// A timer's payload as stored: `payload`, with `event` (when the payload has none) in
-/// its `event` field. The timers one event starts share one copy of the event until
-/// they are stored.
+/// A timer's payload as stored: `payload`, with the cause's `event` (when the payload
+/// has none) in its `event` field, without the event's context (the payload keeps the
+/// time zone and locale the timer needs). Deciding copies no event for its timers
+/// ([`crate::decision::TimerOp::Schedule`]): the caller passes its own here.
 pub fn encode(payload: &TimerPayload, event: Option<&Event>) -> Vec<u8> {
     let mut bytes = payload.encode_to_vec();
     if payload.event.is_none()
         && let Some(event) = event
     {
-        prost::encoding::message::encode(6, event, &mut bytes);
+        encode_event(6, event, &mut bytes);
     }
     bytes
+}
+
+/// `event` without its context as field `tag`: what encoding a copy of it with no
+/// context would write, field by field, without the copy.
+fn encode_event(tag: u32, event: &Event, buf: &mut Vec<u8>) {
+    use prost::encoding::{WireType, encode_key, encode_varint, message, string};
+    let strings = [
+        (1, &event.message_id),
+        (2, &event.user_id),
+        (3, &event.name),
+    ];
+    let mut len = 0;
+    for (tag, value) in strings {
+        if !value.is_empty() {
+            len += string::encoded_len(tag, value);
+        }
+    }
+    if let Some(properties) = &event.properties {
+        len += message::encoded_len(4, properties);
+    }
+    if let Some(timestamp) = &event.timestamp {
+        len += message::encoded_len(5, timestamp);
+    }
+    encode_key(tag, WireType::LengthDelimited, buf);
+    encode_varint(len as u64, buf);
+    for (tag, value) in strings {
+        if !value.is_empty() {
+            string::encode(tag, value, buf);
+        }
+    }
+    if let Some(properties) = &event.properties {
+        message::encode(4, properties, buf);
+    }
+    if let Some(timestamp) = &event.timestamp {
+        message::encode(5, timestamp, buf);
+    }
 }
 
 /// The longest timer key the timers table holds.
@@ -176,13 +213,42 @@ mod tests {
         assert_eq!(decoded.release_channels(), [Channel::Push]);
         assert!(decoded.entered);
         assert_eq!(decoded.event, None);
-        let event = Event {
+        let mut event = Event {
             message_id: "m1".into(),
+            user_id: "u1".into(),
+            name: "opened".into(),
+            properties: Some(prost_types::Struct {
+                fields: [(
+                    "plan".to_owned(),
+                    prost_types::Value {
+                        kind: Some(prost_types::value::Kind::StringValue("pro".into())),
+                    },
+                )]
+                .into(),
+            }),
+            timestamp: Some(prost_types::Timestamp {
+                seconds: 1_780_304_400,
+                nanos: 5,
+            }),
+            context: Some(herald_proto::common::v1::EventContext {
+                locale: "fr".into(),
+                ..Default::default()
+            }),
+        };
+        let decoded = TimerPayload::decode(encode(&payload, Some(&event)).as_slice()).unwrap();
+        event.context = None;
+        assert_eq!(decoded.event.as_ref(), Some(&event));
+        assert_eq!(decoded.release_channels(), [Channel::Push]);
+        // Fields left empty are left out, as prost leaves them out.
+        let bare = Event {
             name: "opened".into(),
             ..Default::default()
         };
-        let decoded = TimerPayload::decode(encode(&payload, Some(&event)).as_slice()).unwrap();
-        assert_eq!(decoded.event.as_ref(), Some(&event));
-        assert_eq!(decoded.release_channels(), [Channel::Push]);
+        let encoded = encode(&payload, Some(&bare));
+        let mut with_copy = payload.clone();
+        with_copy.event = Some(bare.clone());
+        assert_eq!(encoded.len(), with_copy.encoded_len());
+        let decoded = TimerPayload::decode(encoded.as_slice()).unwrap();
+        assert_eq!(decoded, with_copy);
     }
 }

@@ -1,10 +1,10 @@
 //! Why a gate passed or not, kept as data while deciding and put into words only when a
-//! decision is explained or stored ([`Why`]'s `Display`). The gates every decision goes
-//! through format nothing: the words that depend on the campaign alone are written once
-//! when it is compiled ([`CampaignWords`]) and shared, the rest are numbers and shared ids
-//! until displayed. Rarer verdicts (timers started or cancelled, transitions from before
-//! the campaign was active, templates that failed) still write their words
-//! ([`Why::Text`]).
+//! decision is explained or stored ([`Why::describe`]). The gates every decision goes
+//! through format nothing and share nothing: the words that depend on the campaign alone
+//! are written once when it is compiled ([`CampaignWords`], which the decision holds) and
+//! a verdict names them ([`Words`]); the rest are numbers until displayed. Rarer verdicts
+//! (timers started or cancelled, transitions from before the campaign was active,
+//! templates that failed) still write their words ([`Why::Text`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,8 +22,8 @@ use crate::render;
 pub enum Why {
     /// Words that never change.
     Fixed(&'static str),
-    /// Words prepared once for a campaign or a cap rule.
-    Shared(Arc<str>),
+    /// Words prepared when the campaign was compiled.
+    Campaign(Words),
     /// Words written for this decision (the rare paths: timers, transitions, failures).
     Text(String),
     /// `entry: once per user, already entered at …`.
@@ -37,8 +37,8 @@ pub enum Why {
         window_ms: Option<i64>,
         used: u32,
     },
-    /// The variant assigned (or `kept` from an earlier assignment).
-    Variant { id: Arc<str>, kept: bool },
+    /// The variant at `index` assigned (or `kept` from an earlier assignment).
+    Variant { index: usize, kept: bool },
     /// The control holdout.
     Control { kept: bool },
     /// The locale's contents chosen for the user.
@@ -50,6 +50,21 @@ pub enum Why {
     },
     /// A verdict about one channel of the message.
     Channel(Channel, ChannelWhy),
+}
+
+/// Which of the campaign's prepared words ([`CampaignWords`]) a verdict says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Words {
+    Matched,
+    Starts,
+    Ended,
+    NotIncluded,
+    /// Through the included segment at this index.
+    IncludedThrough(usize),
+    /// In the excluded segment at this index.
+    Excluded(usize),
+    /// The trait filter at this index does not match.
+    TraitFailed(usize),
 }
 
 /// The words of a channel's verdict, after `{channel}: `.
@@ -89,11 +104,41 @@ pub enum ChannelWhy {
     NotRendered(String),
 }
 
-impl fmt::Display for Why {
+impl Why {
+    /// The verdict in words, for the campaign whose `words` these are.
+    pub(crate) fn describe<'a>(&'a self, words: &'a CampaignWords) -> Described<'a> {
+        Described { why: self, words }
+    }
+}
+
+/// A [`Why`] with the words of its campaign: what `Display` puts into a sentence.
+pub struct Described<'a> {
+    why: &'a Why,
+    words: &'a CampaignWords,
+}
+
+impl fmt::Display for Described<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        let w = self.words;
+        match self.why {
             Why::Fixed(text) => f.write_str(text),
-            Why::Shared(text) => f.write_str(text),
+            Why::Campaign(words) => f.write_str(match *words {
+                Words::Matched => &w.matched,
+                Words::Starts => w
+                    .starts
+                    .as_deref()
+                    .unwrap_or("the campaign has not started"),
+                Words::Ended => w.ended.as_deref().unwrap_or("the campaign ended"),
+                Words::NotIncluded => &w.not_included,
+                Words::IncludedThrough(i) => {
+                    w.included_through.get(i).map_or("in the audience", |t| t)
+                }
+                Words::Excluded(i) => w.excluded.get(i).map_or("in an excluded segment", |t| t),
+                Words::TraitFailed(i) => w
+                    .trait_failed
+                    .get(i)
+                    .map_or("a trait filter does not match", |t| t),
+            }),
             Why::Text(text) => f.write_str(text),
             Why::EnteredAt(at) => {
                 write!(
@@ -124,7 +169,10 @@ impl fmt::Display for Why {
                     write!(f, "frequency cap {max} {window}: {used} used")
                 }
             }
-            Why::Variant { id, kept } => write!(f, "variant {id:?} ({})", how(*kept)),
+            Why::Variant { index, kept } => match w.variant_ids.get(*index) {
+                Some(id) => write!(f, "variant {id:?} ({})", how(*kept)),
+                None => write!(f, "variant {index} ({})", how(*kept)),
+            },
             Why::Control { kept } => write!(
                 f,
                 "control holdout ({}): nothing is sent; the user is recorded as control where a message would have gone",
@@ -207,7 +255,7 @@ pub(crate) fn duration_words(ms: i64) -> String {
 
 /// The words of a campaign's verdicts that depend on the campaign alone, written when it
 /// is compiled.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CampaignWords {
     pub id: Arc<str>,
     /// How its trigger matched: `event "x" matched`, `entered segment "s"`…
@@ -228,6 +276,22 @@ pub(crate) struct CampaignWords {
 }
 
 impl CampaignWords {
+    /// The words of a campaign known by its id alone (one no longer compiled).
+    pub fn bare(id: &str) -> Self {
+        let none: Arc<str> = Arc::from("");
+        CampaignWords {
+            id: id.into(),
+            matched: none.clone(),
+            starts: None,
+            ended: None,
+            not_included: none,
+            included_through: Vec::new(),
+            excluded: Vec::new(),
+            trait_failed: Vec::new(),
+            variant_ids: Vec::new(),
+        }
+    }
+
     pub fn new(campaign: &Campaign, trigger: &CompiledTrigger, traits: &[Condition]) -> Self {
         let matched = match trigger {
             CompiledTrigger::Event { name, .. }
@@ -293,15 +357,9 @@ impl From<String> for Why {
     }
 }
 
-impl From<Arc<str>> for Why {
-    fn from(text: Arc<str>) -> Why {
-        Why::Shared(text)
-    }
-}
-
-impl From<&Arc<str>> for Why {
-    fn from(text: &Arc<str>) -> Why {
-        Why::Shared(text.clone())
+impl From<Words> for Why {
+    fn from(words: Words) -> Why {
+        Why::Campaign(words)
     }
 }
 
@@ -311,7 +369,9 @@ mod tests {
 
     #[test]
     fn verdicts_read_as_sentences() {
-        let words = |why: Why| why.to_string();
+        let mut campaign = CampaignWords::bare("cmp_a");
+        campaign.variant_ids = vec!["v1".into()];
+        let words = |why: Why| why.describe(&campaign).to_string();
         assert_eq!(
             words(Why::FrequencyCap {
                 max: 3,
@@ -365,7 +425,7 @@ mod tests {
         );
         assert_eq!(
             words(Why::Variant {
-                id: "v1".into(),
+                index: 0,
                 kept: true
             }),
             "variant \"v1\" (kept)"

@@ -133,7 +133,14 @@ async fn fire(engine: &Engine, timer: &Timer) -> Result<(), Error> {
     let decision = decision::on_timer(&due, &targets.workspace, &cause, &subject, ledger, now_ms);
     let mut effects = Effects::new(workspace);
     if let Some(d) = &decision {
-        effects.add(&targets.index, &engine.clock, &payload.user_id, d, now_ms);
+        effects.add(
+            &targets.index,
+            &engine.clock,
+            &payload.user_id,
+            d,
+            payload.event.as_ref(),
+            now_ms,
+        );
     }
     locked.save(&txn, now_ms).await?;
     let published = effects.write(&txn, &engine.outbox, &engine.timers).await?;
@@ -243,7 +250,14 @@ async fn enroll(engine: &Engine, timer: &Timer, payload: &TimerPayload) -> Resul
             ledger,
             now_ms,
         );
-        effects.add(&targets.index, &engine.clock, &user.user_id, &d, now_ms);
+        effects.add(
+            &targets.index,
+            &engine.clock,
+            &user.user_id,
+            &d,
+            None,
+            now_ms,
+        );
     }
     locked.save(&txn, now_ms).await?;
     // The next page, else the next segment (a local schedule may name several).

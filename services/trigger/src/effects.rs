@@ -9,6 +9,7 @@ use herald_outbox::{NewItem, Outbox, Staged};
 use herald_proto::analytics::v1::{
     ArmWeight, Experiment, Interaction, InteractionKind, RecordInteractionsRequest,
 };
+use herald_proto::common::v1::Event;
 use herald_proto::delivery::v1::{DeliverRequest, Delivery};
 use herald_proto::trigger::v1 as proto;
 use herald_runtime::{Clock, Error};
@@ -42,16 +43,18 @@ impl Effects {
     }
 
     /// Adds what `decision` (for `user_id`, taken at `now_ms`) leaves behind; `index`
-    /// gives its campaign's goal and settings.
+    /// gives its campaign's goal and settings, `event` is the decision's cause's event
+    /// (stored with the timers that keep it).
     pub fn add(
         &mut self,
         index: &MatchIndex,
         clock: &Clock,
         user_id: &str,
         decision: &Decision,
+        event: Option<&Event>,
         now_ms: i64,
     ) {
-        let campaign = index.campaign(&decision.campaign_id).map(|c| c.as_ref());
+        let campaign = index.campaign(decision.campaign_id()).map(|c| c.as_ref());
         let id = herald_core::ids::new_id("dec", clock);
         self.decisions.push(decision.to_proto(&id, user_id, now_ms));
         let (goal, window) = goal(campaign);
@@ -60,7 +63,7 @@ impl Effects {
             let delivery = Delivery {
                 idempotency_key: send.idempotency_key.clone(),
                 user_id: user_id.to_owned(),
-                campaign_id: decision.campaign_id.to_string(),
+                campaign_id: decision.campaign_id().to_owned(),
                 variant_id: send.variant_id.clone(),
                 channel: send.channel as i32,
                 content: Some(send.content.clone()),
@@ -93,13 +96,9 @@ impl Effects {
         };
         if let Some(kind) = kind {
             let interaction = Interaction {
-                id: exposure_record_id(&decision.campaign_id, &decision.cause_id),
-                campaign_id: decision.campaign_id.to_string(),
-                variant_id: decision
-                    .variant_id
-                    .as_deref()
-                    .unwrap_or_default()
-                    .to_owned(),
+                id: exposure_record_id(decision.campaign_id(), &decision.cause_id),
+                campaign_id: decision.campaign_id().to_owned(),
+                variant_id: decision.variant_id().unwrap_or_default().to_owned(),
                 user_id: user_id.to_owned(),
                 kind: kind as i32,
                 time: Some(proto_from_ms(now_ms)),
@@ -125,11 +124,12 @@ impl Effects {
                     key,
                     due_ms,
                     payload,
-                    event,
+                    with_event,
                 } => {
                     self.cancel.retain(|k| k != key);
                     self.schedule.retain(|(k, _, _)| k != key);
-                    let bytes = herald_campaigns::timer::encode(payload, event.as_deref());
+                    let bytes =
+                        herald_campaigns::timer::encode(payload, event.filter(|_| *with_event));
                     self.schedule.push((key.clone(), *due_ms, bytes));
                 }
                 TimerOp::Cancel { key } => {

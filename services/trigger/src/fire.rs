@@ -91,9 +91,16 @@ pub async fn handle_events(
         let ledger = locked.of(&event.user_id)?;
         for d in decision::on_event(index, &targets.workspace, &subject, ledger, now_ms) {
             if let Some(failed) = d.failed() {
-                tracing::debug!(campaign_id = %d.campaign_id, user_id = %event.user_id, code = ?failed.code, reason = %failed.why, "gate not passed");
+                tracing::debug!(campaign_id = d.campaign_id(), user_id = %event.user_id, code = ?failed.code, reason = d.reason(failed), "gate not passed");
             }
-            effects.add(index, &engine.clock, &event.user_id, &d, now_ms);
+            effects.add(
+                index,
+                &engine.clock,
+                &event.user_id,
+                &d,
+                Some(event),
+                now_ms,
+            );
         }
     }
     locked.save(&txn, now_ms).await?;

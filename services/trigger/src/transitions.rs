@@ -78,7 +78,7 @@ pub async fn handle_transitions(
         let ledger = locked.of(&t.user_id)?;
         for d in decision::on_transition(index, &targets.workspace, &view, &subject, ledger, now_ms)
         {
-            effects.add(index, &engine.clock, &t.user_id, &d, now_ms);
+            effects.add(index, &engine.clock, &t.user_id, &d, None, now_ms);
         }
     }
     locked.save(&txn, now_ms).await?;
