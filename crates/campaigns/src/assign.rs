@@ -25,6 +25,22 @@ fn bucket(campaign_id: &str, user_id: &str, total: u64) -> u64 {
     u64::from_be_bytes(head) % total
 }
 
+/// The arm with all the weight, if one has it (most campaigns: one variant, no control):
+/// everyone is assigned it, with no need to hash.
+pub fn sole_arm(weights: &[u32], control_weight: u32) -> Option<Assignment> {
+    let total: u64 = weights.iter().map(|w| u64::from(*w)).sum::<u64>() + u64::from(control_weight);
+    if total == 0 {
+        return None;
+    }
+    if u64::from(control_weight) == total {
+        return Some(Assignment::Control);
+    }
+    weights
+        .iter()
+        .position(|w| u64::from(*w) == total)
+        .map(Assignment::Variant)
+}
+
 /// Assigns `user_id` to one of the variants with `weights`, or to control; `None` when
 /// every weight is 0.
 pub fn assign(
@@ -37,13 +53,8 @@ pub fn assign(
     if total == 0 {
         return None;
     }
-    // One arm with all the weight (most campaigns: one variant, no control) takes
-    // everyone: the hash would pick it anyway.
-    if let Some(index) = weights.iter().position(|w| u64::from(*w) == total) {
-        return Some(Assignment::Variant(index));
-    }
-    if u64::from(control_weight) == total {
-        return Some(Assignment::Control);
+    if let Some(arm) = sole_arm(weights, control_weight) {
+        return Some(arm);
     }
     let mut point = bucket(campaign_id, user_id, total);
     for (index, weight) in weights.iter().enumerate() {

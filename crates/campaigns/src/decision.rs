@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use herald_conditions::Condition;
-use herald_core::time::{ms_of_proto, proto_from_ms};
+use herald_core::time::proto_from_ms;
 use herald_proto::common::v1::message_content::Body;
 use herald_proto::common::v1::{Channel, InAppFormat, MessageContent};
 use herald_proto::trigger::v1 as proto;
@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 use crate::assign::{Assignment, assign};
 use crate::attention::{QuietBehavior, Rule, Workspace};
 use crate::compiled::{CompiledTrigger, EntryRule};
-use crate::ledger::Ledger;
+use crate::ledger::{CampaignEntries, Ledger};
 use crate::membership::UserSegments;
 use crate::render::{self, Globals, RenderErrorKind};
 use crate::timer::{self, TimerKind, TimerPayload};
@@ -896,13 +896,14 @@ fn gates<'s>(
         return;
     }
     let entered_already = candidate.release.as_ref().is_some_and(|r| r.entered);
-    if !entered_already && !eligibility(d, campaign, ledger, now_ms) {
+    let state = ledger.campaign(campaign.key());
+    if !entered_already && !eligibility(d, campaign, state, now_ms) {
         return;
     }
 
     // Assignment: sticky once the user is exposed to it (sent the variant, held out as
     // control, or held by quiet hours), so new weights only move users who saw nothing.
-    let kept = match ledger.campaign(campaign.key()) {
+    let kept = match state {
         Some(state) if state.assigned && state.variant_id.is_empty() => Some(None),
         Some(state) if state.assigned => c
             .variants
@@ -913,7 +914,14 @@ fn gates<'s>(
     };
     let variant_index = match kept {
         Some(index) => index,
-        None => match assign(&c.id, subject.user_id, &campaign.weights, c.control_weight) {
+        None => match campaign.facts.sole_arm.or_else(|| {
+            assign(
+                &c.id,
+                subject.user_id,
+                &campaign.weights,
+                campaign.facts.control_weight,
+            )
+        }) {
             Some(Assignment::Variant(i)) => Some(i),
             Some(Assignment::Control) => None,
             None => {
@@ -978,12 +986,12 @@ fn gates<'s>(
     // Built when a content is rendered, at most once.
     let mut globals: Option<Globals> = None;
     let expire_ms = campaign.ttl_ms().map(|ttl| now_ms.saturating_add(ttl));
-    let quiet = if c.critical {
+    let quiet = if campaign.facts.critical {
         None
     } else {
         campaign.quiet.as_ref().or(workspace.quiet.as_ref())
     };
-    let exempt = c.exempt_from_cap_rules;
+    let exempt = campaign.facts.exempt_from_cap_rules;
     let mut held: Vec<Channel> = Vec::new();
     let mut held_until: Option<i64> = None;
     let mut sent_any = false;
@@ -1220,18 +1228,17 @@ impl<'s> Attention<'s> {
 }
 
 fn schedule(d: &mut Decision, campaign: &CompiledCampaign, now_ms: i64) -> bool {
-    let Some(schedule) = &campaign.campaign().schedule else {
+    let facts = &campaign.facts;
+    if !facts.scheduled {
         return d.verdict(Code::OutsideSchedule, true, "no schedule");
-    };
-    if let Some(start) = schedule.start_time.as_ref().map(ms_of_proto)
+    }
+    if let Some(start) = facts.starts_ms
         && now_ms < start
-        && campaign.words.starts.is_some()
     {
         return d.verdict(Code::OutsideSchedule, false, Words::Starts);
     }
-    if let Some(end) = schedule.end_time.as_ref().map(ms_of_proto)
+    if let Some(end) = facts.ends_ms
         && now_ms >= end
-        && campaign.words.ended.is_some()
     {
         return d.verdict(Code::OutsideSchedule, false, Words::Ended);
     }
@@ -1289,17 +1296,16 @@ fn audience(
     true
 }
 
-/// The entry policy and the frequency cap.
+/// The entry policy and the frequency cap, given the user's `state` in the campaign.
 fn eligibility(
     d: &mut Decision,
     campaign: &CompiledCampaign,
-    ledger: &Ledger,
+    state: Option<&CampaignEntries>,
     now_ms: i64,
 ) -> bool {
-    let state = ledger.campaign(campaign.key());
     let entries = state.map_or(0, |s| s.entries);
     let last = state.and_then(|s| s.last_entry_ms());
-    let entry_ok = match campaign.entry {
+    let entry_ok = match campaign.facts.entry {
         EntryRule::EveryTime => d.verdict(Code::Entry, true, "entry: every time"),
         EntryRule::Once if entries > 0 => {
             d.verdict(Code::Entry, false, Why::EnteredAt(last.unwrap_or_default()))
@@ -1320,7 +1326,7 @@ fn eligibility(
     if !entry_ok {
         return false;
     }
-    let Some(cap) = campaign.frequency_cap else {
+    let Some(cap) = campaign.facts.frequency_cap else {
         return true;
     };
     let used = match cap.window_ms {
