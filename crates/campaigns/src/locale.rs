@@ -40,6 +40,21 @@ pub fn is_well_formed(tag: &str) -> bool {
             .all(|s| (1..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
+/// Whether [`normalize`] of `tag` is `normal`, without writing it (a campaign's
+/// localizations are compared on every decision that picks one).
+fn normalizes_to(tag: &str, normal: &str) -> bool {
+    let tag = tag.trim();
+    tag.len() == normal.len()
+        && tag.bytes().zip(normal.bytes()).all(|(a, b)| {
+            let a = if a == b'_' {
+                b'-'
+            } else {
+                a.to_ascii_lowercase()
+            };
+            a == b
+        })
+}
+
 /// `tag` as compared: lowercase, with "_" as "-".
 pub fn normalize(tag: &str) -> String {
     tag.trim()
@@ -258,7 +273,7 @@ fn find<'a>(variant: &'a Variant, user: &str) -> Option<(&'a LocalizedContents, 
             variant
                 .localizations
                 .iter()
-                .find(|l| normalize(&l.locale) == tag)
+                .find(|l| normalizes_to(&l.locale, tag))
                 .map(|l| {
                     (
                         l,
@@ -378,6 +393,24 @@ mod tests {
                 _ => String::new(),
             })
             .collect()
+    }
+
+    #[test]
+    fn a_tag_normalizes_to_what_normalize_writes() {
+        for tag in [
+            "fr",
+            "fr-CA",
+            "fr_ca",
+            " FR-ca ",
+            "zh-Hant-TW",
+            "pt_BR",
+            "é",
+            "de-",
+        ] {
+            let normal = normalize(tag);
+            assert!(normalizes_to(tag, &normal), "{tag:?}");
+            assert!(!normalizes_to(tag, "en-us"), "{tag:?}");
+        }
     }
 
     #[test]
