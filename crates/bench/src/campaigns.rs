@@ -253,13 +253,13 @@ pub fn ms(d: Duration) -> f64 {
 
 /// Decides `user`'s event as trigger does, timing `on_event` alone; the ledger is then
 /// trimmed as before it is written back.
-fn decide(
-    index: &MatchIndex,
+fn decide<'c>(
+    index: &'c MatchIndex,
     workspace: &Workspace,
     user: &mut User,
     event: &Event,
     now_ms: i64,
-) -> (Duration, Vec<decision::Decision>) {
+) -> (Duration, Vec<decision::Decision<'c>>) {
     let timestamp = Timestamp {
         seconds: now_ms.div_euclid(1000),
         nanos: (now_ms.rem_euclid(1000) * 1_000_000) as i32,

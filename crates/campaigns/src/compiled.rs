@@ -1,7 +1,5 @@
 //! A campaign checked once and prepared for firing many times.
 
-use std::sync::Arc;
-
 use herald_conditions::Condition;
 use herald_core::FieldViolation;
 use herald_core::time::{duration_ms, ms_of_proto};
@@ -113,7 +111,7 @@ pub struct CompiledCampaign {
     /// The variants' weights, in order, for assignment.
     pub(crate) weights: Vec<u32>,
     /// The words of its verdicts that depend on it alone.
-    pub(crate) words: Arc<CampaignWords>,
+    pub(crate) words: CampaignWords,
     /// Its creation time in milliseconds (0 when unknown), for precedence.
     pub(crate) create_ms: i64,
 }
@@ -236,7 +234,7 @@ impl CompiledCampaign {
             window_ms: cap.window.as_ref().map(duration_ms),
         });
         let quiet = campaign.quiet_hours.as_ref().and_then(Quiet::compile);
-        let words = Arc::new(CampaignWords::new(&campaign, &trigger, &trait_conditions));
+        let words = CampaignWords::new(&campaign, &trigger, &trait_conditions);
         let weights: Vec<u32> = campaign.variants.iter().map(|v| v.weight).collect();
         let schedule = campaign.schedule.as_ref();
         let facts = Facts {

@@ -14,6 +14,7 @@
 //! assignment counts as an entry; a suppressed, capped, delayed or out-prioritised
 //! attempt leaves the user eligible.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use herald_conditions::Condition;
@@ -156,11 +157,13 @@ pub enum TimerOp {
     Cancel { key: String },
 }
 
-/// The decision for one campaign and one cause.
+/// The decision for one campaign and one cause. It borrows the words of its campaign's
+/// verdicts from the compiled campaign (which outlives it: the caller holds the index),
+/// so deciding copies and counts nothing per campaign.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Decision {
+pub struct Decision<'c> {
     /// The campaign's id and the words its verdicts name.
-    words: Arc<CampaignWords>,
+    words: Cow<'c, CampaignWords>,
     pub cause_kind: CauseKind,
     pub cause_id: Arc<str>,
     pub verdicts: Vec<Verdict>,
@@ -179,10 +182,14 @@ pub struct Decision {
     pub timers: Vec<TimerOp>,
 }
 
-impl Decision {
-    fn new(words: &Arc<CampaignWords>, cause: &CauseIds) -> Decision {
+impl<'c> Decision<'c> {
+    fn new(words: &'c CampaignWords, cause: &CauseIds) -> Decision<'c> {
+        Decision::of(Cow::Borrowed(words), cause)
+    }
+
+    fn of(words: Cow<'c, CampaignWords>, cause: &CauseIds) -> Decision<'c> {
         Decision {
-            words: words.clone(),
+            words,
             cause_kind: cause.kind,
             cause_id: cause.id.clone(),
             // A decision through every gate of one channel holds about a dozen.
@@ -370,13 +377,13 @@ fn payload(
 /// Schedules the user's next occurrence of `campaign`'s local schedule after `now_ms`,
 /// in the user's zone (the cause's, the `time_zone` trait, the schedule's default,
 /// UTC). `None` for a campaign without a local schedule.
-pub fn schedule_user(
-    campaign: &CompiledCampaign,
+pub fn schedule_user<'c>(
+    campaign: &'c CompiledCampaign,
     workspace: &Workspace,
     cause: &Cause,
     subject: &Subject,
     now_ms: i64,
-) -> Option<Decision> {
+) -> Option<Decision<'c>> {
     let mut d = Decision::new(&campaign.words, &cause.into());
     let op = next_occurrence(campaign, workspace, cause, subject, now_ms, &mut d)?;
     d.outcome = if op.is_some() {
@@ -443,13 +450,13 @@ fn next_occurrence(
 /// Decides everything the event in `subject` causes: cancels the pending timers it
 /// cancels, starts or restarts delay and inactivity timers, counts goals, and decides
 /// the event and goal campaigns it fires, together (see [`decide`]).
-pub fn on_event(
-    index: &MatchIndex,
+pub fn on_event<'c>(
+    index: &'c MatchIndex,
     workspace: &Workspace,
     subject: &Subject,
     ledger: &mut Ledger,
     now_ms: i64,
-) -> Vec<Decision> {
+) -> Vec<Decision<'c>> {
     let Some(event) = subject.event else {
         return Vec::new();
     };
@@ -593,17 +600,17 @@ pub fn on_event(
 /// The SCHEDULED decision of a delay or inactivity timer that `subject`'s event started:
 /// the trigger's and the timer's verdicts, and the timer `key` to schedule at `due_ms`.
 #[allow(clippy::too_many_arguments)]
-fn timer_started(
+fn timer_started<'c>(
     kind: TimerKind,
     key: String,
     due_ms: i64,
     started: String,
     workspace: &Workspace,
-    campaign: &CompiledCampaign,
+    campaign: &'c CompiledCampaign,
     (cause, ids): (&Cause, &CauseIds),
     subject: &Subject,
     now_ms: i64,
-) -> Decision {
+) -> Decision<'c> {
     let mut d = Decision::new(&campaign.words, ids);
     d.verdict(Code::TriggerMatched, true, Words::Matched);
     d.verdict(Code::Timer, true, started);
@@ -629,14 +636,14 @@ pub struct TransitionView<'a> {
 
 /// Decides the segment-entry campaigns an ENTERED transition fires. An entry from before
 /// the campaign became ACTIVE does not fire (it is recorded as such).
-pub fn on_transition(
-    index: &MatchIndex,
+pub fn on_transition<'c>(
+    index: &'c MatchIndex,
     workspace: &Workspace,
     transition: &TransitionView,
     subject: &Subject,
     ledger: &mut Ledger,
     now_ms: i64,
-) -> Vec<Decision> {
+) -> Vec<Decision<'c>> {
     if transition.kind != TransitionKind::Entered {
         return Vec::new();
     }
@@ -688,14 +695,14 @@ pub struct DueTimer<'a> {
 
 /// Decides a timer that came due (`cause.id` names it). A delay or inactivity timer the
 /// ledger no longer holds was cancelled while it fired: nothing is decided.
-pub fn on_timer(
-    timer: &DueTimer,
+pub fn on_timer<'c>(
+    timer: &DueTimer<'c>,
     workspace: &Workspace,
     cause: &Cause,
     subject: &Subject,
     ledger: &mut Ledger,
     now_ms: i64,
-) -> Option<Decision> {
+) -> Option<Decision<'c>> {
     let (campaign, timer_key, payload) = (timer.campaign, timer.key, timer.payload);
     let state = ledger.campaign_mut(&payload.campaign_id);
     let matched = match payload.kind() {
@@ -715,8 +722,8 @@ pub fn on_timer(
         TimerKind::Enroll | TimerKind::Unspecified => return None,
     };
     let Some(campaign) = campaign.filter(|c| c.is_active()) else {
-        let mut d = Decision::new(
-            &Arc::new(CampaignWords::bare(&payload.campaign_id)),
+        let mut d = Decision::of(
+            Cow::Owned(CampaignWords::bare(&payload.campaign_id)),
             &cause.into(),
         );
         d.verdict(Code::TriggerMatched, true, matched);
@@ -763,14 +770,14 @@ pub fn on_timer(
 /// Decides `campaign` for a user who was a member of its segment when it became ACTIVE:
 /// as for an entry (`include_existing_members`), or, for a local schedule, the user's
 /// first occurrence.
-pub fn on_enrollment(
-    campaign: &CompiledCampaign,
+pub fn on_enrollment<'c>(
+    campaign: &'c CompiledCampaign,
     workspace: &Workspace,
     cause: &Cause,
     subject: &Subject,
     ledger: &mut Ledger,
     now_ms: i64,
-) -> Decision {
+) -> Decision<'c> {
     if let Some(d) = schedule_user(campaign, workspace, cause, subject, now_ms) {
         return d;
     }
@@ -793,27 +800,27 @@ pub fn on_enrollment(
 
 /// Decides `candidates` (campaigns whose trigger matched `cause` for the user) together,
 /// in precedence order, reserving each one's messages in `ledger` before the next.
-pub fn decide(
+pub fn decide<'c>(
     workspace: &Workspace,
     cause: &Cause,
     subject: &Subject,
-    candidates: Vec<Candidate>,
+    candidates: Vec<Candidate<'c>>,
     ledger: &mut Ledger,
     now_ms: i64,
-) -> Vec<Decision> {
+) -> Vec<Decision<'c>> {
     let ids = CauseIds::from(cause);
     decide_all(workspace, cause, &ids, subject, candidates, ledger, now_ms)
 }
 
-fn decide_all<'s>(
+fn decide_all<'s, 'c>(
     workspace: &Workspace,
     cause: &Cause,
     ids: &CauseIds,
     subject: &Subject<'s>,
-    mut candidates: Vec<Candidate>,
+    mut candidates: Vec<Candidate<'c>>,
     ledger: &mut Ledger,
     now_ms: i64,
-) -> Vec<Decision> {
+) -> Vec<Decision<'c>> {
     if candidates.is_empty() {
         return Vec::new();
     }
@@ -1473,7 +1480,7 @@ mod tests {
         }
     }
 
-    fn outcomes(decisions: &[Decision]) -> Vec<(&str, Outcome)> {
+    fn outcomes<'a>(decisions: &'a [Decision]) -> Vec<(&'a str, Outcome)> {
         decisions
             .iter()
             .map(|d| (d.campaign_id(), d.outcome))
