@@ -53,9 +53,6 @@ pub fn assign(
     if total == 0 {
         return None;
     }
-    if let Some(arm) = sole_arm(weights, control_weight) {
-        return Some(arm);
-    }
     let mut point = bucket(campaign_id, user_id, total);
     for (index, weight) in weights.iter().enumerate() {
         let weight = u64::from(*weight);
@@ -162,5 +159,26 @@ mod tests {
                 prop_assert_eq!(assign("cmp_p", &user, &weights, control), assign("cmp_p", &user, &weights, control));
             }
         }
+    }
+
+    /// The arm `sole_arm` names is the one the hash assigns, for every user: deciding
+    /// may skip the hash.
+    #[test]
+    fn the_sole_arm_is_what_the_hash_assigns() {
+        for (weights, control) in [
+            (&[5][..], 0),
+            (&[0, 3][..], 0),
+            (&[0, 0, 7][..], 0),
+            (&[][..], 4),
+            (&[0, 0][..], 9),
+        ] {
+            let arm = sole_arm(weights, control).expect("one arm has all the weight");
+            for i in 0..200 {
+                assert_eq!(assign("c", &format!("u{i}"), weights, control), Some(arm));
+            }
+        }
+        assert_eq!(sole_arm(&[1, 1], 0), None);
+        assert_eq!(sole_arm(&[1], 1), None);
+        assert_eq!(sole_arm(&[0], 0), None);
     }
 }

@@ -43,30 +43,21 @@ pub fn is_well_formed(tag: &str) -> bool {
 /// Whether [`normalize`] of `tag` is `normal`, without writing it (a campaign's
 /// localizations are compared on every decision that picks one).
 fn normalizes_to(tag: &str, normal: &str) -> bool {
-    let tag = tag.trim();
-    tag.len() == normal.len()
-        && tag.bytes().zip(normal.bytes()).all(|(a, b)| {
-            let a = if a == b'_' {
-                b'-'
-            } else {
-                a.to_ascii_lowercase()
-            };
-            a == b
-        })
+    tag.trim().chars().map(fold).eq(normal.chars())
+}
+
+/// A character of a tag as compared: lowercase, "_" as "-".
+fn fold(c: char) -> char {
+    if c == '_' {
+        '-'
+    } else {
+        c.to_ascii_lowercase()
+    }
 }
 
 /// `tag` as compared: lowercase, with "_" as "-".
 pub fn normalize(tag: &str) -> String {
-    tag.trim()
-        .chars()
-        .map(|c| {
-            if c == '_' {
-                '-'
-            } else {
-                c.to_ascii_lowercase()
-            }
-        })
-        .collect()
+    tag.trim().chars().map(fold).collect()
 }
 
 /// `tag` in the conventional case of BCP 47: language lowercase, a four-letter script in
