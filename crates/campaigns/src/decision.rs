@@ -14,7 +14,6 @@
 //! assignment counts as an entry; a suppressed, capped, delayed or out-prioritised
 //! attempt leaves the user eligible.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use herald_conditions::Condition;
@@ -34,7 +33,7 @@ use crate::ledger::{CampaignEntries, Ledger};
 use crate::membership::UserSegments;
 use crate::render::{self, Globals, RenderErrorKind};
 use crate::timer::{self, TimerKind, TimerPayload};
-use crate::why::{CampaignWords, ChannelWhy, Why, Words, duration_words, instant};
+use crate::why::{CampaignWords, ChannelWhy, Why, Words, instant};
 use crate::{CompiledCampaign, MatchIndex, locale};
 
 /// What kind of thing caused a decision.
@@ -163,15 +162,15 @@ pub enum TimerOp {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision<'c> {
     /// The campaign's id and the words its verdicts name.
-    words: Cow<'c, CampaignWords>,
+    words: HeldWords<'c>,
     pub cause_kind: CauseKind,
     pub cause_id: Arc<str>,
     pub verdicts: Vec<Verdict>,
     pub outcome: Outcome,
     /// The index of the variant assigned; `None` when none or control.
     variant: Option<usize>,
-    /// The locale rendered; empty for the default contents.
-    pub locale: String,
+    /// The localization rendered (its tag as written); `None` for the default contents.
+    locale: Option<Arc<str>>,
     /// The cap rule that stopped a message, if one did.
     pub cap_rule_id: Option<Arc<str>>,
     /// The campaign that took the in-app format, if another did.
@@ -182,12 +181,31 @@ pub struct Decision<'c> {
     pub timers: Vec<TimerOp>,
 }
 
+/// A decision's campaign words: borrowed from the compiled campaign, or (for a campaign
+/// no longer compiled) its own, boxed so a decision stays small to move.
+#[derive(Debug, Clone, PartialEq)]
+enum HeldWords<'c> {
+    Borrowed(&'c CampaignWords),
+    Owned(Box<CampaignWords>),
+}
+
+impl std::ops::Deref for HeldWords<'_> {
+    type Target = CampaignWords;
+
+    fn deref(&self) -> &CampaignWords {
+        match self {
+            HeldWords::Borrowed(words) => words,
+            HeldWords::Owned(words) => words,
+        }
+    }
+}
+
 impl<'c> Decision<'c> {
     fn new(words: &'c CampaignWords, cause: &CauseIds) -> Decision<'c> {
-        Decision::of(Cow::Borrowed(words), cause)
+        Decision::of(HeldWords::Borrowed(words), cause)
     }
 
-    fn of(words: Cow<'c, CampaignWords>, cause: &CauseIds) -> Decision<'c> {
+    fn of(words: HeldWords<'c>, cause: &CauseIds) -> Decision<'c> {
         Decision {
             words,
             cause_kind: cause.kind,
@@ -196,7 +214,7 @@ impl<'c> Decision<'c> {
             verdicts: Vec::with_capacity(12),
             outcome: Outcome::Suppressed,
             variant: None,
-            locale: String::new(),
+            locale: None,
             cap_rule_id: None,
             winner_campaign_id: None,
             sends: Vec::new(),
@@ -230,6 +248,11 @@ impl<'c> Decision<'c> {
     /// filter 0 (plan) does not match`.
     pub fn reason(&self, verdict: &Verdict) -> String {
         verdict.why.describe(&self.words).to_string()
+    }
+
+    /// The localization rendered (its tag as written); empty for the default contents.
+    pub fn locale(&self) -> &str {
+        self.locale.as_deref().unwrap_or_default()
     }
 
     /// The messages to send; empty unless the outcome is SENT.
@@ -279,7 +302,7 @@ impl<'c> Decision<'c> {
             due_time: self.due_ms.map(proto_from_ms),
             cap_rule_id: text(&self.cap_rule_id),
             winner_campaign_id: text(&self.winner_campaign_id),
-            locale: self.locale.clone(),
+            locale: self.locale().to_owned(),
             cause: match self.cause_kind {
                 CauseKind::Event => proto::DecisionCause::Event,
                 CauseKind::Transition => proto::DecisionCause::SegmentTransition,
@@ -466,14 +489,16 @@ pub fn on_event<'c>(
     };
     let ids = CauseIds::from(&cause);
     let fired = index.for_event(event.name);
+    for campaign in fired {
+        campaign.prefetch();
+    }
     let mut decisions = Vec::with_capacity(fired.len());
     // From the user's pending timers (a handful), not from the campaigns the event could
     // cancel: an any-event inactivity trigger concerns every event of every user.
     let mut cancelling: Vec<&std::sync::Arc<CompiledCampaign>> = ledger
-        .campaigns()
-        .iter()
-        .filter(|s| !s.pending_delays.is_empty() || s.inactivity_pending)
-        .filter_map(|s| index.campaign(&s.campaign_id))
+        .keyed_campaigns()
+        .filter(|(_, s)| !s.pending_delays.is_empty() || s.inactivity_pending)
+        .filter_map(|(key, _)| index.campaign_keyed(key))
         .filter(|c| index.cancels(c, event.name))
         .collect();
     cancelling.sort_by(|a, b| a.precedence(b));
@@ -544,7 +569,9 @@ pub fn on_event<'c>(
                 if !state.pending_delays.contains(&key) {
                     state.pending_delays.push(key.clone());
                 }
-                let started = format!("delay of {} started", duration_words(*delay_ms));
+                let started = Why::DelayStarted {
+                    delay_ms: *delay_ms,
+                };
                 decisions.push(timer_started(
                     TimerKind::Delay,
                     key,
@@ -557,25 +584,15 @@ pub fn on_event<'c>(
                     now_ms,
                 ));
             }
-            CompiledTrigger::Inactivity {
-                within_ms,
-                expected,
-                ..
-            } => {
+            CompiledTrigger::Inactivity { within_ms, .. } => {
                 let key = timer::inactivity_key(&workspace.id, subject.user_id, campaign.id());
                 let due_ms = now_ms.saturating_add(*within_ms);
                 let state = ledger.campaign_mut(campaign.key());
                 let restarted = std::mem::replace(&mut state.inactivity_pending, true);
-                let awaited = if expected.is_empty() {
-                    "any event".to_owned()
-                } else {
-                    format!("{expected:?}")
+                let started = Why::InactivityStarted {
+                    within_ms: *within_ms,
+                    restarted,
                 };
-                let started = format!(
-                    "inactivity window of {} {} (waiting for {awaited})",
-                    duration_words(*within_ms),
-                    if restarted { "restarted" } else { "started" }
-                );
                 decisions.push(timer_started(
                     TimerKind::Inactivity,
                     key,
@@ -591,9 +608,15 @@ pub fn on_event<'c>(
             _ => {}
         }
     }
-    decisions.extend(decide_all(
-        workspace, &cause, &ids, subject, candidates, ledger, now_ms,
-    ));
+    decide_all(
+        workspace,
+        (&cause, &ids),
+        subject,
+        &candidates,
+        ledger,
+        now_ms,
+        &mut decisions,
+    );
     decisions
 }
 
@@ -604,7 +627,7 @@ fn timer_started<'c>(
     kind: TimerKind,
     key: String,
     due_ms: i64,
-    started: String,
+    started: Why,
     workspace: &Workspace,
     campaign: &'c CompiledCampaign,
     (cause, ids): (&Cause, &CauseIds),
@@ -676,9 +699,15 @@ pub fn on_transition<'c>(
             candidates.push(Candidate::fired(campaign));
         }
     }
-    early.extend(decide_all(
-        workspace, &cause, &ids, subject, candidates, ledger, now_ms,
-    ));
+    decide_all(
+        workspace,
+        (&cause, &ids),
+        subject,
+        &candidates,
+        ledger,
+        now_ms,
+        &mut early,
+    );
     early
 }
 
@@ -723,7 +752,7 @@ pub fn on_timer<'c>(
     };
     let Some(campaign) = campaign.filter(|c| c.is_active()) else {
         let mut d = Decision::of(
-            Cow::Owned(CampaignWords::bare(&payload.campaign_id)),
+            HeldWords::Owned(Box::new(CampaignWords::bare(&payload.campaign_id))),
             &cause.into(),
         );
         d.verdict(Code::TriggerMatched, true, matched);
@@ -804,56 +833,65 @@ pub fn decide<'c>(
     workspace: &Workspace,
     cause: &Cause,
     subject: &Subject,
-    candidates: Vec<Candidate<'c>>,
-    ledger: &mut Ledger,
-    now_ms: i64,
-) -> Vec<Decision<'c>> {
-    let ids = CauseIds::from(cause);
-    decide_all(workspace, cause, &ids, subject, candidates, ledger, now_ms)
-}
-
-fn decide_all<'s, 'c>(
-    workspace: &Workspace,
-    cause: &Cause,
-    ids: &CauseIds,
-    subject: &Subject<'s>,
     mut candidates: Vec<Candidate<'c>>,
     ledger: &mut Ledger,
     now_ms: i64,
 ) -> Vec<Decision<'c>> {
-    if candidates.is_empty() {
-        return Vec::new();
-    }
+    let ids = CauseIds::from(cause);
     candidates.sort_by(|a, b| a.campaign.precedence(b.campaign));
-    let user_locale = locale::resolve_user_locale(
-        subject.locale,
-        trait_text(subject.traits, "locale"),
-        &workspace.default_locale,
+    let mut decisions = Vec::with_capacity(candidates.len());
+    decide_all(
+        workspace,
+        (cause, &ids),
+        subject,
+        &candidates,
+        ledger,
+        now_ms,
+        &mut decisions,
     );
+    decisions
+}
+
+/// [`decide`] for `candidates` already in precedence order, into `decisions`.
+#[allow(clippy::too_many_arguments)]
+fn decide_all<'s, 'c>(
+    workspace: &Workspace,
+    (cause, ids): (&Cause, &CauseIds),
+    subject: &Subject<'s>,
+    candidates: &[Candidate<'c>],
+    ledger: &mut Ledger,
+    now_ms: i64,
+    decisions: &mut Vec<Decision<'c>>,
+) {
+    if candidates.is_empty() {
+        return;
+    }
     let mut attention = Attention {
         last_in_app_ms: ledger.last_in_app_ms(),
         taken: Vec::new(),
-        user_locale: user_locale.map(Arc::from),
+        user_locale: None,
         used: vec![None; workspace.rules.len()],
         segments: None,
     };
-    candidates
-        .iter()
-        .map(|candidate| {
-            let mut d = Decision::new(&candidate.campaign.words, ids);
-            gates(
-                &mut d,
-                workspace,
-                cause,
-                subject,
-                candidate,
-                ledger,
-                &mut attention,
-                now_ms,
-            );
-            d
-        })
-        .collect()
+    decisions.reserve(candidates.len());
+    for candidate in candidates {
+        candidate.campaign.prefetch_variants();
+    }
+    for candidate in candidates {
+        // Decided in place: a decision is a couple of hundred bytes to move.
+        decisions.push(Decision::new(&candidate.campaign.words, ids));
+        let d = decisions.last_mut().expect("just pushed");
+        gates(
+            d,
+            workspace,
+            cause,
+            subject,
+            candidate,
+            ledger,
+            &mut attention,
+            now_ms,
+        );
+    }
 }
 
 /// What campaigns deciding from the same cause share.
@@ -862,8 +900,9 @@ struct Attention<'s> {
     last_in_app_ms: Option<i64>,
     /// The in-app formats taken by this cause, and by which campaign.
     taken: Vec<(InAppFormat, Arc<str>)>,
-    /// The user's locale, the same for every campaign of the cause.
-    user_locale: Option<Arc<str>>,
+    /// The user's locale, the same for every campaign of the cause, looked up once the
+    /// first campaign picks a variant's contents.
+    user_locale: Option<Option<locale::Lookup>>,
     /// The user's segments, hashed once the first audience needs them.
     segments: Option<UserSegments<'s>>,
     /// Per workspace cap rule, the messages counted in its window once a campaign of
@@ -970,24 +1009,26 @@ fn gates<'s>(
             },
         );
         // Locale: one language per message.
-        let picked = locale::pick(variant, attention.user_locale.as_deref());
-        if let Some(locale) = picked.locale {
-            d.locale = locale.to_owned();
-        }
+        let user_locale = attention.user_locale(workspace, subject);
+        let picked = locale::pick_for(variant, user_locale);
+        d.locale = picked.localization.and_then(|l| {
+            let tags = campaign.words.localizations.get(variant_index)?;
+            tags.get(l).cloned()
+        });
         d.verdict(
             Code::Locale,
             true,
             Why::Locale {
                 matched: picked.reason,
-                locale: picked.locale.map(Arc::from),
-                user: attention.user_locale.clone(),
+                locale: d.locale.clone(),
+                user: user_locale.map(|u| u.tag().clone()),
                 from_default: picked.from_default.as_slice().into(),
             },
         );
         picked
     } else {
         d.verdict(Code::ControlAssigned, true, Why::Control { kept });
-        locale::pick(variant, None)
+        locale::pick_for(variant, None)
     };
 
     // Built when a content is rendered, at most once.
@@ -1002,7 +1043,7 @@ fn gates<'s>(
     let mut held: Vec<Channel> = Vec::new();
     let mut held_until: Option<i64> = None;
     let mut sent_any = false;
-    for content in picked.contents {
+    for content in picked.contents.iter() {
         let channel = render::channel(content);
         let on = |why: ChannelWhy| Why::Channel(channel, why);
         if let Some(release) = &candidate.release
@@ -1194,6 +1235,19 @@ fn gates<'s>(
 }
 
 impl<'s> Attention<'s> {
+    /// The user's locale for picking contents.
+    fn user_locale(&mut self, workspace: &Workspace, subject: &Subject) -> Option<&locale::Lookup> {
+        self.user_locale
+            .get_or_insert_with(|| {
+                locale::Lookup::of_user(
+                    subject.locale,
+                    trait_text(subject.traits, "locale"),
+                    &workspace.default_locale,
+                )
+            })
+            .as_ref()
+    }
+
     /// The user's segments for audiences.
     fn segments(&mut self, subject: &Subject<'s>) -> &UserSegments<'s> {
         self.segments
@@ -1410,6 +1464,7 @@ mod tests {
     };
 
     use super::*;
+    use crate::ledger::CampaignKey;
 
     const HOUR: i64 = 3_600_000;
 
@@ -1485,6 +1540,24 @@ mod tests {
             .iter()
             .map(|d| (d.campaign_id(), d.outcome))
             .collect()
+    }
+
+    #[test]
+    fn a_ledger_key_finds_its_campaign_even_when_another_id_shares_its_hash() {
+        let index = index(vec![
+            campaign("cmp_a", on("opened")),
+            campaign("cmp_b", on("opened")),
+        ]);
+        let found = |key| index.campaign_keyed(key).map(|c| c.id().to_owned());
+        assert_eq!(found(CampaignKey::new("cmp_a")).as_deref(), Some("cmp_a"));
+        assert_eq!(found(CampaignKey::new("cmp_gone")), None);
+        // "cmp_b" under "cmp_a"'s hash stands for two ids with one hash.
+        let a_hash = CampaignKey::new("cmp_a").hash;
+        assert_eq!(
+            found(CampaignKey::hashed(a_hash, "cmp_b")).as_deref(),
+            Some("cmp_b")
+        );
+        assert_eq!(found(CampaignKey::hashed(a_hash, "cmp_gone")), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::CompiledCampaign;
 use crate::compiled::CompiledTrigger;
+use crate::ledger::CampaignKey;
 
 type List = Vec<Arc<CompiledCampaign>>;
 /// Keys are event names, segment and campaign ids: foldhash hashes them several times
@@ -28,6 +29,10 @@ pub struct MatchIndex {
     /// Local schedule triggers, by the segments whose members they are for.
     by_schedule_segment: Map<List>,
     by_id: Map<Arc<CompiledCampaign>>,
+    /// By ledger key hash ([`CampaignKey`]), for the campaigns a user's ledger names:
+    /// no id is hashed again. Two ids with one hash (never seen with 64 bits) leave one
+    /// of them to `by_id`.
+    by_key: HashMap<u64, Arc<CompiledCampaign>, foldhash::fast::RandomState>,
 }
 
 impl MatchIndex {
@@ -63,6 +68,10 @@ impl MatchIndex {
                     }
                 }
             }
+            index
+                .by_key
+                .entry(campaign.facts.ledger_hash)
+                .or_insert_with(|| campaign.clone());
             index.by_id.insert(campaign.id().to_owned(), campaign);
         }
         let order = |list: &mut List| list.sort_by(|a, b| a.precedence(b));
@@ -124,6 +133,16 @@ impl MatchIndex {
     /// The ACTIVE campaign `id`, if any.
     pub fn campaign(&self, id: &str) -> Option<&Arc<CompiledCampaign>> {
         self.by_id.get(id)
+    }
+
+    /// The ACTIVE campaign a ledger's `key` names, if any.
+    pub fn campaign_keyed(&self, key: CampaignKey) -> Option<&Arc<CompiledCampaign>> {
+        match self.by_key.get(&key.hash) {
+            Some(campaign) if campaign.id() == key.id => Some(campaign),
+            // Another id with the same hash: the map kept that one.
+            Some(_) => self.by_id.get(key.id),
+            None => None,
+        }
     }
 
     /// How many campaigns are indexed.

@@ -115,8 +115,8 @@ fn key(campaign_id: &str) -> u64 {
 /// ([`crate::CompiledCampaign::key`]), so the gates of a decision hash nothing.
 #[derive(Debug, Clone, Copy)]
 pub struct CampaignKey<'a> {
-    hash: u64,
-    id: &'a str,
+    pub(crate) hash: u64,
+    pub(crate) id: &'a str,
 }
 
 impl<'a> CampaignKey<'a> {
@@ -181,6 +181,15 @@ impl Ledger {
     /// The campaigns the user has state in (in no meaningful order).
     pub fn campaigns(&self) -> &[CampaignEntries] {
         &self.campaigns
+    }
+
+    /// The campaigns the user has state in, each with its lookup key (in no meaningful
+    /// order).
+    pub fn keyed_campaigns(&self) -> impl Iterator<Item = (CampaignKey<'_>, &CampaignEntries)> {
+        self.keys
+            .iter()
+            .zip(&self.campaigns)
+            .map(|(hash, c)| (CampaignKey::hashed(*hash, &c.campaign_id), c))
     }
 
     /// Where `campaign` is, or would be inserted.

@@ -15,8 +15,10 @@
 //! content whole, so one message never mixes languages; a channel the localization lacks
 //! is sent from the default contents.
 
+use std::sync::Arc;
+
 use herald_proto::common::v1::{Channel, MessageContent};
-use herald_proto::trigger::v1::{LocalizedContents, Variant};
+use herald_proto::trigger::v1::Variant;
 
 use crate::render;
 
@@ -78,9 +80,9 @@ pub fn canonical(tag: &str) -> String {
         if i == 0 || in_extension {
             out.push_str(subtag);
         } else if subtag.len() == 2 && alpha {
-            out.push_str(&subtag.to_ascii_uppercase());
+            out.extend(subtag.chars().map(|c| c.to_ascii_uppercase()));
         } else if subtag.len() == 4 && alpha {
-            out.push_str(&subtag[..1].to_ascii_uppercase());
+            out.push(char::from(subtag.as_bytes()[0].to_ascii_uppercase()));
             out.push_str(&subtag[1..]);
         } else {
             out.push_str(subtag);
@@ -178,6 +180,9 @@ impl Match {
 /// What [`pick`] chose for one user.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Picked<'a> {
+    /// The index of the chosen localization in the variant's; `None` for the default
+    /// contents.
+    pub localization: Option<usize>,
     /// The chosen localization's tag as written in the campaign; `None` for the default
     /// contents.
     pub locale: Option<&'a str>,
@@ -186,10 +191,29 @@ pub struct Picked<'a> {
     /// The content to render for each channel, in the order of the default contents
     /// (then any channel only the localization has): the localization's content where it
     /// has that channel, else the default one.
-    pub contents: Vec<&'a MessageContent>,
+    pub contents: Contents<'a>,
     /// The channels sent from the default contents although a localization was chosen,
     /// because it lacks them.
     pub from_default: Vec<Channel>,
+}
+
+/// The contents [`pick`] chose: the variant's own (no copy: most variants are not
+/// localized) or one per channel from a localization and the defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Contents<'a> {
+    Default(&'a [MessageContent]),
+    Chosen(Vec<&'a MessageContent>),
+}
+
+impl<'a> Contents<'a> {
+    /// The contents in order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a MessageContent> + '_ {
+        let (default, chosen): (&'a [MessageContent], &[&'a MessageContent]) = match self {
+            Contents::Default(all) => (all, &[]),
+            Contents::Chosen(chosen) => (&[], chosen),
+        };
+        default.iter().chain(chosen.iter().copied())
+    }
 }
 
 impl Picked<'_> {
@@ -255,46 +279,95 @@ fn fallbacks(user: &str) -> Vec<&str> {
     out
 }
 
-fn find<'a>(variant: &'a Variant, user: &str) -> Option<(&'a LocalizedContents, Match)> {
-    let user = normalize(user);
-    fallbacks(&user)
-        .into_iter()
-        .enumerate()
-        .find_map(|(i, tag)| {
-            variant
-                .localizations
-                .iter()
-                .find(|l| normalizes_to(&l.locale, tag))
-                .map(|l| {
-                    (
-                        l,
-                        if i == 0 {
-                            Match::Exact
-                        } else {
-                            Match::Language
-                        },
-                    )
-                })
+/// A user's locale made ready for picking, once per cause rather than per campaign: the
+/// cleaned tag and the normalized tags to try, most specific first.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    /// The tag in canonical case, e.g. "fr-CA".
+    tag: Arc<str>,
+    /// [`fallbacks`] of the normalized tag.
+    tries: Vec<String>,
+}
+
+impl Lookup {
+    /// The lookup for `user_locale` as received; `None` unless it is well formed once
+    /// cleaned (see [`user_locale`]).
+    pub fn new(user_locale: &str) -> Option<Lookup> {
+        let tag = clean(user_locale)?;
+        let normal = normalize(&tag);
+        let tries = fallbacks(&normal).into_iter().map(str::to_owned).collect();
+        Some(Lookup {
+            tag: tag.into(),
+            tries,
         })
+    }
+
+    /// The lookup for the user's locale (see [`user_locale`]).
+    pub fn of_user(
+        event_context_locale: &str,
+        locale_trait: Option<&str>,
+        workspace_default: &str,
+    ) -> Option<Lookup> {
+        let tag = user_locale(event_context_locale, locale_trait, workspace_default)?.tag;
+        let tries = fallbacks(&tag.to_ascii_lowercase())
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        Some(Lookup {
+            tag: tag.into(),
+            tries,
+        })
+    }
+
+    /// The user's tag in canonical case.
+    pub fn tag(&self) -> &Arc<str> {
+        &self.tag
+    }
+}
+
+fn find(variant: &Variant, user: &Lookup) -> Option<(usize, Match)> {
+    user.tries.iter().enumerate().find_map(|(i, tag)| {
+        variant
+            .localizations
+            .iter()
+            .position(|l| normalizes_to(&l.locale, tag))
+            .map(|l| {
+                (
+                    l,
+                    if i == 0 {
+                        Match::Exact
+                    } else {
+                        Match::Language
+                    },
+                )
+            })
+    })
 }
 
 /// Chooses `variant`'s content for a user whose locale is `user_locale` (see the module
 /// documentation for the rule).
 pub fn pick<'a>(variant: &'a Variant, user_locale: Option<&str>) -> Picked<'a> {
+    pick_for(variant, user_locale.and_then(Lookup::new).as_ref())
+}
+
+/// [`pick`] for a user whose locale is already looked up (see [`Lookup`]).
+pub fn pick_for<'a>(variant: &'a Variant, user: Option<&Lookup>) -> Picked<'a> {
     // Most variants are not localized: nothing to look up.
     let found = if variant.localizations.is_empty() {
         None
     } else {
-        user_locale.and_then(clean).and_then(|u| find(variant, &u))
+        user.and_then(|u| find(variant, u))
     };
-    let Some((localization, reason)) = found else {
+    let Some((index, reason)) = found else {
         return Picked {
+            localization: None,
             locale: None,
             reason: Match::Default,
-            contents: variant.contents.iter().collect(),
+            contents: Contents::Default(&variant.contents),
             from_default: Vec::new(),
         };
     };
+    let localization = &variant.localizations[index];
     let localized = |channel: Channel| {
         localization
             .contents
@@ -326,9 +399,10 @@ pub fn pick<'a>(variant: &'a Variant, user_locale: Option<&str>) -> Picked<'a> {
         }
     }
     Picked {
+        localization: Some(index),
         locale: Some(localization.locale.as_str()),
         reason,
-        contents,
+        contents: Contents::Chosen(contents),
         from_default,
     }
 }
@@ -338,6 +412,7 @@ mod tests {
     use super::*;
     use herald_proto::common::v1::message_content::Body;
     use herald_proto::common::v1::{InAppContent, SmsContent};
+    use herald_proto::trigger::v1::LocalizedContents;
 
     fn in_app(title: &str) -> MessageContent {
         MessageContent {
@@ -493,18 +568,18 @@ mod tests {
         let v = variant();
         for user in ["fr", "fr-CA", "pt-BR", "zh-Hant", "de", "en"] {
             let picked = pick(&v, Some(user));
-            for content in &picked.contents {
+            for content in picked.contents.iter() {
                 let from_localization = v
                     .localizations
                     .iter()
-                    .any(|l| l.contents.iter().any(|c| std::ptr::eq(c, *content)));
-                let from_default = v.contents.iter().any(|c| std::ptr::eq(c, *content));
+                    .any(|l| l.contents.iter().any(|c| std::ptr::eq(c, content)));
+                let from_default = v.contents.iter().any(|c| std::ptr::eq(c, content));
                 assert!(from_localization != from_default, "{user}");
                 if from_localization {
                     let l = v
                         .localizations
                         .iter()
-                        .find(|l| l.contents.iter().any(|c| std::ptr::eq(c, *content)))
+                        .find(|l| l.contents.iter().any(|c| std::ptr::eq(c, content)))
                         .unwrap();
                     assert_eq!(Some(l.locale.as_str()), picked.locale, "{user}");
                 }

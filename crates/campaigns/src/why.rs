@@ -50,6 +50,10 @@ pub enum Why {
     },
     /// A verdict about one channel of the message.
     Channel(Channel, ChannelWhy),
+    /// `delay of … started`.
+    DelayStarted { delay_ms: i64 },
+    /// `inactivity window of … started (waiting for …)`, or restarted.
+    InactivityStarted { within_ms: i64, restarted: bool },
 }
 
 /// Which of the campaign's prepared words ([`CampaignWords`]) a verdict says.
@@ -189,6 +193,19 @@ impl fmt::Display for Described<'_> {
                 user.as_deref(),
                 from_default,
             )),
+            Why::DelayStarted { delay_ms } => {
+                write!(f, "delay of {} started", duration_words(*delay_ms))
+            }
+            Why::InactivityStarted {
+                within_ms,
+                restarted,
+            } => write!(
+                f,
+                "inactivity window of {} {} (waiting for {})",
+                duration_words(*within_ms),
+                if *restarted { "restarted" } else { "started" },
+                w.awaited
+            ),
             Why::Channel(channel, why) => {
                 write!(f, "{}: ", render::channel_name(*channel))?;
                 match why {
@@ -273,6 +290,10 @@ pub(crate) struct CampaignWords {
     pub trait_failed: Vec<Arc<str>>,
     /// The variants' ids, in order.
     pub variant_ids: Vec<Arc<str>>,
+    /// What an inactivity trigger waits for: `any event` or the event's name quoted.
+    pub awaited: Arc<str>,
+    /// Per variant, its localizations' tags as written.
+    pub localizations: Vec<Box<[Arc<str>]>>,
 }
 
 impl CampaignWords {
@@ -289,6 +310,8 @@ impl CampaignWords {
             excluded: Vec::new(),
             trait_failed: Vec::new(),
             variant_ids: Vec::new(),
+            awaited: Arc::from(""),
+            localizations: Vec::new(),
         }
     }
 
@@ -304,6 +327,13 @@ impl CampaignWords {
                 format!("entered segment {segment_id:?}")
             }
             CompiledTrigger::Schedule { .. } => "the local schedule came due".to_owned(),
+        };
+        let awaited = match trigger {
+            CompiledTrigger::Inactivity { expected, .. } if expected.is_empty() => {
+                "any event".to_owned()
+            }
+            CompiledTrigger::Inactivity { expected, .. } => format!("{expected:?}"),
+            _ => String::new(),
         };
         let schedule = campaign.schedule.as_ref();
         let at = |t: Option<&prost_types::Timestamp>| t.map(herald_core::time::ms_of_proto);
@@ -340,6 +370,17 @@ impl CampaignWords {
                 .variants
                 .iter()
                 .map(|v| v.id.as_str().into())
+                .collect(),
+            awaited: awaited.into(),
+            localizations: campaign
+                .variants
+                .iter()
+                .map(|v| {
+                    v.localizations
+                        .iter()
+                        .map(|l| l.locale.as_str().into())
+                        .collect()
+                })
                 .collect(),
         }
     }
