@@ -412,7 +412,21 @@ mod tests {
     fn verdicts_read_as_sentences() {
         let mut campaign = CampaignWords::bare("cmp_a");
         campaign.variant_ids = vec!["v1".into()];
+        campaign.awaited = "\"integration_connected\"".into();
         let words = |why: Why| why.describe(&campaign).to_string();
+        assert_eq!(
+            words(Why::DelayStarted {
+                delay_ms: 90 * 60_000
+            }),
+            "delay of 90m started"
+        );
+        assert_eq!(
+            words(Why::InactivityStarted {
+                within_ms: 1_800_000,
+                restarted: true
+            }),
+            "inactivity window of 30m restarted (waiting for \"integration_connected\")"
+        );
         assert_eq!(
             words(Why::FrequencyCap {
                 max: 3,
