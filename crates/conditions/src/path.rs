@@ -9,6 +9,8 @@ use prost_types::{Struct, Value};
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Path {
     dotted: Box<str>,
+    /// The length of the first key (most paths have only one): found without a scan.
+    first: usize,
 }
 
 impl Path {
@@ -19,6 +21,7 @@ impl Path {
         }
         Some(Path {
             dotted: text.into(),
+            first: text.find('.').unwrap_or(text.len()),
         })
     }
 
@@ -30,9 +33,9 @@ impl Path {
     /// The value at this path in `root`; `None` when a key is missing, a step is not an
     /// object, or the value is `null`.
     pub fn lookup<'a>(&self, root: Option<&'a Struct>) -> Option<&'a Value> {
-        let mut keys = self.dotted.split('.');
-        let mut current = root?.fields.get(keys.next()?)?;
-        for key in keys {
+        let (first, rest) = self.dotted.split_at(self.first);
+        let mut current = root?.fields.get(first)?;
+        for key in rest.split('.').skip(1) {
             match &current.kind {
                 Some(Kind::StructValue(s)) => current = s.fields.get(key)?,
                 _ => return None,
