@@ -146,15 +146,6 @@ pub fn user_locale(
     .find_map(|(candidate, source)| clean(candidate?).map(|tag| UserLocale { tag, source }))
 }
 
-/// The user's locale tag (see [`user_locale`]), in canonical case.
-pub fn resolve_user_locale(
-    event_context_locale: &str,
-    locale_trait: Option<&str>,
-    workspace_default: &str,
-) -> Option<String> {
-    user_locale(event_context_locale, locale_trait, workspace_default).map(|l| l.tag)
-}
-
 /// How a localization was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Match {
@@ -293,13 +284,7 @@ impl Lookup {
     /// The lookup for `user_locale` as received; `None` unless it is well formed once
     /// cleaned (see [`user_locale`]).
     pub fn new(user_locale: &str) -> Option<Lookup> {
-        let tag = clean(user_locale)?;
-        let normal = normalize(&tag);
-        let tries = fallbacks(&normal).into_iter().map(str::to_owned).collect();
-        Some(Lookup {
-            tag: tag.into(),
-            tries,
-        })
+        clean(user_locale).map(Lookup::of_canonical)
     }
 
     /// The lookup for the user's locale (see [`user_locale`]).
@@ -308,15 +293,20 @@ impl Lookup {
         locale_trait: Option<&str>,
         workspace_default: &str,
     ) -> Option<Lookup> {
-        let tag = user_locale(event_context_locale, locale_trait, workspace_default)?.tag;
-        let tries = fallbacks(&tag.to_ascii_lowercase())
+        user_locale(event_context_locale, locale_trait, workspace_default)
+            .map(|l| Lookup::of_canonical(l.tag))
+    }
+
+    /// The lookup for `tag`, cleaned and in canonical case.
+    fn of_canonical(tag: String) -> Lookup {
+        let tries = fallbacks(&normalize(&tag))
             .into_iter()
             .map(str::to_owned)
             .collect();
-        Some(Lookup {
+        Lookup {
             tag: tag.into(),
             tries,
-        })
+        }
     }
 
     /// The user's tag in canonical case.
@@ -603,6 +593,10 @@ mod tests {
                 source: LocaleSource::Trait
             })
         );
+        // The tag a decision's lookup holds.
+        let resolve_user_locale = |event: &str, locale_trait: Option<&str>, default: &str| {
+            Lookup::of_user(event, locale_trait, default).map(|l| l.tag().to_string())
+        };
         assert_eq!(resolve_user_locale("", None, "en"), Some("en".into()));
         assert_eq!(
             resolve_user_locale("??", Some(" "), "EN_us"),
