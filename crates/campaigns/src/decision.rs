@@ -1423,11 +1423,10 @@ pub fn digest(text: &str) -> String {
 /// `campaign:cause:suffix`, at most 128 characters (a long cause id is replaced by its
 /// digest).
 fn cause_key(campaign_id: &str, cause_id: &str, suffix: &str) -> String {
-    let key = format!("{campaign_id}:{cause_id}:{suffix}");
-    if key.len() <= 128 {
-        return key;
+    if campaign_id.len() + cause_id.len() + suffix.len() + 2 <= 128 {
+        return [campaign_id, ":", cause_id, ":", suffix].concat();
     }
-    format!("{campaign_id}:{}:{suffix}", digest(cause_id))
+    [campaign_id, ":", &digest(cause_id), ":", suffix].concat()
 }
 
 /// `campaign:cause:channel`, one per decision and channel: the key of a delivery.

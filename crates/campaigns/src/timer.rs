@@ -144,42 +144,40 @@ fn bounded(key: String, prefix_len: usize) -> String {
     format!("{}#{digest}", &key[..cut])
 }
 
-fn base(workspace: &str, user: &str, campaign: &str) -> String {
-    format!("{workspace}/{campaign}/{user}")
+/// `workspace/campaign/user/` followed by `rest`, bounded: one allocation of the exact
+/// length (keys are built per timer a decision starts, so no formatting machinery).
+fn user_key(workspace: &str, user: &str, campaign: &str, rest: &[&str]) -> String {
+    let base = [workspace, "/", campaign, "/", user];
+    let base_len: usize = base.iter().map(|part| part.len()).sum();
+    let mut key = String::with_capacity(base_len + rest.iter().map(|p| p.len()).sum::<usize>());
+    base.iter().chain(rest).for_each(|part| key.push_str(part));
+    bounded(key, base_len)
 }
 
 /// The key of the delay timer started by event `message_id`: one per occurrence.
 pub fn delay_key(workspace: &str, user: &str, campaign: &str, message_id: &str) -> String {
-    let base = base(workspace, user, campaign);
-    let len = base.len();
-    bounded(format!("{base}/delay/{message_id}"), len)
+    user_key(workspace, user, campaign, &["/delay/", message_id])
 }
 
 /// The key of the user's inactivity timer for a campaign: one at a time, restarted by
 /// scheduling it again.
 pub fn inactivity_key(workspace: &str, user: &str, campaign: &str) -> String {
-    let base = base(workspace, user, campaign);
-    let len = base.len();
-    bounded(format!("{base}/inactivity"), len)
+    user_key(workspace, user, campaign, &["/inactivity"])
 }
 
 /// The key of the enrolment of a campaign's existing segment members.
 pub fn enroll_key(workspace: &str, campaign: &str) -> String {
-    bounded(format!("{workspace}/{campaign}/enroll"), MAX_KEY)
+    bounded([workspace, "/", campaign, "/enroll"].concat(), MAX_KEY)
 }
 
 /// The key of the user's next occurrence of a campaign's local schedule: one at a time.
 pub fn schedule_key(workspace: &str, user: &str, campaign: &str) -> String {
-    let base = base(workspace, user, campaign);
-    let len = base.len();
-    bounded(format!("{base}/schedule"), len)
+    user_key(workspace, user, campaign, &["/schedule"])
 }
 
 /// The key of a quiet-hours release of the decision caused by `cause_id`.
 pub fn release_key(workspace: &str, user: &str, campaign: &str, cause_id: &str) -> String {
-    let base = base(workspace, user, campaign);
-    let len = base.len();
-    bounded(format!("{base}/release/{cause_id}"), len)
+    user_key(workspace, user, campaign, &["/release/", cause_id])
 }
 
 #[cfg(test)]
@@ -193,6 +191,10 @@ mod tests {
             delay_key("ws", "u", "c", "m2")
         );
         assert_eq!(inactivity_key("ws", "u", "c"), "ws/c/u/inactivity");
+        assert_eq!(delay_key("ws", "u", "c", "m1"), "ws/c/u/delay/m1");
+        assert_eq!(schedule_key("ws", "u", "c"), "ws/c/u/schedule");
+        assert_eq!(release_key("ws", "u", "c", "e1"), "ws/c/u/release/e1");
+        assert_eq!(enroll_key("ws", "c"), "ws/c/enroll");
         let long = "x".repeat(600);
         let key = delay_key("ws", &long, "c", "m1");
         assert!(key.len() <= MAX_KEY, "{}", key.len());

@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+mod allocator;
 pub mod auth;
 pub mod client;
 pub mod config;
