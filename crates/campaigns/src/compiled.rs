@@ -284,7 +284,6 @@ impl CompiledCampaign {
         &self.campaign.id
     }
 
-    /// Its id as the user's ledger looks it up.
     /// Reads a word of what deciding reads first (the trigger, the facts, the audience's
     /// keys) and nothing else. The caller does this for every campaign a cause concerns
     /// before deciding the first: the reads are independent, so the CPU has their cache
@@ -308,6 +307,7 @@ impl CompiledCampaign {
         }
     }
 
+    /// Its id as the user's ledger looks it up.
     pub fn key(&self) -> CampaignKey<'_> {
         CampaignKey::hashed(self.facts.ledger_hash, &self.campaign.id)
     }

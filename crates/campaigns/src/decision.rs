@@ -495,11 +495,11 @@ pub fn on_event<'c>(
     let mut decisions = Vec::with_capacity(fired.len());
     // From the user's pending timers (a handful), not from the campaigns the event could
     // cancel: an any-event inactivity trigger concerns every event of every user.
+    let event_key = index.event_key(event.name);
     let mut cancelling: Vec<&std::sync::Arc<CompiledCampaign>> = ledger
         .keyed_campaigns()
         .filter(|(_, s)| !s.pending_delays.is_empty() || s.inactivity_pending)
-        .filter_map(|(key, _)| index.campaign_keyed(key))
-        .filter(|c| index.cancels(c, event.name))
+        .filter_map(|(key, _)| index.cancelled_keyed(key, &event_key))
         .collect();
     cancelling.sort_by(|a, b| a.precedence(b));
     for campaign in cancelling {
@@ -1458,8 +1458,8 @@ mod tests {
     use herald_core::time::proto_from_ms;
     use herald_proto::common::v1::InAppContent;
     use herald_proto::trigger::v1::{
-        Campaign, CampaignStatus, EventTrigger, FrequencyCap, Inactivity, QuietHours, TimeTrigger,
-        Trigger, Variant, time_trigger, trigger::Kind as TriggerKind,
+        Campaign, CampaignStatus, DelayAfterEvent, EventTrigger, FrequencyCap, Inactivity,
+        QuietHours, TimeTrigger, Trigger, Variant, time_trigger, trigger::Kind as TriggerKind,
     };
 
     use super::*;
@@ -1557,6 +1557,75 @@ mod tests {
             Some("cmp_b")
         );
         assert_eq!(found(CampaignKey::hashed(a_hash, "cmp_gone")), None);
+    }
+
+    #[test]
+    fn an_event_cancels_exactly_the_pending_timers_it_names() {
+        let minute = Some(prost_types::Duration {
+            seconds: 60,
+            nanos: 0,
+        });
+        let timed =
+            |id: &str, kind| campaign(id, TriggerKind::Time(TimeTrigger { kind: Some(kind) }));
+        let inactivity = |id: &str, expected: &str| {
+            timed(
+                id,
+                time_trigger::Kind::Inactivity(Inactivity {
+                    event_name: "started".into(),
+                    expected_event_name: expected.into(),
+                    within: minute,
+                }),
+            )
+        };
+        let delay = timed(
+            "cmp_delay",
+            time_trigger::Kind::DelayAfterEvent(DelayAfterEvent {
+                event_name: "started".into(),
+                delay: minute,
+                cancel_event_name: "paid".into(),
+                ..Default::default()
+            }),
+        );
+        let parser = render::parser();
+        let compiled = |c| CompiledCampaign::compile(&parser, c, 1).expect("compiles");
+        let event = compiled(campaign("cmp_event", on("started")));
+        // Two ids with one ledger hash: "cmp_shared" is given "cmp_event"'s.
+        let mut shared = compiled(inactivity("cmp_shared", "connected"));
+        shared.facts.ledger_hash = event.facts.ledger_hash;
+        let index = MatchIndex::new(
+            [
+                delay,
+                inactivity("cmp_expected", "connected"),
+                inactivity("cmp_any", ""),
+            ]
+            .map(compiled)
+            .into_iter()
+            .chain([event, shared])
+            .map(Arc::new),
+        );
+        for (id, event, cancels) in [
+            ("cmp_delay", "paid", true),
+            ("cmp_delay", "connected", false),
+            ("cmp_delay", "started", false),
+            ("cmp_expected", "connected", true),
+            ("cmp_expected", "paid", false),
+            ("cmp_any", "paid", true),
+            ("cmp_any", "connected", true),
+            ("cmp_any", "started", false),
+            ("cmp_event", "connected", false),
+            ("cmp_shared", "connected", true),
+            ("cmp_shared", "paid", false),
+            ("cmp_shared", "started", false),
+        ] {
+            let campaign = index.campaign(id).expect("indexed");
+            assert_eq!(index.cancels(campaign, event), cancels, "{id} by {event}");
+            let found = index.cancelled_keyed(campaign.key(), &index.event_key(event));
+            assert_eq!(
+                found.map(|c| c.id()),
+                cancels.then_some(id),
+                "{id} by {event}"
+            );
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! compiled ACTIVE campaigns, never a scan of all campaigns.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use crate::CompiledCampaign;
@@ -32,7 +33,36 @@ pub struct MatchIndex {
     /// By ledger key hash ([`CampaignKey`]), for the campaigns a user's ledger names:
     /// no id is hashed again. Two ids with one hash (never seen with 64 bits) leave one
     /// of them to `by_id`.
-    by_key: HashMap<u64, Arc<CompiledCampaign>, foldhash::fast::RandomState>,
+    by_key: HashMap<u64, Keyed, foldhash::fast::RandomState>,
+}
+
+/// A campaign by its ledger key, with what cancels its pending timers, so an event is
+/// compared with each of a user's pending campaigns without reading the campaign.
+#[derive(Debug)]
+struct Keyed {
+    campaign: Arc<CompiledCampaign>,
+    cancelled: Cancelled,
+    /// Another id has the same key hash: `cancelled` may be the other's.
+    shared: bool,
+}
+
+/// What cancels a campaign's pending timers, by the hash of an event name
+/// ([`MatchIndex::event_key`]); equal hashes are confirmed on the names.
+#[derive(Debug, Clone, Copy)]
+enum Cancelled {
+    Never,
+    /// This event: a delay's cancel event, an inactivity trigger's expected event.
+    By(u64),
+    /// Any event but this one: an inactivity trigger waiting for any event, which its
+    /// start event restarts instead.
+    ByAnyBut(u64),
+}
+
+/// An event name hashed once, for [`MatchIndex::cancelled_keyed`].
+#[derive(Debug, Clone, Copy)]
+pub struct EventKey<'a> {
+    name: &'a str,
+    hash: u64,
 }
 
 impl MatchIndex {
@@ -68,10 +98,27 @@ impl MatchIndex {
                     }
                 }
             }
+            let cancelled = match &campaign.trigger {
+                CompiledTrigger::Delay { cancel, .. } if !cancel.is_empty() => {
+                    Cancelled::By(index.event_key(cancel).hash)
+                }
+                CompiledTrigger::Inactivity { name, expected, .. } if expected.is_empty() => {
+                    Cancelled::ByAnyBut(index.event_key(name).hash)
+                }
+                CompiledTrigger::Inactivity { expected, .. } => {
+                    Cancelled::By(index.event_key(expected).hash)
+                }
+                _ => Cancelled::Never,
+            };
             index
                 .by_key
                 .entry(campaign.facts.ledger_hash)
-                .or_insert_with(|| campaign.clone());
+                .and_modify(|keyed| keyed.shared = true)
+                .or_insert_with(|| Keyed {
+                    campaign: campaign.clone(),
+                    cancelled,
+                    shared: false,
+                });
             index.by_id.insert(campaign.id().to_owned(), campaign);
         }
         let order = |list: &mut List| list.sort_by(|a, b| a.precedence(b));
@@ -138,11 +185,47 @@ impl MatchIndex {
     /// The ACTIVE campaign a ledger's `key` names, if any.
     pub fn campaign_keyed(&self, key: CampaignKey) -> Option<&Arc<CompiledCampaign>> {
         match self.by_key.get(&key.hash) {
-            Some(campaign) if campaign.id() == key.id => Some(campaign),
+            Some(keyed) if keyed.campaign.id() == key.id => Some(&keyed.campaign),
             // Another id with the same hash: the map kept that one.
             Some(_) => self.by_id.get(key.id),
             None => None,
         }
+    }
+
+    /// `name` as [`MatchIndex::cancelled_keyed`] compares it: hash it once per event.
+    pub fn event_key<'a>(&self, name: &'a str) -> EventKey<'a> {
+        EventKey {
+            name,
+            hash: self.by_key.hasher().hash_one(name),
+        }
+    }
+
+    /// The ACTIVE campaign a ledger's `key` names, if `event` cancels its pending timers
+    /// ([`MatchIndex::cancels`]). Most of a user's pending campaigns are not cancelled by
+    /// a given event: that answer comes from the key's entry alone, without reading the
+    /// campaign or comparing a string.
+    pub fn cancelled_keyed(
+        &self,
+        key: CampaignKey,
+        event: &EventKey,
+    ) -> Option<&Arc<CompiledCampaign>> {
+        let keyed = self.by_key.get(&key.hash)?;
+        let maybe = keyed.shared
+            || match keyed.cancelled {
+                Cancelled::Never => false,
+                Cancelled::By(hash) => hash == event.hash,
+                // Equal hashes are confirmed below: the names may still differ.
+                Cancelled::ByAnyBut(_) => true,
+            };
+        if !maybe {
+            return None;
+        }
+        let campaign = self.campaign_keyed(key)?;
+        let cancels = match keyed.cancelled {
+            Cancelled::ByAnyBut(hash) if !keyed.shared && hash != event.hash => true,
+            _ => self.cancels(campaign, event.name),
+        };
+        cancels.then_some(campaign)
     }
 
     /// How many campaigns are indexed.
