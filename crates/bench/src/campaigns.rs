@@ -22,9 +22,9 @@
 //! [`USERS`] users, each with traits, a dozen segments and a ledger kept across events,
 //! take turns (round robin), one event every 20 minutes each on average, the event's
 //! name drawn uniformly from the event names. [`WARM_UP_ROUNDS`] rounds of events warm
-//! the ledgers up, untimed; then `--campaign-events` events are timed one by one, `on_event` whole. The
-//! ledger is trimmed after each event, untimed, as the service does before writing it
-//! back. The index lookup alone (the campaigns an event fires or starts, and those whose
+//! the ledgers up, untimed; then `--campaign-events` events are timed one by one, `on_event` whole. Around
+//! each event, untimed, the user's ledger is decoded from the bytes kept for it and
+//! afterwards trimmed and encoded again, as the service does per batch of events. The index lookup alone (the campaigns an event fires or starts, and those whose
 //! timers it cancels) is timed apart, over as many events.
 //!
 //! Everything is generated from a fixed seed, so two runs decide the same work.
@@ -102,14 +102,14 @@ pub struct CampaignsResult {
 }
 
 /// A user of the bench: what the event's `Subject` borrows, and the ledger kept between
-/// events.
+/// events as trigger stores it (encoded).
 struct User {
     id: String,
     traits: Struct,
     segment_ids: Vec<String>,
     time_zone: &'static str,
     locale: &'static str,
-    ledger: Ledger,
+    ledger: Vec<u8>,
 }
 
 /// Runs the phase (CPU only; call it off the async threads).
@@ -251,8 +251,12 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Decides `user`'s event as trigger does, timing `on_event` alone; the ledger is then
-/// trimmed as before it is written back.
+/// Decides `user`'s event as trigger does, timing `on_event` alone. Untimed around it,
+/// as trigger does per batch of events: the user's ledger is decoded from its stored
+/// bytes and the traits and segments arrive decoded with the event (here, copied), and
+/// afterwards the ledger is trimmed and encoded to be written back. So the user's data is
+/// as fresh in the caches as the service has it, not as stale as the last time this bench
+/// came round to the user (`USERS` events ago).
 fn decide<'c>(
     index: &'c MatchIndex,
     workspace: &Workspace,
@@ -264,10 +268,12 @@ fn decide<'c>(
         seconds: now_ms.div_euclid(1000),
         nanos: (now_ms.rem_euclid(1000) * 1_000_000) as i32,
     };
+    let mut ledger = Ledger::decode_from(&user.ledger).expect("the bench wrote this ledger");
+    let (traits, segment_ids) = (user.traits.clone(), user.segment_ids.clone());
     let subject = Subject {
         user_id: &user.id,
-        traits: Some(&user.traits),
-        segment_ids: &user.segment_ids,
+        traits: Some(&traits),
+        segment_ids: &segment_ids,
         time_zone: user.time_zone,
         locale: user.locale,
         event: Some(EventView {
@@ -278,9 +284,10 @@ fn decide<'c>(
         }),
     };
     let started = Instant::now();
-    let decisions = decision::on_event(index, workspace, &subject, &mut user.ledger, now_ms);
+    let decisions = decision::on_event(index, workspace, &subject, &mut ledger, now_ms);
     let took = started.elapsed();
-    user.ledger.trim(now_ms);
+    ledger.trim(now_ms);
+    user.ledger = ledger.to_bytes();
     (took, decisions)
 }
 
@@ -738,7 +745,7 @@ fn user(n: usize, segments: &[String], rng: &mut StdRng) -> User {
         segment_ids,
         time_zone: if from_context { zone } else { "" },
         locale: if from_context { locale } else { "" },
-        ledger: Ledger::default(),
+        ledger: Vec::new(),
     }
 }
 
