@@ -10,6 +10,7 @@ use herald_proto::trigger::v1::{
 
 use crate::assign::{Assignment, sole_arm};
 use crate::attention::Quiet;
+use crate::compact::Compact;
 use crate::ledger::CampaignKey;
 use crate::membership::AudienceKeys;
 use crate::render::Templates;
@@ -100,6 +101,8 @@ pub(crate) struct Facts {
 /// parsed, as of one version (its update time).
 pub struct CompiledCampaign {
     pub(crate) facts: Facts,
+    /// What the gates read first, packed; the index keeps copies side by side.
+    pub(crate) compact: Compact,
     pub(crate) campaign: Campaign,
     pub(crate) version_ms: i64,
     pub(crate) trigger: CompiledTrigger,
@@ -259,8 +262,18 @@ impl CompiledCampaign {
             .map(AudienceKeys::new)
             .unwrap_or_default();
         let create_ms = campaign.create_time.as_ref().map(ms_of_proto).unwrap_or(0);
+        let compact = Compact::new(
+            facts,
+            words.id.clone(),
+            &campaign,
+            &trigger,
+            &audience_keys,
+            !trait_conditions.is_empty(),
+            quiet.is_some(),
+        );
         Ok(CompiledCampaign {
             facts,
+            compact,
             campaign,
             version_ms,
             trigger,
@@ -347,11 +360,6 @@ impl CompiledCampaign {
             .as_ref()
             .map(ms_of_proto)
             .unwrap_or_else(|| self.create_ms())
-    }
-
-    /// How long its messages live, in milliseconds; `None` for ever.
-    pub(crate) fn ttl_ms(&self) -> Option<i64> {
-        self.facts.ttl_ms
     }
 
     /// The order in which campaigns deciding together are considered: higher priority

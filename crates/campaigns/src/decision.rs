@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use herald_conditions::Condition;
 use herald_core::time::proto_from_ms;
-use herald_proto::common::v1::message_content::Body;
 use herald_proto::common::v1::{Channel, InAppFormat, MessageContent};
 use herald_proto::trigger::v1 as proto;
 use herald_proto::trigger::v1::{DecisionReasonCode as Code, TransitionKind};
@@ -28,9 +27,10 @@ use sha2::{Digest, Sha256};
 
 use crate::assign::{Assignment, assign};
 use crate::attention::{QuietBehavior, Rule, Workspace};
-use crate::compiled::{CompiledTrigger, EntryRule};
-use crate::ledger::{CampaignEntries, Ledger};
-use crate::membership::UserSegments;
+use crate::compact::{self, AudienceSketch, Compact, TriggerKind};
+use crate::compiled::{CompiledTrigger, EntryRule, Facts};
+use crate::ledger::{CampaignEntries, CampaignKey, Ledger};
+use crate::membership::{SegmentNames, UserSegments};
 use crate::render::{self, Globals, RenderErrorKind};
 use crate::timer::{self, TimerKind, TimerPayload};
 use crate::why::{CampaignWords, ChannelWhy, Why, Words, instant};
@@ -337,6 +337,9 @@ impl From<&Cause<'_>> for CauseIds {
 #[derive(Debug, Clone)]
 pub struct Candidate<'a> {
     pub campaign: &'a CompiledCampaign,
+    /// What the gates read of it first: the index's copy when it has the campaign's next
+    /// to the others of the cause, else the campaign's own.
+    compact: &'a Compact,
     /// How the trigger matched.
     pub matched: Why,
     /// For a quiet-hours release: what was held back.
@@ -346,8 +349,14 @@ pub struct Candidate<'a> {
 impl<'a> Candidate<'a> {
     /// `campaign`, whose trigger fired as its compiled words say.
     fn fired(campaign: &'a CompiledCampaign) -> Candidate<'a> {
+        Candidate::fired_packed(campaign, &campaign.compact)
+    }
+
+    /// [`Candidate::fired`], with the index's copy of its [`Compact`].
+    fn fired_packed(campaign: &'a CompiledCampaign, compact: &'a Compact) -> Candidate<'a> {
         Candidate {
             campaign,
+            compact,
             matched: Why::Campaign(Words::Matched),
             release: None,
         }
@@ -488,9 +497,12 @@ pub fn on_event<'c>(
         id: event.message_id,
     };
     let ids = CauseIds::from(&cause);
-    let fired = index.for_event(event.name);
-    for campaign in fired {
-        campaign.prefetch();
+    let (fired, compacts) = index.concerned(event.name);
+    for (campaign, compact) in fired.iter().zip(compacts) {
+        // An unfiltered event trigger is decided from its compact, at first.
+        if compact.trigger != TriggerKind::Event || compact.filtered || compact.trait_filters {
+            campaign.prefetch();
+        }
     }
     let mut decisions = Vec::with_capacity(fired.len());
     // From the user's pending timers (a handful), not from the campaigns the event could
@@ -537,10 +549,14 @@ pub fn on_event<'c>(
         decisions.push(d);
     }
     let mut candidates = Vec::with_capacity(fired.len());
-    for campaign in fired {
+    for (campaign, compact) in fired.iter().zip(compacts) {
+        if compact.trigger == TriggerKind::Event && !compact.filtered {
+            candidates.push(Candidate::fired_packed(campaign, compact));
+            continue;
+        }
         match &campaign.trigger {
             CompiledTrigger::Event { conditions, .. } if filters_match(conditions, &event) => {
-                candidates.push(Candidate::fired(campaign));
+                candidates.push(Candidate::fired_packed(campaign, compact));
             }
             CompiledTrigger::Goal {
                 conditions,
@@ -550,7 +566,7 @@ pub fn on_event<'c>(
                 let state = ledger.campaign_mut(campaign.key());
                 state.goal_count = state.goal_count.saturating_add(1);
                 if state.goal_count == *occurrence {
-                    candidates.push(Candidate::fired(campaign));
+                    candidates.push(Candidate::fired_packed(campaign, compact));
                 }
             }
             CompiledTrigger::Delay {
@@ -612,7 +628,7 @@ pub fn on_event<'c>(
         workspace,
         (&cause, &ids),
         subject,
-        &candidates,
+        (&candidates, Some(index.segment_names())),
         ledger,
         now_ms,
         &mut decisions,
@@ -703,7 +719,7 @@ pub fn on_transition<'c>(
         workspace,
         (&cause, &ids),
         subject,
-        &candidates,
+        (&candidates, Some(index.segment_names())),
         ledger,
         now_ms,
         &mut early,
@@ -769,6 +785,7 @@ pub fn on_timer<'c>(
     });
     let candidate = Candidate {
         campaign,
+        compact: &campaign.compact,
         matched: Why::Fixed(matched),
         release,
     };
@@ -816,6 +833,7 @@ pub fn on_enrollment<'c>(
     };
     let candidate = Candidate {
         campaign,
+        compact: &campaign.compact,
         matched: Why::Text(format!(
             "a member of segment {segment:?} when the campaign became active"
         )),
@@ -844,7 +862,7 @@ pub fn decide<'c>(
         workspace,
         (cause, &ids),
         subject,
-        &candidates,
+        (&candidates, None),
         ledger,
         now_ms,
         &mut decisions,
@@ -852,13 +870,14 @@ pub fn decide<'c>(
     decisions
 }
 
-/// [`decide`] for `candidates` already in precedence order, into `decisions`.
+/// [`decide`] for `candidates` already in precedence order, into `decisions`; `names`
+/// are the segment names of the index the candidates come from, if they all do.
 #[allow(clippy::too_many_arguments)]
 fn decide_all<'s, 'c>(
     workspace: &Workspace,
     (cause, ids): (&Cause, &CauseIds),
     subject: &Subject<'s>,
-    candidates: &[Candidate<'c>],
+    (candidates, names): (&[Candidate<'c>], Option<&SegmentNames>),
     ledger: &mut Ledger,
     now_ms: i64,
     decisions: &mut Vec<Decision<'c>>,
@@ -870,12 +889,22 @@ fn decide_all<'s, 'c>(
         last_in_app_ms: ledger.last_in_app_ms(),
         taken: Vec::new(),
         user_locale: None,
+        user_tags: None,
         used: vec![None; workspace.rules.len()],
         segments: None,
+        names,
     };
     decisions.reserve(candidates.len());
+    let user_tags = attention.user_tags(workspace, subject).to_vec();
     for candidate in candidates {
-        candidate.campaign.prefetch_variants();
+        candidate.compact.prefetch();
+        let surely_default = |arms: &compact::Arms| {
+            (0..usize::from(candidate.compact.variants))
+                .all(|i| arms.arm(i).is_some_and(|a| a.surely_default(&user_tags)))
+        };
+        if !candidate.compact.arms.as_ref().is_some_and(surely_default) {
+            candidate.campaign.prefetch_variants();
+        }
     }
     for candidate in candidates {
         // Decided in place: a decision is a couple of hundred bytes to move.
@@ -895,7 +924,7 @@ fn decide_all<'s, 'c>(
 }
 
 /// What campaigns deciding from the same cause share.
-struct Attention<'s> {
+struct Attention<'s, 'n> {
     /// The latest in-app message before this cause.
     last_in_app_ms: Option<i64>,
     /// The in-app formats taken by this cause, and by which campaign.
@@ -903,19 +932,17 @@ struct Attention<'s> {
     /// The user's locale, the same for every campaign of the cause, looked up once the
     /// first campaign picks a variant's contents.
     user_locale: Option<Option<locale::Lookup>>,
+    /// The hashes of the tags the user's locale is looked for under
+    /// ([`compact::tag_hash`]), once needed.
+    user_tags: Option<Vec<u64>>,
     /// The user's segments, hashed once the first audience needs them.
     segments: Option<UserSegments<'s>>,
+    /// The segment names of the index the campaigns come from, if they all do.
+    names: Option<&'n SegmentNames>,
     /// Per workspace cap rule, the messages counted in its window once a campaign of
     /// this cause needed it (counting a calendar day resolves the user's time zone),
     /// kept up to date as messages are reserved.
     used: Vec<Option<u32>>,
-}
-
-fn in_app_format(content: &MessageContent) -> InAppFormat {
-    match &content.body {
-        Some(Body::InApp(c)) => InAppFormat::try_from(c.format).unwrap_or(InAppFormat::Unspecified),
-        _ => InAppFormat::Unspecified,
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -926,24 +953,26 @@ fn gates<'s>(
     subject: &Subject<'s>,
     candidate: &Candidate,
     ledger: &mut Ledger,
-    attention: &mut Attention<'s>,
+    attention: &mut Attention<'s, '_>,
     now_ms: i64,
 ) {
-    let campaign = candidate.campaign;
-    let c = campaign.campaign();
+    let (campaign, compact) = (candidate.campaign, candidate.compact);
+    let facts = &compact.facts;
+    // The stored campaign: read only where a gate needs more than the compact.
+    let c = || campaign.campaign();
+    let key = CampaignKey::hashed(facts.ledger_hash, &compact.id);
     d.verdict(Code::TriggerMatched, true, candidate.matched.clone());
-    if !campaign.is_active() {
+    if !facts.active {
         d.verdict(Code::CampaignNotActive, false, "the campaign is not active");
         return;
     }
-    if !schedule(d, campaign, now_ms)
-        || !audience(d, campaign, subject, attention.segments(subject))
+    if !schedule(d, facts, now_ms) || !audience(d, candidate, subject, attention.segments(subject))
     {
         return;
     }
     let entered_already = candidate.release.as_ref().is_some_and(|r| r.entered);
-    let state = ledger.campaign(campaign.key());
-    if !entered_already && !eligibility(d, campaign, state, now_ms) {
+    let state = ledger.campaign(key);
+    if !entered_already && !eligibility(d, facts, state, now_ms) {
         return;
     }
 
@@ -951,7 +980,7 @@ fn gates<'s>(
     // control, or held by quiet hours), so new weights only move users who saw nothing.
     let kept = match state {
         Some(state) if state.assigned && state.variant_id.is_empty() => Some(None),
-        Some(state) if state.assigned => c
+        Some(state) if state.assigned => c()
             .variants
             .iter()
             .position(|v| v.id == state.variant_id)
@@ -960,13 +989,12 @@ fn gates<'s>(
     };
     let variant_index = match kept {
         Some(index) => index,
-        None => match campaign.facts.sole_arm.or_else(|| {
-            assign(
-                &c.id,
-                subject.user_id,
-                &campaign.weights,
-                campaign.facts.control_weight,
-            )
+        None => match facts.sole_arm.or_else(|| {
+            let weights = match &compact.arms {
+                Some(arms) => arms.weights(),
+                None => &campaign.weights,
+            };
+            assign(&compact.id, subject.user_id, weights, facts.control_weight)
         }) {
             Some(Assignment::Variant(i)) => Some(i),
             Some(Assignment::Control) => None,
@@ -979,25 +1007,35 @@ fn gates<'s>(
     let kept = kept.is_some();
     // Records the user's entry and, when new, the assignment.
     let enter = |ledger: &mut Ledger, entry: bool, variant: Option<&str>| {
-        let state = ledger.campaign_mut(campaign.key());
+        let state = ledger.campaign_mut(key);
         if !kept {
             state.assigned = true;
             state.variant_id = variant.unwrap_or_default().to_owned();
         }
         if entry {
-            ledger.enter(campaign.key(), now_ms, campaign.entries_to_keep());
+            ledger.enter(key, now_ms, campaign.entries_to_keep());
         }
     };
     // Control passes the gates a send passes, on the first variant's channels, and is held
     // out at the moment a message would have gone: the point of the decision where a
     // variant is exposed, so the two arms are counted alike.
     let control = variant_index.is_none();
-    let Some(variant) = c.variants.get(variant_index.unwrap_or(0)) else {
+    let arm_index = variant_index.unwrap_or(0);
+    if usize::from(compact.variants) <= arm_index {
         d.verdict(Code::ControlAssigned, true, Why::Control { kept });
         enter(ledger, !entered_already, None);
         d.outcome = Outcome::Control;
         return;
-    };
+    }
+    let variant = || &c().variants[arm_index];
+    // The default contents of a variant are its channels, in the compact; a variant with
+    // a localization the user may get has its contents picked for the user, from the
+    // campaign. Control always gets the default contents.
+    let packed = compact
+        .arms
+        .as_ref()
+        .and_then(|arms| arms.arm(arm_index))
+        .filter(|arm| control || arm.surely_default(attention.user_tags(workspace, subject)));
     let picked = if let Some(variant_index) = variant_index {
         d.variant = Some(variant_index);
         d.verdict(
@@ -1010,41 +1048,74 @@ fn gates<'s>(
         );
         // Locale: one language per message.
         let user_locale = attention.user_locale(workspace, subject);
-        let picked = locale::pick_for(variant, user_locale);
-        d.locale = picked.localization.and_then(|l| {
-            let tags = campaign.words.localizations.get(variant_index)?;
-            tags.get(l).cloned()
-        });
+        let picked = match packed {
+            Some(_) => None,
+            None => Some(locale::pick_for(variant(), user_locale)),
+        };
+        let (matched, from_default) = match &picked {
+            Some(picked) => {
+                d.locale = picked.localization.and_then(|l| {
+                    let tags = campaign.words.localizations.get(variant_index)?;
+                    tags.get(l).cloned()
+                });
+                (picked.reason, picked.from_default.as_slice().into())
+            }
+            None => (locale::Match::Default, Box::default()),
+        };
         d.verdict(
             Code::Locale,
             true,
             Why::Locale {
-                matched: picked.reason,
+                matched,
                 locale: d.locale.clone(),
                 user: user_locale.map(|u| u.tag().clone()),
-                from_default: picked.from_default.as_slice().into(),
+                from_default,
             },
         );
         picked
     } else {
         d.verdict(Code::ControlAssigned, true, Why::Control { kept });
-        locale::pick_for(variant, None)
+        packed.is_none().then(|| locale::pick_for(variant(), None))
+    };
+    // Each content's channel and in-app format, in order, and where its content is.
+    let unpacked: Vec<(Channel, InAppFormat)> = match &picked {
+        Some(picked) => picked
+            .contents
+            .iter()
+            .map(|content| (render::channel(content), compact::in_app_format(content)))
+            .collect(),
+        None => Vec::new(),
+    };
+    let channels = match packed {
+        Some(arm) if picked.is_none() => arm.channels(),
+        _ => unpacked.as_slice(),
+    };
+    let content_at = |k: usize| -> &MessageContent {
+        match &picked {
+            Some(picked) => picked
+                .contents
+                .iter()
+                .nth(k)
+                .expect("a content per channel"),
+            None => &variant().contents[k],
+        }
     };
 
     // Built when a content is rendered, at most once.
     let mut globals: Option<Globals> = None;
-    let expire_ms = campaign.ttl_ms().map(|ttl| now_ms.saturating_add(ttl));
-    let quiet = if campaign.facts.critical {
+    let expire_ms = facts.ttl_ms.map(|ttl| now_ms.saturating_add(ttl));
+    let quiet = if facts.critical {
         None
+    } else if compact.quiet {
+        campaign.quiet.as_ref()
     } else {
-        campaign.quiet.as_ref().or(workspace.quiet.as_ref())
+        workspace.quiet.as_ref()
     };
-    let exempt = campaign.facts.exempt_from_cap_rules;
+    let exempt = facts.exempt_from_cap_rules;
     let mut held: Vec<Channel> = Vec::new();
     let mut held_until: Option<i64> = None;
     let mut sent_any = false;
-    for content in picked.contents.iter() {
-        let channel = render::channel(content);
+    for (k, &(channel, format)) in channels.iter().enumerate() {
         let on = |why: ChannelWhy| Why::Channel(channel, why);
         if let Some(release) = &candidate.release
             && !release.channels.contains(&channel)
@@ -1074,7 +1145,6 @@ fn gates<'s>(
         }
         // The format is not a template: the budget is checked before rendering, so only
         // what goes out is rendered.
-        let format = in_app_format(content);
         if channel == Channel::InApp {
             if let Some((_, winner)) = attention.taken.iter().find(|(f, _)| *f == format) {
                 d.winner_campaign_id = Some(winner.clone());
@@ -1147,6 +1217,8 @@ fn gates<'s>(
             sent_any = true;
             continue;
         }
+        let c = c();
+        let variant = variant();
         let globals = globals.get_or_insert_with(|| {
             Globals::new(render::GlobalsInput {
                 user_id: subject.user_id,
@@ -1159,11 +1231,11 @@ fn gates<'s>(
                 campaign_id: &c.id,
                 campaign_name: &c.name,
                 variant_id: &variant.id,
-                locale: picked.locale.unwrap_or(""),
+                locale: picked.as_ref().and_then(|p| p.locale).unwrap_or(""),
                 workspace_id: &workspace.id,
             })
         });
-        let rendered = match campaign.templates.render(content, globals) {
+        let rendered = match campaign.templates.render(content_at(k), globals) {
             Ok(rendered) => {
                 d.verdict(Code::RenderFailed, true, on(ChannelWhy::Rendered));
                 rendered
@@ -1198,7 +1270,7 @@ fn gates<'s>(
         });
     }
     if sent_any || held_until.is_some() {
-        let variant = (!control).then_some(variant.id.as_str());
+        let variant = (!control).then(|| variant().id.as_str());
         enter(ledger, sent_any && !entered_already, variant);
     }
     if let Some(due_ms) = held_until {
@@ -1213,10 +1285,10 @@ fn gates<'s>(
         release.channels = held.iter().map(|c| *c as i32).collect();
         release.entered = sent_any || entered_already;
         if !control {
-            release.variant_id = variant.id.clone();
+            release.variant_id = variant().id.clone();
         }
         d.timers.push(TimerOp::Schedule {
-            key: timer::release_key(&workspace.id, subject.user_id, &c.id, cause.id),
+            key: timer::release_key(&workspace.id, subject.user_id, &compact.id, cause.id),
             due_ms,
             payload: Box::new(release),
             with_event: subject.event.is_some(),
@@ -1234,7 +1306,7 @@ fn gates<'s>(
     };
 }
 
-impl<'s> Attention<'s> {
+impl<'s> Attention<'s, '_> {
     /// The user's locale for picking contents.
     fn user_locale(&mut self, workspace: &Workspace, subject: &Subject) -> Option<&locale::Lookup> {
         self.user_locale
@@ -1248,10 +1320,23 @@ impl<'s> Attention<'s> {
             .as_ref()
     }
 
+    /// The hashes of the tags the user's locale is looked for under.
+    fn user_tags(&mut self, workspace: &Workspace, subject: &Subject) -> &[u64] {
+        if self.user_tags.is_none() {
+            let tags = self
+                .user_locale(workspace, subject)
+                .map_or_else(Vec::new, |u| {
+                    u.tries().iter().map(|t| compact::tag_hash(t)).collect()
+                });
+            self.user_tags = Some(tags);
+        }
+        self.user_tags.as_deref().unwrap_or_default()
+    }
+
     /// The user's segments for audiences.
     fn segments(&mut self, subject: &Subject<'s>) -> &UserSegments<'s> {
         self.segments
-            .get_or_insert_with(|| UserSegments::new(subject.segment_ids))
+            .get_or_insert_with(|| UserSegments::new(subject.segment_ids, self.names))
     }
 
     /// The first workspace cap rule covering `channel` (and in-app `format`) that the
@@ -1288,8 +1373,7 @@ impl<'s> Attention<'s> {
     }
 }
 
-fn schedule(d: &mut Decision, campaign: &CompiledCampaign, now_ms: i64) -> bool {
-    let facts = &campaign.facts;
+fn schedule(d: &mut Decision, facts: &Facts, now_ms: i64) -> bool {
     if !facts.scheduled {
         return d.verdict(Code::OutsideSchedule, true, "no schedule");
     }
@@ -1308,22 +1392,36 @@ fn schedule(d: &mut Decision, campaign: &CompiledCampaign, now_ms: i64) -> bool 
 
 fn audience(
     d: &mut Decision,
-    campaign: &CompiledCampaign,
+    candidate: &Candidate,
     subject: &Subject,
     segments: &UserSegments,
 ) -> bool {
-    let Some(audience) = &campaign.campaign().audience else {
-        return d.verdict(Code::AudienceSegmentMismatch, true, "every user");
+    let (campaign, compact) = (candidate.campaign, candidate.compact);
+    let (include, exclude) = match &compact.audience {
+        AudienceSketch::Everyone => {
+            return d.verdict(Code::AudienceSegmentMismatch, true, "every user");
+        }
+        AudienceSketch::Segments { include, exclude } => (include.as_slice(), exclude.as_slice()),
+        AudienceSketch::Spilled => (
+            campaign.audience_keys.include.as_slice(),
+            campaign.audience_keys.exclude.as_slice(),
+        ),
     };
-    let keys = &campaign.audience_keys;
-    let included = if keys.include.is_empty() {
+    // The ids, for a segment the hash alone does not settle.
+    let ids = || {
+        campaign
+            .campaign()
+            .audience
+            .as_ref()
+            .expect("a campaign with audience keys has an audience")
+    };
+    let included = if include.is_empty() {
         None
     } else {
-        match keys
-            .include
+        match include
             .iter()
-            .zip(&audience.include_segment_ids)
-            .position(|(key, id)| segments.contains(*key, id))
+            .enumerate()
+            .position(|(i, key)| segments.contains(*key, || &ids().include_segment_ids[i]))
         {
             Some(i) => Some(i),
             None => {
@@ -1331,11 +1429,10 @@ fn audience(
             }
         }
     };
-    if let Some(i) = keys
-        .exclude
+    if let Some(i) = exclude
         .iter()
-        .zip(&audience.exclude_segment_ids)
-        .position(|(key, id)| segments.contains(*key, id))
+        .enumerate()
+        .position(|(i, key)| segments.contains(*key, || &ids().exclude_segment_ids[i]))
     {
         return d.verdict(Code::AudienceSegmentMismatch, false, Words::Excluded(i));
     }
@@ -1344,29 +1441,30 @@ fn audience(
         None => Why::Fixed("in the audience"),
     };
     d.verdict(Code::AudienceSegmentMismatch, true, reason);
+    if !compact.trait_filters {
+        return true;
+    }
     if let Some(i) = failing(&campaign.trait_conditions, subject.traits) {
         return d.verdict(Code::AudienceTraitMismatch, false, Words::TraitFailed(i));
     }
-    if !campaign.trait_conditions.is_empty() {
-        d.verdict(
-            Code::AudienceTraitMismatch,
-            true,
-            "every trait filter matches",
-        );
-    }
+    d.verdict(
+        Code::AudienceTraitMismatch,
+        true,
+        "every trait filter matches",
+    );
     true
 }
 
 /// The entry policy and the frequency cap, given the user's `state` in the campaign.
 fn eligibility(
     d: &mut Decision,
-    campaign: &CompiledCampaign,
+    facts: &Facts,
     state: Option<&CampaignEntries>,
     now_ms: i64,
 ) -> bool {
     let entries = state.map_or(0, |s| s.entries);
     let last = state.and_then(|s| s.last_entry_ms());
-    let entry_ok = match campaign.facts.entry {
+    let entry_ok = match facts.entry {
         EntryRule::EveryTime => d.verdict(Code::Entry, true, "entry: every time"),
         EntryRule::Once if entries > 0 => {
             d.verdict(Code::Entry, false, Why::EnteredAt(last.unwrap_or_default()))
@@ -1387,7 +1485,7 @@ fn eligibility(
     if !entry_ok {
         return false;
     }
-    let Some(cap) = campaign.facts.frequency_cap else {
+    let Some(cap) = facts.frequency_cap else {
         return true;
     };
     let used = match cap.window_ms {
@@ -1464,6 +1562,7 @@ mod tests {
 
     use super::*;
     use crate::ledger::CampaignKey;
+    use herald_proto::common::v1::message_content::Body;
 
     const HOUR: i64 = 3_600_000;
 

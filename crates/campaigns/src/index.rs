@@ -6,8 +6,10 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use crate::CompiledCampaign;
+use crate::compact::Compact;
 use crate::compiled::CompiledTrigger;
 use crate::ledger::CampaignKey;
+use crate::membership::SegmentNames;
 
 type List = Vec<Arc<CompiledCampaign>>;
 /// Keys are event names, segment and campaign ids: foldhash hashes them several times
@@ -19,7 +21,7 @@ type Map<V> = HashMap<String, V, foldhash::fast::RandomState>;
 pub struct MatchIndex {
     /// By the event that fires or starts them: event, goal, delay and inactivity
     /// triggers.
-    by_event: Map<List>,
+    by_event: Map<Concerned>,
     /// By the event that cancels their pending timers: a delay's cancel event, an
     /// inactivity trigger's expected event.
     cancelled_by: Map<List>,
@@ -34,6 +36,16 @@ pub struct MatchIndex {
     /// no id is hashed again. Two ids with one hash (never seen with 64 bits) leave one
     /// of them to `by_id`.
     by_key: HashMap<u64, Keyed, foldhash::fast::RandomState>,
+    /// The segments the audiences name, by hash.
+    segments: SegmentNames,
+}
+
+/// The campaigns one event concerns, in precedence order, and side by side what the
+/// gates read of them first ([`Compact`]).
+#[derive(Debug, Default)]
+struct Concerned {
+    campaigns: List,
+    compact: Vec<Compact>,
 }
 
 /// A campaign by its ledger key, with what cancels its pending timers, so an event is
@@ -70,19 +82,23 @@ impl MatchIndex {
     /// ([`CompiledCampaign::precedence`]).
     pub fn new(campaigns: impl IntoIterator<Item = Arc<CompiledCampaign>>) -> MatchIndex {
         let mut index = MatchIndex::default();
+        let mut by_event = Map::<List>::default();
         for campaign in campaigns {
+            if let Some(audience) = &campaign.campaign.audience {
+                index.segments.add(audience);
+            }
             match &campaign.trigger {
                 CompiledTrigger::Event { name, .. } | CompiledTrigger::Goal { name, .. } => {
-                    push(&mut index.by_event, name, &campaign);
+                    push(&mut by_event, name, &campaign);
                 }
                 CompiledTrigger::Delay { name, cancel, .. } => {
-                    push(&mut index.by_event, name, &campaign);
+                    push(&mut by_event, name, &campaign);
                     if !cancel.is_empty() {
                         push(&mut index.cancelled_by, cancel, &campaign);
                     }
                 }
                 CompiledTrigger::Inactivity { name, expected, .. } => {
-                    push(&mut index.by_event, name, &campaign);
+                    push(&mut by_event, name, &campaign);
                     if expected.is_empty() {
                         index.any_event.push(campaign.clone());
                     } else {
@@ -122,7 +138,14 @@ impl MatchIndex {
             index.by_id.insert(campaign.id().to_owned(), campaign);
         }
         let order = |list: &mut List| list.sort_by(|a, b| a.precedence(b));
-        index.by_event.values_mut().for_each(order);
+        index.by_event = by_event
+            .into_iter()
+            .map(|(name, mut campaigns)| {
+                order(&mut campaigns);
+                let compact = campaigns.iter().map(|c| c.compact.clone()).collect();
+                (name, Concerned { campaigns, compact })
+            })
+            .collect();
         index.cancelled_by.values_mut().for_each(order);
         index.by_segment.values_mut().for_each(order);
         index.by_schedule_segment.values_mut().for_each(order);
@@ -132,7 +155,21 @@ impl MatchIndex {
 
     /// The campaigns `event_name` can fire or start, in precedence order.
     pub fn for_event(&self, event_name: &str) -> &[Arc<CompiledCampaign>] {
-        self.by_event.get(event_name).map_or(&[], Vec::as_slice)
+        self.by_event
+            .get(event_name)
+            .map_or(&[], |c| c.campaigns.as_slice())
+    }
+
+    /// [`MatchIndex::for_event`], with each campaign's [`Compact`] at the same place.
+    pub(crate) fn concerned(&self, event_name: &str) -> (&[Arc<CompiledCampaign>], &[Compact]) {
+        self.by_event.get(event_name).map_or((&[], &[]), |c| {
+            (c.campaigns.as_slice(), c.compact.as_slice())
+        })
+    }
+
+    /// The segments the audiences of the indexed campaigns name.
+    pub(crate) fn segment_names(&self) -> &SegmentNames {
+        &self.segments
     }
 
     /// The campaigns whose pending timers `event_name` cancels (any-event inactivity

@@ -20,6 +20,7 @@
 pub mod assign;
 pub mod attention;
 pub mod budget_rules;
+mod compact;
 mod compiled;
 pub mod decision;
 mod index;

@@ -313,6 +313,11 @@ impl Lookup {
     pub fn tag(&self) -> &Arc<str> {
         &self.tag
     }
+
+    /// The normalized tags a localization is looked for under, most specific first.
+    pub(crate) fn tries(&self) -> &[String] {
+        &self.tries
+    }
 }
 
 fn find(variant: &Variant, user: &Lookup) -> Option<(usize, Match)> {

@@ -4,8 +4,11 @@
 //! the hashes of its audience's segment ids ([`AudienceKeys`]), the user's segments are
 //! hashed once per cause ([`UserSegments`]), and membership is a binary search over
 //! integers; a hash that matches is confirmed by comparing the ids, so a collision never
-//! counts a user in.
+//! counts a user in. The index names the one audience segment behind each hash
+//! ([`SegmentNames`]): a user's segment confirmed against it is a member of every audience
+//! segment with that hash, without reading the campaign's ids.
 
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 
 use herald_proto::trigger::v1::Audience;
@@ -39,31 +42,90 @@ impl AudienceKeys {
     }
 }
 
+/// The segment ids the audiences of an index's campaigns name, by hash: `None` for a hash
+/// two of them share (never seen with 64 bits), which then is confirmed per campaign.
+#[derive(Debug, Default)]
+pub(crate) struct SegmentNames {
+    by_hash: HashMap<u64, Option<String>, foldhash::fast::RandomState>,
+}
+
+impl SegmentNames {
+    /// Names the segments of `audience`.
+    pub fn add(&mut self, audience: &Audience) {
+        for id in audience
+            .include_segment_ids
+            .iter()
+            .chain(&audience.exclude_segment_ids)
+        {
+            self.by_hash
+                .entry(hash(id))
+                .and_modify(|named| {
+                    if named.as_deref() != Some(id.as_str()) {
+                        *named = None;
+                    }
+                })
+                .or_insert_with(|| Some(id.clone()));
+        }
+    }
+}
+
+/// One of the user's segments: its hash, where its id is, and whether it is the only
+/// audience segment with that hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Member {
+    key: u64,
+    at: u32,
+    confirmed: bool,
+}
+
 /// The segments a user is in, as segmentation computed them for one cause, hashed.
 pub(crate) struct UserSegments<'a> {
     ids: &'a [String],
-    /// (hash, index in `ids`), sorted.
-    keys: Vec<(u64, u32)>,
+    /// Sorted by hash.
+    keys: Vec<Member>,
 }
 
 impl<'a> UserSegments<'a> {
-    pub fn new(ids: &'a [String]) -> UserSegments<'a> {
-        let mut keys: Vec<(u64, u32)> = ids
+    /// The user's segments `ids`; with `names`, those no audience names are left out and
+    /// the others confirmed once, here.
+    pub fn new(ids: &'a [String], names: Option<&SegmentNames>) -> UserSegments<'a> {
+        let mut keys: Vec<Member> = ids
             .iter()
             .enumerate()
-            .map(|(i, id)| (hash(id), i as u32))
+            .filter_map(|(at, id)| {
+                let key = hash(id);
+                let confirmed = match names.map(|n| n.by_hash.get(&key)) {
+                    None => false,
+                    // No audience names it.
+                    Some(None) => return None,
+                    Some(Some(named)) => named.as_deref() == Some(id.as_str()),
+                };
+                Some(Member {
+                    key,
+                    at: at as u32,
+                    confirmed,
+                })
+            })
             .collect();
         keys.sort_unstable();
         UserSegments { ids, keys }
     }
 
-    /// Whether the user is in the segment `id`, whose hash is `key`.
-    pub fn contains(&self, key: u64, id: &str) -> bool {
-        let from = self.keys.partition_point(|(k, _)| *k < key);
-        self.keys[from..]
-            .iter()
-            .take_while(|(k, _)| *k == key)
-            .any(|(_, i)| self.ids[*i as usize] == id)
+    /// Whether the user is in the segment whose hash is `key` and whose id `id` gives;
+    /// the id is read only when the hash alone does not settle it.
+    pub fn contains<'i>(&self, key: u64, id: impl FnOnce() -> &'i str) -> bool {
+        let from = self.keys.partition_point(|m| m.key < key);
+        let mut same = self.keys[from..].iter().take_while(|m| m.key == key);
+        let Some(first) = same.next() else {
+            return false;
+        };
+        if first.confirmed {
+            return true;
+        }
+        let id = id();
+        std::iter::once(first)
+            .chain(same)
+            .any(|m| self.ids[m.at as usize] == id)
     }
 }
 
@@ -74,12 +136,54 @@ mod tests {
     #[test]
     fn membership_is_by_id() {
         let ids: Vec<String> = (0..50).map(|i| format!("seg_{i:032x}")).collect();
-        let user = UserSegments::new(&ids[10..30]);
-        for (i, id) in ids.iter().enumerate() {
-            assert_eq!(user.contains(hash(id), id), (10..30).contains(&i), "{id}");
+        let mut names = SegmentNames::default();
+        names.add(&Audience {
+            include_segment_ids: ids[..25].to_vec(),
+            exclude_segment_ids: ids[20..].to_vec(),
+            ..Default::default()
+        });
+        for names in [None, Some(&names)] {
+            let user = UserSegments::new(&ids[10..30], names);
+            for (i, id) in ids.iter().enumerate() {
+                assert_eq!(
+                    user.contains(hash(id), || id),
+                    (10..30).contains(&i),
+                    "{id}"
+                );
+            }
+            assert!(!UserSegments::new(&[], names).contains(hash(&ids[0]), || &ids[0]));
         }
         // A hash that matches but an id that does not is not membership.
-        assert!(!user.contains(hash(&ids[12]), "seg_other"));
-        assert!(!UserSegments::new(&[]).contains(hash("seg_a"), "seg_a"));
+        let user = UserSegments::new(&ids[10..30], None);
+        assert!(!user.contains(hash(&ids[12]), || "seg_other"));
+    }
+
+    #[test]
+    fn a_hash_two_audience_segments_share_is_confirmed_by_id() {
+        // Two ids given one hash, as a collision would.
+        let (a, b) = ("seg_a".to_owned(), "seg_b".to_owned());
+        let mut names = SegmentNames::default();
+        names.by_hash.insert(hash(&a), Some(a.clone()));
+        names.add(&Audience {
+            include_segment_ids: vec![b.clone()],
+            ..Default::default()
+        });
+        names.by_hash.insert(hash(&b), None);
+        let user_b = [b.clone()];
+        let user = UserSegments::new(&user_b, Some(&names));
+        assert!(user.contains(hash(&b), || &b));
+        // seg_a's hash in place of seg_b's, confirmed on the id: not a member.
+        let user = UserSegments {
+            ids: &user_b,
+            keys: vec![Member {
+                key: hash(&a),
+                at: 0,
+                confirmed: false,
+            }],
+        };
+        assert!(!user.contains(hash(&a), || &a));
+        // An id no audience names is left out: no campaign asks for it.
+        let other = ["seg_other".to_owned()];
+        assert!(UserSegments::new(&other, Some(&names)).keys.is_empty());
     }
 }

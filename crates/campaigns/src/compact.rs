@@ -1,0 +1,328 @@
+//! What the gates read of a campaign for most decisions, packed side by side.
+//!
+//! With 10,000 campaigns, the ones an event concerns are not in the CPU's caches, and the
+//! stored form spreads what a decision reads over a dozen places in memory: the
+//! campaign's fields, its audience's segment lists, its variants and their contents, its
+//! id. Each is a cache miss. A [`Compact`] holds, in a few adjacent cache lines, what the
+//! gates need when nothing is rendered (the usual end: an audience, a cap or another
+//! campaign stops the message): the facts, the trigger's kind, the audience's segment
+//! hashes, the weights, and each variant's channels and in-app formats. The index keeps
+//! the compacts of the campaigns one event concerns next to each other
+//! ([`crate::MatchIndex`]), so deciding them reads one stretch of memory; the rest of the
+//! campaign is read only when a gate needs it (a property or trait filter, a localized
+//! variant, a timer, a render). What does not fit is marked so, and read from the
+//! campaign as before.
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use herald_proto::common::v1::message_content::Body;
+use herald_proto::common::v1::{Channel, InAppFormat, MessageContent};
+use herald_proto::trigger::v1::{Campaign, LocalizedContents};
+
+use crate::compiled::{CompiledTrigger, Facts};
+use crate::membership::AudienceKeys;
+use crate::{locale, render};
+
+/// Included and excluded segments kept inline; an audience naming more is read from the
+/// campaign.
+const INCLUDED: usize = 4;
+const EXCLUDED: usize = 2;
+/// Variants, and contents and localizations per variant, kept inline.
+const ARMS: usize = 2;
+const CONTENTS: usize = 2;
+const LOCALIZATIONS: usize = 2;
+
+/// The hash of a normalized locale tag (in memory only: never stored).
+pub(crate) fn tag_hash(normal: &str) -> u64 {
+    foldhash::fast::FixedState::with_seed(0x6c6f_6361_6c65).hash_one(normal)
+}
+
+/// The kind of a campaign's trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TriggerKind {
+    Event,
+    SegmentEntry,
+    Delay,
+    Inactivity,
+    Goal,
+    Schedule,
+}
+
+/// Up to `N` segment hashes, in the audience's order.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hashes<const N: usize> {
+    len: u8,
+    keys: [u64; N],
+}
+
+impl<const N: usize> Hashes<N> {
+    fn of(keys: &[u64]) -> Option<Hashes<N>> {
+        let mut inline = Hashes {
+            len: u8::try_from(keys.len()).ok()?,
+            keys: [0; N],
+        };
+        inline.keys.get_mut(..keys.len())?.copy_from_slice(keys);
+        Some(inline)
+    }
+
+    pub fn as_slice(&self) -> &[u64] {
+        &self.keys[..usize::from(self.len)]
+    }
+}
+
+/// A campaign's audience, as the audience gate reads it first.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum AudienceSketch {
+    /// No audience: every user.
+    Everyone,
+    /// The hashes of the included and excluded segments ([`crate::membership`]).
+    Segments {
+        include: Hashes<INCLUDED>,
+        exclude: Hashes<EXCLUDED>,
+    },
+    /// More segments than fit: read the campaign's [`AudienceKeys`].
+    Spilled,
+}
+
+/// One variant's default contents, as the channel gates read them: the channel and
+/// in-app format of each, in order.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Arm {
+    /// The hashes of its localizations' normalized tags ([`tag_hash`]); `None` when more
+    /// than fit.
+    locales: Option<Hashes<LOCALIZATIONS>>,
+    len: u8,
+    channels: [(Channel, InAppFormat); CONTENTS],
+}
+
+impl Arm {
+    fn of(contents: &[MessageContent], localizations: &[LocalizedContents]) -> Option<Arm> {
+        let locales: Vec<u64> = localizations
+            .iter()
+            .map(|l| tag_hash(&locale::normalize(&l.locale)))
+            .collect();
+        let mut arm = Arm {
+            locales: Hashes::of(&locales),
+            len: u8::try_from(contents.len()).ok()?,
+            channels: [(Channel::Unspecified, InAppFormat::Unspecified); CONTENTS],
+        };
+        for (slot, content) in arm
+            .channels
+            .get_mut(..contents.len())?
+            .iter_mut()
+            .zip(contents)
+        {
+            *slot = (render::channel(content), in_app_format(content));
+        }
+        Some(arm)
+    }
+
+    /// The channel and in-app format of each default content, in order.
+    pub fn channels(&self) -> &[(Channel, InAppFormat)] {
+        &self.channels[..usize::from(self.len)]
+    }
+
+    /// Whether a user whose locale is looked for under the tags hashed `user` (see
+    /// [`locale::Lookup::tries`]) surely gets the default contents: no localization's tag
+    /// has one of those hashes. `false` means the contents are picked from the campaign.
+    pub fn surely_default(&self, user: &[u64]) -> bool {
+        self.locales
+            .is_some_and(|locales| !locales.as_slice().iter().any(|l| user.contains(l)))
+    }
+}
+
+/// The variants, when there are at most [`ARMS`] of at most [`CONTENTS`] contents each.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Arms {
+    len: u8,
+    weights: [u32; ARMS],
+    arms: [Arm; ARMS],
+}
+
+impl Arms {
+    fn of(campaign: &Campaign) -> Option<Arms> {
+        let variants = &campaign.variants;
+        let empty = Arm {
+            locales: None,
+            len: 0,
+            channels: [(Channel::Unspecified, InAppFormat::Unspecified); CONTENTS],
+        };
+        let mut arms = Arms {
+            len: u8::try_from(variants.len()).ok()?,
+            weights: [0; ARMS],
+            arms: [empty; ARMS],
+        };
+        for (i, variant) in variants.iter().enumerate() {
+            *arms.weights.get_mut(i)? = variant.weight;
+            arms.arms[i] = Arm::of(&variant.contents, &variant.localizations)?;
+        }
+        Some(arms)
+    }
+
+    /// The variants' weights, in order.
+    pub fn weights(&self) -> &[u32] {
+        &self.weights[..usize::from(self.len)]
+    }
+
+    /// The variant at `index`.
+    pub fn arm(&self, index: usize) -> Option<&Arm> {
+        self.arms[..usize::from(self.len)].get(index)
+    }
+}
+
+/// What the gates read of a campaign for most decisions (see the module's comment).
+#[derive(Debug, Clone)]
+pub(crate) struct Compact {
+    pub facts: Facts,
+    /// The campaign's id (its words' copy): what assignment hashes and the ledger finds.
+    pub id: Arc<str>,
+    pub trigger: TriggerKind,
+    /// Whether the trigger has property filters (read from the campaign).
+    pub filtered: bool,
+    pub audience: AudienceSketch,
+    /// Whether the audience has trait filters (read from the campaign).
+    pub trait_filters: bool,
+    /// Whether the campaign has quiet hours of its own.
+    pub quiet: bool,
+    /// How many variants the campaign has (saturating).
+    pub variants: u8,
+    /// `None` when the variants do not fit: read from the campaign.
+    pub arms: Option<Arms>,
+}
+
+impl Compact {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        facts: Facts,
+        id: Arc<str>,
+        campaign: &Campaign,
+        trigger: &CompiledTrigger,
+        audience_keys: &AudienceKeys,
+        trait_filters: bool,
+        quiet: bool,
+    ) -> Compact {
+        let (kind, filtered) = match trigger {
+            CompiledTrigger::Event { conditions, .. } => {
+                (TriggerKind::Event, !conditions.is_empty())
+            }
+            CompiledTrigger::SegmentEntry { .. } => (TriggerKind::SegmentEntry, false),
+            CompiledTrigger::Delay { conditions, .. } => {
+                (TriggerKind::Delay, !conditions.is_empty())
+            }
+            CompiledTrigger::Inactivity { .. } => (TriggerKind::Inactivity, false),
+            CompiledTrigger::Goal { conditions, .. } => (TriggerKind::Goal, !conditions.is_empty()),
+            CompiledTrigger::Schedule { .. } => (TriggerKind::Schedule, false),
+        };
+        let audience = match &campaign.audience {
+            None => AudienceSketch::Everyone,
+            Some(_) => match (
+                Hashes::of(&audience_keys.include),
+                Hashes::of(&audience_keys.exclude),
+            ) {
+                (Some(include), Some(exclude)) => AudienceSketch::Segments { include, exclude },
+                _ => AudienceSketch::Spilled,
+            },
+        };
+        Compact {
+            facts,
+            id,
+            trigger: kind,
+            filtered,
+            audience,
+            trait_filters,
+            quiet,
+            variants: u8::try_from(campaign.variants.len()).unwrap_or(u8::MAX),
+            arms: Arms::of(campaign),
+        }
+    }
+
+    /// Reads a word of each part deciding reads first, so that the reads of several
+    /// campaigns are in flight together (see [`crate::CompiledCampaign::prefetch`]).
+    pub(crate) fn prefetch(&self) {
+        std::hint::black_box(self.id.as_bytes().first());
+    }
+}
+
+pub(crate) fn in_app_format(content: &MessageContent) -> InAppFormat {
+    match &content.body {
+        Some(Body::InApp(c)) => InAppFormat::try_from(c.format).unwrap_or(InAppFormat::Unspecified),
+        _ => InAppFormat::Unspecified,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_does_not_fit_is_left_to_the_campaign() {
+        assert_eq!(
+            Hashes::<2>::of(&[1, 2]).map(|h| h.as_slice().to_vec()),
+            Some(vec![1, 2])
+        );
+        assert!(Hashes::<2>::of(&[1, 2, 3]).is_none());
+        assert_eq!(Hashes::<2>::of(&[]).map(|h| h.as_slice().len()), Some(0));
+    }
+
+    #[test]
+    fn a_user_surely_gets_the_default_contents_only_when_no_localization_can_match() {
+        use herald_proto::common::v1::InAppContent;
+        use herald_proto::trigger::v1::Variant;
+
+        let content = |title: &str| MessageContent {
+            body: Some(Body::InApp(InAppContent {
+                title: title.into(),
+                format: InAppFormat::Modal as i32,
+                ..Default::default()
+            })),
+        };
+        let localized = |locales: &[&str]| Variant {
+            id: "v".into(),
+            weight: 1,
+            contents: vec![content("hi")],
+            localizations: locales
+                .iter()
+                .map(|l| LocalizedContents {
+                    locale: (*l).into(),
+                    contents: vec![content(l)],
+                })
+                .collect(),
+            ..Default::default()
+        };
+        for locales in [
+            &[][..],
+            &["fr"],
+            &["FR_ca", "de"],
+            &["pt-BR"],
+            &["fr", "de", "es"],
+        ] {
+            let variant = localized(locales);
+            let arm = Arm::of(&variant.contents, &variant.localizations).expect("fits");
+            assert_eq!(arm.channels(), [(Channel::InApp, InAppFormat::Modal)]);
+            for user in [
+                None,
+                Some("en"),
+                Some("fr"),
+                Some("fr-CA"),
+                Some("de-AT"),
+                Some("pt"),
+            ] {
+                let lookup = user.and_then(locale::Lookup::new);
+                let tags: Vec<u64> = lookup.as_ref().map_or_else(Vec::new, |l| {
+                    l.tries().iter().map(|t| tag_hash(t)).collect()
+                });
+                let picked = locale::pick_for(&variant, lookup.as_ref());
+                if arm.surely_default(&tags) {
+                    assert_eq!(picked.localization, None, "{locales:?} {user:?}");
+                } else {
+                    // Too many to keep inline, or one may match.
+                    assert!(
+                        locales.len() > LOCALIZATIONS || picked.localization.is_some(),
+                        "{locales:?} {user:?}"
+                    );
+                }
+            }
+        }
+    }
+}
