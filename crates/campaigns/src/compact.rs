@@ -123,6 +123,11 @@ impl Arm {
         &self.channels[..usize::from(self.len)]
     }
 
+    /// Whether the variant has localizations (or more than fit).
+    pub fn localized(&self) -> bool {
+        self.locales.is_none_or(|l| !l.as_slice().is_empty())
+    }
+
     /// Whether a user whose locale is looked for under the tags hashed `user` (see
     /// [`locale::Lookup::tries`]) surely gets the default contents: no localization's tag
     /// has one of those hashes. `false` means the contents are picked from the campaign.

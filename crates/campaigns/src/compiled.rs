@@ -297,15 +297,22 @@ impl CompiledCampaign {
         &self.campaign.id
     }
 
-    /// Reads a word of what deciding reads first (the trigger, the facts, the audience's
-    /// keys) and nothing else. The caller does this for every campaign a cause concerns
-    /// before deciding the first: the reads are independent, so the CPU has their cache
-    /// misses in flight together instead of one after the other. Changes no result.
+    /// Reads a word of what deciding reads of the campaign beyond its compact (the
+    /// first property filter of its trigger, the first trait filter of its audience) and
+    /// nothing else. The caller does this for every campaign a cause concerns that has
+    /// such filters before deciding the first: the reads are independent, so the CPU has
+    /// their cache misses in flight together instead of one after the other. Changes no
+    /// result.
     pub fn prefetch(&self) {
+        let conditions = match &self.trigger {
+            CompiledTrigger::Event { conditions, .. }
+            | CompiledTrigger::Delay { conditions, .. }
+            | CompiledTrigger::Goal { conditions, .. } => conditions.as_slice(),
+            _ => &[],
+        };
         std::hint::black_box((
-            std::mem::discriminant(&self.trigger),
-            self.facts.ledger_hash,
-            self.audience_keys.include.len(),
+            conditions.first().map(|c| c.operator),
+            self.trait_conditions.first().map(|c| c.operator),
         ));
     }
 

@@ -895,14 +895,13 @@ fn decide_all<'s, 'c>(
         names,
     };
     decisions.reserve(candidates.len());
-    let user_tags = attention.user_tags(workspace, subject).to_vec();
     for candidate in candidates {
         candidate.compact.prefetch();
-        let surely_default = |arms: &compact::Arms| {
+        let unlocalized = |arms: &compact::Arms| {
             (0..usize::from(candidate.compact.variants))
-                .all(|i| arms.arm(i).is_some_and(|a| a.surely_default(&user_tags)))
+                .all(|i| arms.arm(i).is_some_and(|a| !a.localized()))
         };
-        if !candidate.compact.arms.as_ref().is_some_and(surely_default) {
+        if !candidate.compact.arms.as_ref().is_some_and(unlocalized) {
             candidate.campaign.prefetch_variants();
         }
     }
@@ -1035,7 +1034,11 @@ fn gates<'s>(
         .arms
         .as_ref()
         .and_then(|arms| arms.arm(arm_index))
-        .filter(|arm| control || arm.surely_default(attention.user_tags(workspace, subject)));
+        .filter(|arm| {
+            control
+                || !arm.localized()
+                || arm.surely_default(attention.user_tags(workspace, subject))
+        });
     let picked = if let Some(variant_index) = variant_index {
         d.variant = Some(variant_index);
         d.verdict(
