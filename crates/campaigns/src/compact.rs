@@ -6,7 +6,8 @@
 //! id. Each is a cache miss. A [`Compact`] holds, in a few adjacent cache lines, what the
 //! gates need when nothing is rendered (the usual end: an audience, a cap or another
 //! campaign stops the message): the facts, the trigger's kind, the audience's segment
-//! hashes, the weights, and each variant's channels and in-app formats. The index keeps
+//! hashes, the weights, and each variant's channels, in-app formats and localization
+//! tags. The index keeps
 //! the compacts of the campaigns one event concerns next to each other
 //! ([`crate::MatchIndex`]), so deciding them reads one stretch of memory; the rest of the
 //! campaign is read only when a gate needs it (a property or trait filter, a localized
@@ -49,7 +50,7 @@ pub(crate) enum TriggerKind {
     Schedule,
 }
 
-/// Up to `N` segment hashes, in the audience's order.
+/// Up to `N` hashes (an audience's segments, a variant's localization tags), in order.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Hashes<const N: usize> {
     len: u8,
