@@ -100,8 +100,8 @@ pub(crate) struct Facts {
 /// A stored campaign, with its trigger and audience conditions compiled and its templates
 /// parsed, as of one version (its update time).
 pub struct CompiledCampaign {
-    pub(crate) facts: Facts,
-    /// What the gates read first, packed; the index keeps copies side by side.
+    /// What the gates read first, packed, its facts included; the index keeps copies side
+    /// by side.
     pub(crate) compact: Compact,
     pub(crate) campaign: Campaign,
     pub(crate) version_ms: i64,
@@ -272,7 +272,6 @@ impl CompiledCampaign {
             quiet.is_some(),
         );
         Ok(CompiledCampaign {
-            facts,
             compact,
             campaign,
             version_ms,
@@ -329,7 +328,7 @@ impl CompiledCampaign {
 
     /// Its id as the user's ledger looks it up.
     pub fn key(&self) -> CampaignKey<'_> {
-        CampaignKey::hashed(self.facts.ledger_hash, &self.campaign.id)
+        CampaignKey::hashed(self.compact.facts.ledger_hash, &self.campaign.id)
     }
 
     /// The version compiled: the campaign's update time in milliseconds.
@@ -344,7 +343,7 @@ impl CompiledCampaign {
 
     /// Whether the campaign is ACTIVE.
     pub fn is_active(&self) -> bool {
-        self.facts.active
+        self.compact.facts.active
     }
 
     /// The event an event trigger fires on; `None` for other trigger kinds.
@@ -382,7 +381,8 @@ impl CompiledCampaign {
 
     /// How many entry instants the ledger must keep for this campaign.
     pub(crate) fn entries_to_keep(&self) -> usize {
-        self.facts
+        self.compact
+            .facts
             .frequency_cap
             .map_or(1, |cap| cap.max as usize)
             .max(1)

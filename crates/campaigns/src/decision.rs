@@ -1693,7 +1693,7 @@ mod tests {
         let event = compiled(campaign("cmp_event", on("started")));
         // Two ids with one ledger hash: "cmp_shared" is given "cmp_event"'s.
         let mut shared = compiled(inactivity("cmp_shared", "connected"));
-        shared.facts.ledger_hash = event.facts.ledger_hash;
+        shared.compact.facts.ledger_hash = event.compact.facts.ledger_hash;
         let index = MatchIndex::new(
             [
                 delay,

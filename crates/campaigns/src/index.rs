@@ -128,7 +128,7 @@ impl MatchIndex {
             };
             index
                 .by_key
-                .entry(campaign.facts.ledger_hash)
+                .entry(campaign.compact.facts.ledger_hash)
                 .and_modify(|keyed| keyed.shared = true)
                 .or_insert_with(|| Keyed {
                     campaign: campaign.clone(),

@@ -182,6 +182,19 @@ mod tests {
             }],
         };
         assert!(!user.contains(hash(&a), || &a));
+        // Adding an id again keeps it confirmed; another id with its hash makes the hash
+        // shared.
+        let mut names = SegmentNames::default();
+        let audience = |id: &str| Audience {
+            include_segment_ids: vec![id.to_owned()],
+            ..Default::default()
+        };
+        names.add(&audience(&a));
+        names.add(&audience(&a));
+        assert_eq!(names.by_hash.get(&hash(&a)), Some(&Some(a.clone())));
+        names.by_hash.insert(hash(&b), Some(a.clone()));
+        names.add(&audience(&b));
+        assert_eq!(names.by_hash.get(&hash(&b)), Some(&None));
         // An id no audience names is left out: no campaign asks for it.
         let other = ["seg_other".to_owned()];
         assert!(UserSegments::new(&other, Some(&names)).keys.is_empty());
