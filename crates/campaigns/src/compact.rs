@@ -22,6 +22,7 @@ use herald_proto::common::v1::{Channel, InAppFormat, MessageContent};
 use herald_proto::trigger::v1::{Campaign, LocalizedContents};
 
 use crate::compiled::{CompiledTrigger, Facts};
+use crate::ledger::CampaignKey;
 use crate::membership::AudienceKeys;
 use crate::{locale, render};
 
@@ -241,6 +242,27 @@ impl Compact {
             variants: u8::try_from(campaign.variants.len()).unwrap_or(u8::MAX),
             arms: Arms::of(campaign),
         }
+    }
+
+    /// Its id as the user's ledger looks it up.
+    pub(crate) fn key(&self) -> CampaignKey<'_> {
+        CampaignKey::hashed(self.facts.ledger_hash, &self.id)
+    }
+
+    /// Reads a word of each of its cache lines (it spans about six) and nothing else,
+    /// without branching on what it reads: done for every campaign an event concerns
+    /// before deciding the first, the reads are in flight together instead of each line
+    /// being a miss of its own when a gate first reads it. Changes no result.
+    pub(crate) fn read_ahead(&self) {
+        std::hint::black_box((
+            self.facts.starts_ms,
+            self.facts.frequency_cap,
+            self.facts.ledger_hash,
+            std::mem::discriminant(&self.audience),
+            self.arms.as_ref().map(|arms| arms.len),
+            Arc::as_ptr(&self.id),
+            self.trigger,
+        ));
     }
 
     /// Reads a word of each part deciding reads first, so that the reads of several

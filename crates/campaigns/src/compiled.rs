@@ -97,6 +97,13 @@ pub(crate) struct Facts {
     pub ledger_hash: u64,
 }
 
+impl Facts {
+    /// How many entry instants the ledger must keep for the campaign.
+    pub(crate) fn entries_to_keep(&self) -> usize {
+        self.frequency_cap.map_or(1, |cap| cap.max as usize).max(1)
+    }
+}
+
 /// A stored campaign, with its trigger and audience conditions compiled and its templates
 /// parsed, as of one version (its update time).
 pub struct CompiledCampaign {
@@ -296,23 +303,28 @@ impl CompiledCampaign {
         &self.campaign.id
     }
 
-    /// Reads a word of what deciding reads of the campaign beyond its compact (the
-    /// first property filter of its trigger, the first trait filter of its audience) and
-    /// nothing else. The caller does this for every campaign a cause concerns that has
-    /// such filters before deciding the first: the reads are independent, so the CPU has
-    /// their cache misses in flight together instead of one after the other. Changes no
-    /// result.
-    pub fn prefetch(&self) {
-        let conditions = match &self.trigger {
+    /// The property filters of its trigger (none for a trigger without).
+    pub(crate) fn trigger_conditions(&self) -> &[Condition] {
+        match &self.trigger {
             CompiledTrigger::Event { conditions, .. }
             | CompiledTrigger::Delay { conditions, .. }
-            | CompiledTrigger::Goal { conditions, .. } => conditions.as_slice(),
+            | CompiledTrigger::Goal { conditions, .. } => conditions,
             _ => &[],
-        };
-        std::hint::black_box((
-            conditions.first().map(|c| c.operator),
-            self.trait_conditions.first().map(|c| c.operator),
-        ));
+        }
+    }
+
+    /// Its audience's trait filters.
+    pub(crate) fn trait_conditions(&self) -> &[Condition] {
+        &self.trait_conditions
+    }
+
+    /// Reads a word of what deciding reads of the campaign beyond its compact and its
+    /// filters (its compiled trigger) and nothing else. The caller does this for every
+    /// campaign a cause concerns that needs it before deciding the first: the reads are
+    /// independent, so the CPU has their cache misses in flight together instead of one
+    /// after the other. Changes no result.
+    pub fn prefetch(&self) {
+        std::hint::black_box(std::mem::discriminant(&self.trigger));
     }
 
     /// [`CompiledCampaign::prefetch`] for what the gates read after the audience: the
@@ -377,14 +389,5 @@ impl CompiledCampaign {
             .cmp(&self.campaign.priority)
             .then(self.create_ms().cmp(&other.create_ms()))
             .then_with(|| self.id().cmp(other.id()))
-    }
-
-    /// How many entry instants the ledger must keep for this campaign.
-    pub(crate) fn entries_to_keep(&self) -> usize {
-        self.compact
-            .facts
-            .frequency_cap
-            .map_or(1, |cap| cap.max as usize)
-            .max(1)
     }
 }

@@ -29,7 +29,7 @@ use crate::assign::{Assignment, assign};
 use crate::attention::{QuietBehavior, Rule, Workspace};
 use crate::compact::{self, AudienceSketch, Compact, TriggerKind};
 use crate::compiled::{CompiledTrigger, EntryRule, Facts};
-use crate::ledger::{CampaignEntries, CampaignKey, Ledger};
+use crate::ledger::{CampaignEntries, Ledger};
 use crate::membership::{SegmentNames, UserSegments};
 use crate::render::{self, Globals, RenderErrorKind};
 use crate::timer::{self, TimerKind, TimerPayload};
@@ -340,6 +340,8 @@ pub struct Candidate<'a> {
     /// What the gates read of it first: the index's copy when it has the campaign's next
     /// to the others of the cause, else the campaign's own.
     compact: &'a Compact,
+    /// Its audience's trait filters: the index's copy, or the campaign's own.
+    traits: &'a [Condition],
     /// How the trigger matched.
     pub matched: Why,
     /// For a quiet-hours release: what was held back.
@@ -349,16 +351,30 @@ pub struct Candidate<'a> {
 impl<'a> Candidate<'a> {
     /// `campaign`, whose trigger fired as its compiled words say.
     fn fired(campaign: &'a CompiledCampaign) -> Candidate<'a> {
-        Candidate::fired_packed(campaign, &campaign.compact)
+        Candidate::fired_packed(campaign, &campaign.compact, campaign.trait_conditions())
     }
 
-    /// [`Candidate::fired`], with the index's copy of its [`Compact`].
-    fn fired_packed(campaign: &'a CompiledCampaign, compact: &'a Compact) -> Candidate<'a> {
+    /// [`Candidate::fired`], with the index's copies of its [`Compact`] and trait filters.
+    fn fired_packed(
+        campaign: &'a CompiledCampaign,
+        compact: &'a Compact,
+        traits: &'a [Condition],
+    ) -> Candidate<'a> {
         Candidate {
             campaign,
             compact,
+            traits,
             matched: Why::Campaign(Words::Matched),
             release: None,
+        }
+    }
+
+    /// `campaign`, matched as `matched` says, its quiet-hours `release` if any.
+    fn of(campaign: &'a CompiledCampaign, matched: Why, release: Option<Release>) -> Candidate<'a> {
+        Candidate {
+            matched,
+            release,
+            ..Candidate::fired(campaign)
         }
     }
 }
@@ -382,7 +398,7 @@ fn filters_match(conditions: &[Condition], event: &EventView) -> bool {
 fn payload(
     kind: TimerKind,
     workspace: &Workspace,
-    campaign: &CompiledCampaign,
+    campaign_id: &str,
     cause: &Cause,
     subject: &Subject,
     now_ms: i64,
@@ -390,7 +406,7 @@ fn payload(
     TimerPayload {
         kind: kind as i32,
         workspace_id: workspace.id.clone(),
-        campaign_id: campaign.id().to_owned(),
+        campaign_id: campaign_id.to_owned(),
         user_id: subject.user_id.to_owned(),
         cause_id: cause.id.to_owned(),
         // Attached as the timer's `event` instead.
@@ -470,7 +486,7 @@ fn next_occurrence(
         payload: Box::new(payload(
             TimerKind::Schedule,
             workspace,
-            campaign,
+            campaign.id(),
             cause,
             subject,
             now_ms,
@@ -497,11 +513,19 @@ pub fn on_event<'c>(
         id: event.message_id,
     };
     let ids = CauseIds::from(&cause);
-    let (fired, compacts) = index.concerned(event.name);
-    for (campaign, compact) in fired.iter().zip(compacts) {
-        // An unfiltered event trigger is decided from its compact, at first.
-        if compact.trigger != TriggerKind::Event || compact.filtered || compact.trait_filters {
+    let concern = index.concerned(event.name);
+    let (fired, compacts) = (concern.campaigns, concern.compact);
+    compacts.iter().for_each(Compact::read_ahead);
+    for (i, (campaign, compact)) in fired.iter().zip(compacts).enumerate() {
+        // An event trigger is decided from its compact and filters, at first.
+        if compact.trigger != TriggerKind::Event {
             campaign.prefetch();
+        }
+        if compact.filtered || compact.trait_filters {
+            let (conditions, traits) = concern.filters(i);
+            for condition in conditions.iter().chain(traits) {
+                std::hint::black_box(condition.path.as_str().as_bytes().first());
+            }
         }
     }
     let mut decisions = Vec::with_capacity(fired.len());
@@ -549,39 +573,28 @@ pub fn on_event<'c>(
         decisions.push(d);
     }
     let mut candidates = Vec::with_capacity(fired.len());
-    for (campaign, compact) in fired.iter().zip(compacts) {
-        if compact.trigger == TriggerKind::Event && !compact.filtered {
-            candidates.push(Candidate::fired_packed(campaign, compact));
+    for (i, (campaign, compact)) in fired.iter().zip(compacts).enumerate() {
+        let (conditions, traits) = concern.filters(i);
+        if compact.trigger == TriggerKind::Event {
+            if !compact.filtered || filters_match(conditions, &event) {
+                candidates.push(Candidate::fired_packed(campaign, compact, traits));
+            }
             continue;
         }
+        // Its id and ledger key as the index keeps them, next to the others'.
+        let (id, ledger_key) = (&*compact.id, compact.key());
         match &campaign.trigger {
-            CompiledTrigger::Event { conditions, .. } if filters_match(conditions, &event) => {
-                candidates.push(Candidate::fired_packed(campaign, compact));
-            }
-            CompiledTrigger::Goal {
-                conditions,
-                occurrence,
-                ..
-            } if filters_match(conditions, &event) => {
-                let state = ledger.campaign_mut(campaign.key());
+            CompiledTrigger::Goal { occurrence, .. } if filters_match(conditions, &event) => {
+                let state = ledger.campaign_mut(ledger_key);
                 state.goal_count = state.goal_count.saturating_add(1);
                 if state.goal_count == *occurrence {
-                    candidates.push(Candidate::fired_packed(campaign, compact));
+                    candidates.push(Candidate::fired_packed(campaign, compact, traits));
                 }
             }
-            CompiledTrigger::Delay {
-                conditions,
-                delay_ms,
-                ..
-            } if filters_match(conditions, &event) => {
-                let key = timer::delay_key(
-                    &workspace.id,
-                    subject.user_id,
-                    campaign.id(),
-                    event.message_id,
-                );
+            CompiledTrigger::Delay { delay_ms, .. } if filters_match(conditions, &event) => {
+                let key = timer::delay_key(&workspace.id, subject.user_id, id, event.message_id);
                 let due_ms = now_ms.saturating_add(*delay_ms);
-                let state = ledger.campaign_mut(campaign.key());
+                let state = ledger.campaign_mut(ledger_key);
                 if !state.pending_delays.contains(&key) {
                     state.pending_delays.push(key.clone());
                 }
@@ -594,16 +607,16 @@ pub fn on_event<'c>(
                     due_ms,
                     started,
                     workspace,
-                    campaign,
+                    (campaign, id),
                     (&cause, &ids),
                     subject,
                     now_ms,
                 ));
             }
             CompiledTrigger::Inactivity { within_ms, .. } => {
-                let key = timer::inactivity_key(&workspace.id, subject.user_id, campaign.id());
+                let key = timer::inactivity_key(&workspace.id, subject.user_id, id);
                 let due_ms = now_ms.saturating_add(*within_ms);
-                let state = ledger.campaign_mut(campaign.key());
+                let state = ledger.campaign_mut(ledger_key);
                 let restarted = std::mem::replace(&mut state.inactivity_pending, true);
                 let started = Why::InactivityStarted {
                     within_ms: *within_ms,
@@ -615,7 +628,7 @@ pub fn on_event<'c>(
                     due_ms,
                     started,
                     workspace,
-                    campaign,
+                    (campaign, id),
                     (&cause, &ids),
                     subject,
                     now_ms,
@@ -645,7 +658,7 @@ fn timer_started<'c>(
     due_ms: i64,
     started: Why,
     workspace: &Workspace,
-    campaign: &'c CompiledCampaign,
+    (campaign, id): (&'c CompiledCampaign, &str),
     (cause, ids): (&Cause, &CauseIds),
     subject: &Subject,
     now_ms: i64,
@@ -658,7 +671,7 @@ fn timer_started<'c>(
     d.timers.push(TimerOp::Schedule {
         key,
         due_ms,
-        payload: Box::new(payload(kind, workspace, campaign, cause, subject, now_ms)),
+        payload: Box::new(payload(kind, workspace, id, cause, subject, now_ms)),
         with_event: subject.event.is_some(),
     });
     d
@@ -783,12 +796,7 @@ pub fn on_timer<'c>(
         channels: payload.release_channels(),
         entered: payload.entered,
     });
-    let candidate = Candidate {
-        campaign,
-        compact: &campaign.compact,
-        matched: Why::Fixed(matched),
-        release,
-    };
+    let candidate = Candidate::of(campaign, Why::Fixed(matched), release);
     let mut d = decide(workspace, cause, subject, vec![candidate], ledger, now_ms)
         .into_iter()
         .next()?;
@@ -831,14 +839,8 @@ pub fn on_enrollment<'c>(
         CompiledTrigger::SegmentEntry { segment_id, .. } => segment_id.as_str(),
         _ => "",
     };
-    let candidate = Candidate {
-        campaign,
-        compact: &campaign.compact,
-        matched: Why::Text(format!(
-            "a member of segment {segment:?} when the campaign became active"
-        )),
-        release: None,
-    };
+    let matched = format!("a member of segment {segment:?} when the campaign became active");
+    let candidate = Candidate::of(campaign, Why::Text(matched), None);
     decide(workspace, cause, subject, vec![candidate], ledger, now_ms)
         .into_iter()
         .next()
@@ -959,7 +961,7 @@ fn gates<'s>(
     let facts = &compact.facts;
     // The stored campaign: read only where a gate needs more than the compact.
     let c = || campaign.campaign();
-    let key = CampaignKey::hashed(facts.ledger_hash, &compact.id);
+    let key = compact.key();
     d.verdict(Code::TriggerMatched, true, candidate.matched.clone());
     if !facts.active {
         d.verdict(Code::CampaignNotActive, false, "the campaign is not active");
@@ -1012,7 +1014,7 @@ fn gates<'s>(
             state.variant_id = variant.unwrap_or_default().to_owned();
         }
         if entry {
-            ledger.enter(key, now_ms, campaign.entries_to_keep());
+            ledger.enter(key, now_ms, facts.entries_to_keep());
         }
     };
     // Control passes the gates a send passes, on the first variant's channels, and is held
@@ -1260,7 +1262,7 @@ fn gates<'s>(
         ledger.sent(&c.id, channel, format, now_ms);
         attention.reserved(workspace, channel, format);
         if channel == Channel::InApp {
-            attention.taken.push((format, campaign.words.id.clone()));
+            attention.taken.push((format, compact.id.clone()));
         }
         sent_any = true;
         d.sends.push(Send {
@@ -1280,7 +1282,7 @@ fn gates<'s>(
         let mut release = payload(
             TimerKind::Release,
             workspace,
-            campaign,
+            &compact.id,
             cause,
             subject,
             now_ms,
@@ -1447,7 +1449,7 @@ fn audience(
     if !compact.trait_filters {
         return true;
     }
-    if let Some(i) = failing(&campaign.trait_conditions, subject.traits) {
+    if let Some(i) = failing(candidate.traits, subject.traits) {
         return d.verdict(Code::AudienceTraitMismatch, false, Words::TraitFailed(i));
     }
     d.verdict(
@@ -1924,6 +1926,84 @@ mod tests {
             30_000,
         );
         assert_eq!(later[0].outcome, Outcome::Sent);
+    }
+
+    #[test]
+    fn each_campaign_of_an_event_is_filtered_by_its_own_property_and_trait_filters() {
+        use herald_proto::common::v1::ComparisonOperator as Op;
+        use herald_proto::trigger::v1::{Audience, GoalTrigger, PropertyFilter};
+        use prost_types::Value;
+        let text = |s: &str| Value {
+            kind: Some(Kind::StringValue(s.into())),
+        };
+        let filter = |property: &str, value: &str| PropertyFilter {
+            property: property.into(),
+            operator: Op::Eq as i32,
+            value: Some(text(value)),
+        };
+        let on_filtered = |filters: Vec<PropertyFilter>| {
+            TriggerKind::Event(EventTrigger {
+                event_name: "checkout".into(),
+                property_filters: filters,
+            })
+        };
+        let mut by_trait = campaign("cmp_b", on("checkout"));
+        by_trait.audience = Some(Audience {
+            trait_filters: vec![filter("country", "FR")],
+            ..Default::default()
+        });
+        let goal = TriggerKind::Goal(GoalTrigger {
+            event_name: "checkout".into(),
+            property_filters: vec![filter("plan", "team")],
+            occurrence: 1,
+        });
+        // Created in this order, so the index keeps them in it: a campaign's filters are
+        // next to those of the campaigns before it, which have more or fewer.
+        let mut campaigns = vec![
+            campaign("cmp_a", on_filtered(vec![filter("plan", "pro")])),
+            by_trait,
+            campaign(
+                "cmp_c",
+                on_filtered(vec![filter("plan", "pro"), filter("source", "ios")]),
+            ),
+            campaign("cmp_d", goal),
+            campaign("cmp_e", on_filtered(vec![filter("source", "web")])),
+        ];
+        for (n, c) in campaigns.iter_mut().enumerate() {
+            c.create_time = Some(proto_from_ms(n as i64));
+        }
+        let index = index(campaigns);
+        let properties = Struct {
+            fields: [("plan", text("pro")), ("source", text("web"))]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        };
+        let traits = Struct {
+            fields: [("country".to_owned(), text("DE"))].into(),
+        };
+        let base = subject("u", "m1", "checkout");
+        let s = Subject {
+            traits: Some(&traits),
+            event: base.event.map(|e| EventView {
+                properties: Some(&properties),
+                ..e
+            }),
+            ..base
+        };
+        let decisions = on_event(&index, &workspace(), &s, &mut Ledger::default(), HOUR);
+        let ends: Vec<(&str, Option<Code>)> = decisions
+            .iter()
+            .map(|d| (d.campaign_id(), d.failed().map(|v| v.code)))
+            .collect();
+        assert_eq!(
+            ends,
+            [
+                ("cmp_a", None),
+                ("cmp_b", Some(Code::AudienceTraitMismatch)),
+                ("cmp_e", Some(Code::Priority)),
+            ]
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
+use herald_conditions::Condition;
+
 use crate::CompiledCampaign;
 use crate::compact::Compact;
 use crate::compiled::CompiledTrigger;
@@ -41,11 +43,53 @@ pub struct MatchIndex {
 }
 
 /// The campaigns one event concerns, in precedence order, and side by side what the
-/// gates read of them first ([`Compact`]).
+/// gates read of them first ([`Compact`]) and their filters.
 #[derive(Debug, Default)]
 struct Concerned {
     campaigns: List,
     compact: Vec<Compact>,
+    /// Copies of every campaign's property filters then trait filters, one campaign after
+    /// the other: copied together, their paths and values are allocated together too, so
+    /// the filters of one event's campaigns share a few cache lines instead of each
+    /// campaign's being a few misses of its own.
+    conditions: Vec<Condition>,
+    /// Per campaign, where its filters are in `conditions`.
+    filters: Vec<FilterRange>,
+}
+
+/// A campaign's filters in [`Concerned::conditions`]: `start..traits` its trigger's
+/// property filters, `traits..end` its audience's trait filters.
+#[derive(Debug, Clone, Copy)]
+struct FilterRange {
+    start: u32,
+    traits: u32,
+    end: u32,
+}
+
+/// What [`MatchIndex::concerned`] finds for an event name: the campaigns, their compacts
+/// and their filters, at the same index.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Concern<'i> {
+    pub campaigns: &'i [Arc<CompiledCampaign>],
+    pub compact: &'i [Compact],
+    conditions: &'i [Condition],
+    filters: &'i [FilterRange],
+}
+
+impl<'i> Concern<'i> {
+    /// The property filters of the `i`-th campaign's trigger and its trait filters.
+    pub fn filters(&self, i: usize) -> (&'i [Condition], &'i [Condition]) {
+        let range = self.filters[i];
+        let (start, traits, end) = (
+            range.start as usize,
+            range.traits as usize,
+            range.end as usize,
+        );
+        (
+            &self.conditions[start..traits],
+            &self.conditions[traits..end],
+        )
+    }
 }
 
 /// A campaign by its ledger key, with what cancels its pending timers, so an event is
@@ -142,8 +186,36 @@ impl MatchIndex {
             .into_iter()
             .map(|(name, mut campaigns)| {
                 order(&mut campaigns);
-                let compact = campaigns.iter().map(|c| c.compact.clone()).collect();
-                (name, Concerned { campaigns, compact })
+                // Each id copied too, so the ids of one event's campaigns are allocated
+                // together: deciding reads them (assignment, ledger keys, timers).
+                let compact = campaigns
+                    .iter()
+                    .map(|c| Compact {
+                        id: Arc::from(&*c.compact.id),
+                        ..c.compact.clone()
+                    })
+                    .collect();
+                let mut conditions = Vec::new();
+                let mut filters = Vec::with_capacity(campaigns.len());
+                for campaign in &campaigns {
+                    let start = conditions.len();
+                    conditions.extend_from_slice(campaign.trigger_conditions());
+                    let traits = conditions.len();
+                    conditions.extend_from_slice(&campaign.trait_conditions);
+                    let at = |n: usize| u32::try_from(n).expect("fewer than 4 billion filters");
+                    filters.push(FilterRange {
+                        start: at(start),
+                        traits: at(traits),
+                        end: at(conditions.len()),
+                    });
+                }
+                let concerned = Concerned {
+                    campaigns,
+                    compact,
+                    conditions,
+                    filters,
+                };
+                (name, concerned)
             })
             .collect();
         index.cancelled_by.values_mut().for_each(order);
@@ -160,11 +232,23 @@ impl MatchIndex {
             .map_or(&[], |c| c.campaigns.as_slice())
     }
 
-    /// [`MatchIndex::for_event`], with each campaign's [`Compact`] at the same place.
-    pub(crate) fn concerned(&self, event_name: &str) -> (&[Arc<CompiledCampaign>], &[Compact]) {
-        self.by_event.get(event_name).map_or((&[], &[]), |c| {
-            (c.campaigns.as_slice(), c.compact.as_slice())
-        })
+    /// [`MatchIndex::for_event`], with each campaign's [`Compact`] and filters at the
+    /// same place.
+    pub(crate) fn concerned(&self, event_name: &str) -> Concern<'_> {
+        match self.by_event.get(event_name) {
+            Some(c) => Concern {
+                campaigns: &c.campaigns,
+                compact: &c.compact,
+                conditions: &c.conditions,
+                filters: &c.filters,
+            },
+            None => Concern {
+                campaigns: &[],
+                compact: &[],
+                conditions: &[],
+                filters: &[],
+            },
+        }
     }
 
     /// The segments the audiences of the indexed campaigns name.

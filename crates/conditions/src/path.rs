@@ -25,6 +25,11 @@ impl Path {
         })
     }
 
+    /// The path as written, borrowed.
+    pub fn as_str(&self) -> &str {
+        &self.dotted
+    }
+
     /// The path as written.
     pub fn as_dotted(&self) -> String {
         self.dotted.to_string()
