@@ -7,12 +7,12 @@
 //! gates need when nothing is rendered (the usual end: an audience, a cap or another
 //! campaign stops the message): the facts, the trigger's kind, the audience's segment
 //! hashes, the weights, and each variant's channels, in-app formats and localization
-//! tags. The index keeps
-//! the compacts of the campaigns one event concerns next to each other
-//! ([`crate::MatchIndex`]), so deciding them reads one stretch of memory; the rest of the
-//! campaign is read only when a gate needs it (a property or trait filter, a localized
-//! variant, a timer, a render). What does not fit is marked so, and read from the
-//! campaign as before.
+//! tags. The index keeps the compacts of the campaigns one event concerns next to each
+//! other ([`crate::MatchIndex`]), with copies of their property and trait filters and of
+//! their ids made in the same order, so deciding them reads a few stretches of memory;
+//! the rest of the campaign is read only when a gate needs it (a localized variant, a
+//! timer trigger's settings, a render). What does not fit is marked so, and read from
+//! the campaign as before.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -185,10 +185,10 @@ pub(crate) struct Compact {
     /// The campaign's id (its words' copy): what assignment hashes and the ledger finds.
     pub id: Arc<str>,
     pub trigger: TriggerKind,
-    /// Whether the trigger has property filters (read from the campaign).
+    /// Whether the trigger has property filters (the index keeps a copy of them).
     pub filtered: bool,
     pub audience: AudienceSketch,
-    /// Whether the audience has trait filters (read from the campaign).
+    /// Whether the audience has trait filters (the index keeps a copy of them).
     pub trait_filters: bool,
     /// Whether the campaign has quiet hours of its own.
     pub quiet: bool,
