@@ -182,7 +182,8 @@ impl Arms {
 #[derive(Debug, Clone)]
 pub(crate) struct Compact {
     pub facts: Facts,
-    /// The campaign's id (its words' copy): what assignment hashes and the ledger finds.
+    /// The campaign's id (a copy of its words'; the index's compacts have their own):
+    /// what assignment hashes and the ledger finds.
     pub id: Arc<str>,
     pub trigger: TriggerKind,
     /// Whether the trigger has property filters (the index keeps a copy of them).
