@@ -313,11 +313,6 @@ impl CompiledCampaign {
         }
     }
 
-    /// Its audience's trait filters.
-    pub(crate) fn trait_conditions(&self) -> &[Condition] {
-        &self.trait_conditions
-    }
-
     /// Reads a word of what deciding reads of the campaign beyond its compact and its
     /// filters (its compiled trigger) and nothing else. The caller does this for every
     /// campaign a cause concerns that needs it before deciding the first: the reads are

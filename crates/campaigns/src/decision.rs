@@ -351,7 +351,7 @@ pub struct Candidate<'a> {
 impl<'a> Candidate<'a> {
     /// `campaign`, whose trigger fired as its compiled words say.
     fn fired(campaign: &'a CompiledCampaign) -> Candidate<'a> {
-        Candidate::fired_packed(campaign, &campaign.compact, campaign.trait_conditions())
+        Candidate::fired_packed(campaign, &campaign.compact, &campaign.trait_conditions)
     }
 
     /// [`Candidate::fired`], with the index's copies of its [`Compact`] and trait filters.

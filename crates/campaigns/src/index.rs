@@ -197,12 +197,12 @@ impl MatchIndex {
                     .collect();
                 let mut conditions = Vec::new();
                 let mut filters = Vec::with_capacity(campaigns.len());
+                let at = |n: usize| u32::try_from(n).expect("fewer than 4 billion filters");
                 for campaign in &campaigns {
                     let start = conditions.len();
                     conditions.extend_from_slice(campaign.trigger_conditions());
                     let traits = conditions.len();
                     conditions.extend_from_slice(&campaign.trait_conditions);
-                    let at = |n: usize| u32::try_from(n).expect("fewer than 4 billion filters");
                     filters.push(FilterRange {
                         start: at(start),
                         traits: at(traits),
