@@ -335,7 +335,7 @@ impl CompiledCampaign {
 
     /// Its id as the user's ledger looks it up.
     pub fn key(&self) -> CampaignKey<'_> {
-        CampaignKey::hashed(self.compact.facts.ledger_hash, &self.campaign.id)
+        self.compact.key()
     }
 
     /// The version compiled: the campaign's update time in milliseconds.
