@@ -169,8 +169,9 @@ pub struct Decision<'c> {
     pub outcome: Outcome,
     /// The index of the variant assigned; `None` when none or control.
     variant: Option<usize>,
-    /// The localization rendered (its tag as written); `None` for the default contents.
-    locale: Option<Arc<str>>,
+    /// The localization rendered: its index in the assigned variant's (its tag is in the
+    /// campaign's words, read when asked for); `None` for the default contents.
+    locale: Option<u32>,
     /// The cap rule that stopped a message, if one did.
     pub cap_rule_id: Option<Arc<str>>,
     /// The campaign that took the in-app format, if another did.
@@ -225,11 +226,14 @@ impl<'c> Decision<'c> {
 
     /// Records a verdict; returns whether it passed.
     fn verdict(&mut self, code: Code, passed: bool, why: impl Into<Why>) -> bool {
-        self.verdicts.push(Verdict {
+        // Built where it is stored: the closure runs once room is made, so the verdict is
+        // written in place, not assembled on the stack and copied (a stalled copy: the
+        // copy's wide reads cannot be served from the narrow writes just made).
+        self.verdicts.extend(std::iter::once_with(|| Verdict {
             code,
             passed,
             why: why.into(),
-        });
+        }));
         passed
     }
 
@@ -252,7 +256,15 @@ impl<'c> Decision<'c> {
 
     /// The localization rendered (its tag as written); empty for the default contents.
     pub fn locale(&self) -> &str {
-        self.locale.as_deref().unwrap_or_default()
+        self.localization()
+            .and_then(|(variant, at)| self.words.localization(variant, at))
+            .unwrap_or_default()
+    }
+
+    /// The localization rendered, as [`Why::Locale`] names it.
+    fn localization(&self) -> Option<(u32, u32)> {
+        let variant = u32::try_from(self.variant?).ok()?;
+        Some((variant, self.locale?))
     }
 
     /// The messages to send; empty unless the outcome is SENT.
@@ -908,8 +920,11 @@ fn decide_all<'s, 'c>(
         }
     }
     for candidate in candidates {
-        // Decided in place: a decision is a couple of hundred bytes to move.
-        decisions.push(Decision::new(&candidate.campaign.words, ids));
+        // Decided in place: a decision is a couple of hundred bytes to move. Built where it
+        // is stored, as a verdict is (see `Decision::verdict`).
+        decisions.extend(std::iter::once_with(|| {
+            Decision::new(&candidate.campaign.words, ids)
+        }));
         let d = decisions.last_mut().expect("just pushed");
         gates(
             d,
@@ -1059,10 +1074,7 @@ fn gates<'s>(
         };
         let (matched, from_default) = match &picked {
             Some(picked) => {
-                d.locale = picked.localization.and_then(|l| {
-                    let tags = campaign.words.localizations.get(variant_index)?;
-                    tags.get(l).cloned()
-                });
+                d.locale = picked.localization.and_then(|l| u32::try_from(l).ok());
                 (picked.reason, picked.from_default.as_slice().into())
             }
             None => (locale::Match::Default, Box::default()),
@@ -1072,7 +1084,7 @@ fn gates<'s>(
             true,
             Why::Locale {
                 matched,
-                locale: d.locale.clone(),
+                locale: d.localization(),
                 user: user_locale.map(|u| u.tag().clone()),
                 from_default,
             },

@@ -44,7 +44,9 @@ pub enum Why {
     /// The locale's contents chosen for the user.
     Locale {
         matched: Match,
-        locale: Option<Arc<str>>,
+        /// The localization chosen: its variant's index and its own in the variant's
+        /// ([`CampaignWords::localization`]); `None` for the default contents.
+        locale: Option<(u32, u32)>,
         user: Option<Arc<str>>,
         from_default: Box<[Channel]>,
     },
@@ -189,7 +191,7 @@ impl fmt::Display for Described<'_> {
                 from_default,
             } => f.write_str(&locale::describe(
                 *matched,
-                locale.as_deref(),
+                locale.and_then(|(variant, at)| w.localization(variant, at)),
                 user.as_deref(),
                 from_default,
             )),
@@ -297,6 +299,12 @@ pub(crate) struct CampaignWords {
 }
 
 impl CampaignWords {
+    /// The tag, as written, of the localization at `at` of the variant at `variant`.
+    pub fn localization(&self, variant: u32, at: u32) -> Option<&str> {
+        let tags = self.localizations.get(usize::try_from(variant).ok()?)?;
+        tags.get(usize::try_from(at).ok()?).map(|tag| &**tag)
+    }
+
     /// The words of a campaign known by its id alone (one no longer compiled).
     pub fn bare(id: &str) -> Self {
         let none: Arc<str> = Arc::from("");
@@ -412,6 +420,7 @@ mod tests {
     fn verdicts_read_as_sentences() {
         let mut campaign = CampaignWords::bare("cmp_a");
         campaign.variant_ids = vec!["v1".into()];
+        campaign.localizations = vec![Box::new(["de".into(), "fr".into()])];
         campaign.awaited = "\"integration_connected\"".into();
         let words = |why: Why| why.describe(&campaign).to_string();
         assert_eq!(
@@ -472,7 +481,7 @@ mod tests {
         assert_eq!(
             words(Why::Locale {
                 matched: Match::Language,
-                locale: Some("fr".into()),
+                locale: Some((0, 1)),
                 user: Some("fr-CA".into()),
                 from_default: Box::new([Channel::Sms]),
             }),
