@@ -105,6 +105,11 @@ struct StoredLedger {
 /// Entries kept per campaign: enough for any frequency cap and the cooldown.
 const MAX_RECENT: usize = 1_000;
 
+/// Room left when decoding a ledger for the campaigns and messages deciding adds (a
+/// cause starts a timer or two, counts a goal, sends a message), so that adding them
+/// grows nothing.
+const ROOM: usize = 4;
+
 /// The lookup hash of a campaign id (in memory only: never stored).
 fn key(campaign_id: &str) -> u64 {
     use std::hash::BuildHasher;
@@ -170,9 +175,18 @@ impl Ledger {
         keyed.sort_by(|a, b| (a.0, &a.1.campaign_id).cmp(&(b.0, &b.1.campaign_id)));
         // A campaign stored twice (never written so) keeps its first state.
         keyed.dedup_by(|b, a| a.0 == b.0 && a.1.campaign_id == b.1.campaign_id);
-        let (keys, campaigns) = keyed.into_iter().unzip();
+        // With room for the campaigns a cause adds, so adding them does not move the
+        // vectors.
+        let mut keys = Vec::with_capacity(keyed.len() + ROOM);
+        let mut campaigns = Vec::with_capacity(keyed.len() + ROOM);
+        for (key, campaign) in keyed {
+            keys.push(key);
+            campaigns.push(campaign);
+        }
+        let mut sent = stored.sent;
+        sent.reserve(ROOM);
         Ok(Ledger {
-            sent: stored.sent,
+            sent,
             campaigns,
             keys,
         })

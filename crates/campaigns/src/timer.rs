@@ -147,10 +147,15 @@ fn bounded(key: String, prefix_len: usize) -> String {
 /// `workspace/campaign/user/` followed by `rest`, bounded: one allocation of the exact
 /// length (keys are built per timer a decision starts, so no formatting machinery).
 fn user_key(workspace: &str, user: &str, campaign: &str, rest: &[&str]) -> String {
-    let base = [workspace, "/", campaign, "/", user];
-    let base_len: usize = base.iter().map(|part| part.len()).sum();
+    let base_len = workspace.len() + campaign.len() + user.len() + 2;
     let mut key = String::with_capacity(base_len + rest.iter().map(|p| p.len()).sum::<usize>());
-    base.iter().chain(rest).for_each(|part| key.push_str(part));
+    // The separators written as characters: copying them is a store, not a call.
+    key.push_str(workspace);
+    key.push('/');
+    key.push_str(campaign);
+    key.push('/');
+    key.push_str(user);
+    rest.iter().for_each(|part| key.push_str(part));
     bounded(key, base_len)
 }
 
