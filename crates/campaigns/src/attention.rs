@@ -11,6 +11,7 @@ use herald_proto::trigger::v1::{
     CapRule, QuietHours, QuietHoursBehavior, TriggerSettings, cap_rule,
 };
 
+use crate::day_starts;
 use crate::ledger::Ledger;
 use crate::zone::{self, LocalWindow};
 
@@ -90,8 +91,7 @@ impl Rule {
         match self.window {
             Window::Rolling { ms } => now_ms.saturating_sub(ms),
             Window::CalendarDays { days } => {
-                let tz = zone::resolve(&[user_zone, &self.default_time_zone]);
-                zone::calendar_days_start_ms(now_ms, &tz, days)
+                day_starts::calendar_days_start_ms(now_ms, user_zone, &self.default_time_zone, days)
             }
         }
     }

@@ -7,6 +7,7 @@
 //! - [`assign`]: the deterministic variant or control assignment;
 //! - [`render`] and [`locale`]: Liquid templates, and which locale's content a user gets;
 //! - [`zone`]: local times, quiet-hour windows and calendar days in a user's time zone;
+//!   [`day_starts`]: the start of a calendar-day window, remembered while it holds;
 //! - [`attention`]: the workspace's cap rules, minimum interval and quiet hours;
 //! - [`ledger`]: what is remembered per user (messages sent, entries, assignments);
 //! - [`timer`]: the durable timers of delays, inactivity and quiet-hour releases;
@@ -22,6 +23,7 @@ pub mod attention;
 pub mod budget_rules;
 mod compact;
 mod compiled;
+pub mod day_starts;
 pub mod decision;
 mod index;
 pub mod ledger;

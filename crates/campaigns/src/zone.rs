@@ -144,6 +144,26 @@ pub fn calendar_days_start_ms(now_ms: i64, tz: &TimeZone, days: u32) -> i64 {
         .as_millisecond()
 }
 
+/// The instant until which the local date and the offset of `now_ms` in `tz` stay what
+/// they are: the next local midnight or the next transition, whichever comes first
+/// (`now_ms` itself when neither is in jiff's range). Before it, anything computed from
+/// the local date of `now_ms` holds.
+pub fn same_day_until_ms(now_ms: i64, tz: &TimeZone) -> i64 {
+    let now = timestamp(now_ms);
+    let midnight = tz
+        .to_datetime(now)
+        .date()
+        .tomorrow()
+        .ok()
+        .and_then(|tomorrow| first_instant(tomorrow.to_datetime(Time::midnight()), tz));
+    let transition = tz.following(now).next().map(|t| t.timestamp());
+    [midnight, transition]
+        .into_iter()
+        .flatten()
+        .min()
+        .map_or(now_ms, |until| until.as_millisecond().max(now_ms))
+}
+
 /// A local schedule: when a campaign fires, in the user's zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LocalSchedule {
@@ -795,6 +815,26 @@ mod tests {
             calendar_days_start_ms(ms("2026-09-06T12:00:00-03:00"), &santiago, 2),
             ms("2026-09-05T00:00:00-04:00")
         );
+    }
+
+    #[test]
+    fn the_same_day_lasts_until_midnight_or_a_transition() {
+        let paris = tz("Europe/Paris");
+        // Spring forward at 02:00 local (01:00 UTC) on 2026-03-29.
+        assert_eq!(
+            same_day_until_ms(ms("2026-03-29T00:30:00+01:00"), &paris),
+            ms("2026-03-29T03:00:00+02:00")
+        );
+        assert_eq!(
+            same_day_until_ms(ms("2026-03-29T12:00:00+02:00"), &paris),
+            ms("2026-03-30T00:00:00+02:00")
+        );
+        assert_eq!(
+            same_day_until_ms(ms("2026-03-29T23:59:00Z"), &TimeZone::UTC),
+            ms("2026-03-30T00:00:00Z")
+        );
+        same_day_until_ms(i64::MAX, &paris);
+        same_day_until_ms(i64::MIN, &paris);
     }
 
     #[test]
