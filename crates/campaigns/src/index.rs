@@ -38,6 +38,11 @@ pub struct MatchIndex {
     /// no id is hashed again. Two ids with one hash (never seen with 64 bits) leave one
     /// of them to `by_id`.
     by_key: HashMap<u64, Keyed, foldhash::fast::RandomState>,
+    /// What cancels the pending timers of the campaigns that can have any (delay and
+    /// inactivity triggers), by ledger key hash: a small table that every event probes
+    /// for each of the user's pending campaigns, so it stays in the caches, where
+    /// `by_key` spans every campaign and each probe would be a miss.
+    cancels: HashMap<u64, Cancels, foldhash::fast::RandomState>,
     /// The segments the audiences name, by hash.
     segments: SegmentNames,
 }
@@ -92,11 +97,18 @@ impl<'i> Concern<'i> {
     }
 }
 
-/// A campaign by its ledger key, with what cancels its pending timers, so an event is
-/// compared with each of a user's pending campaigns without reading the campaign.
+/// A campaign by its ledger key.
 #[derive(Debug)]
 struct Keyed {
     campaign: Arc<CompiledCampaign>,
+    /// Another id has the same key hash.
+    shared: bool,
+}
+
+/// What cancels a campaign's pending timers, so an event is compared with each of a
+/// user's pending campaigns without reading the campaign.
+#[derive(Debug, Clone, Copy)]
+struct Cancels {
     cancelled: Cancelled,
     /// Another id has the same key hash: `cancelled` may be the other's.
     shared: bool,
@@ -170,16 +182,30 @@ impl MatchIndex {
                 }
                 _ => Cancelled::Never,
             };
+            let hash = campaign.compact.facts.ledger_hash;
+            if !matches!(cancelled, Cancelled::Never) {
+                index
+                    .cancels
+                    .entry(hash)
+                    .and_modify(|cancels| cancels.shared = true)
+                    .or_insert(Cancels {
+                        cancelled,
+                        shared: false,
+                    });
+            }
             index
                 .by_key
-                .entry(campaign.compact.facts.ledger_hash)
+                .entry(hash)
                 .and_modify(|keyed| keyed.shared = true)
                 .or_insert_with(|| Keyed {
                     campaign: campaign.clone(),
-                    cancelled,
                     shared: false,
                 });
             index.by_id.insert(campaign.id().to_owned(), campaign);
+        }
+        // A hash shared with any other campaign, timed or not, is confirmed on the id.
+        for (hash, cancels) in &mut index.cancels {
+            cancels.shared |= index.by_key.get(hash).is_some_and(|keyed| keyed.shared);
         }
         let order = |list: &mut List| list.sort_by(|a, b| a.precedence(b));
         index.by_event = by_event
@@ -330,9 +356,9 @@ impl MatchIndex {
         key: CampaignKey,
         event: &EventKey,
     ) -> Option<&Arc<CompiledCampaign>> {
-        let keyed = self.by_key.get(&key.hash)?;
-        let maybe = keyed.shared
-            || match keyed.cancelled {
+        let entry = self.cancels.get(&key.hash)?;
+        let maybe = entry.shared
+            || match entry.cancelled {
                 Cancelled::Never => false,
                 Cancelled::By(hash) => hash == event.hash,
                 // Equal hashes are confirmed below: the names may still differ.
@@ -342,8 +368,8 @@ impl MatchIndex {
             return None;
         }
         let campaign = self.campaign_keyed(key)?;
-        let cancels = match keyed.cancelled {
-            Cancelled::ByAnyBut(hash) if !keyed.shared && hash != event.hash => true,
+        let cancels = match entry.cancelled {
+            Cancelled::ByAnyBut(hash) if !entry.shared && hash != event.hash => true,
             _ => self.cancels(campaign, event.name),
         };
         cancels.then_some(campaign)
