@@ -79,23 +79,63 @@ pub(crate) enum AudienceSketch {
     /// No audience: every user.
     Everyone,
     /// The hashes of the included and excluded segments ([`crate::membership`]).
-    Segments {
-        include: Hashes<INCLUDED>,
-        exclude: Hashes<EXCLUDED>,
-    },
+    Segments(SegmentKeys),
     /// More segments than fit: read the campaign's [`AudienceKeys`].
     Spilled,
 }
 
+/// The hashes of an audience's included segments then its excluded ones, in one array
+/// (two arrays would each pad their length to a word).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SegmentKeys {
+    include: u8,
+    exclude: u8,
+    keys: [u64; INCLUDED + EXCLUDED],
+}
+
+impl SegmentKeys {
+    fn of(include: &[u64], exclude: &[u64]) -> Option<SegmentKeys> {
+        if include.len() > INCLUDED || exclude.len() > EXCLUDED {
+            return None;
+        }
+        let mut keys = [0; INCLUDED + EXCLUDED];
+        keys[..include.len()].copy_from_slice(include);
+        keys[include.len()..include.len() + exclude.len()].copy_from_slice(exclude);
+        Some(SegmentKeys {
+            include: u8::try_from(include.len()).ok()?,
+            exclude: u8::try_from(exclude.len()).ok()?,
+            keys,
+        })
+    }
+
+    pub fn include(&self) -> &[u64] {
+        &self.keys[..usize::from(self.include)]
+    }
+
+    pub fn exclude(&self) -> &[u64] {
+        let from = usize::from(self.include);
+        &self.keys[from..from + usize::from(self.exclude)]
+    }
+}
+
 /// One variant's default contents, as the channel gates read them: the channel and
-/// in-app format of each, in order.
+/// in-app format of each, in order, as one byte each (their numbers are small).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Arm {
-    /// The hashes of its localizations' normalized tags ([`tag_hash`]); `None` when more
-    /// than fit.
-    locales: Option<Hashes<LOCALIZATIONS>>,
+    /// The hashes of its localizations' normalized tags ([`tag_hash`]), unless `more`.
+    locales: Hashes<LOCALIZATIONS>,
+    /// It has more localizations than fit.
+    more: bool,
     len: u8,
-    channels: [(Channel, InAppFormat); CONTENTS],
+    channels: [(u8, u8); CONTENTS],
+}
+
+/// A channel and an in-app format as one byte each; `None` when a number does not fit.
+fn packed(channel: Channel, format: InAppFormat) -> Option<(u8, u8)> {
+    Some((
+        u8::try_from(channel as i32).ok()?,
+        u8::try_from(format as i32).ok()?,
+    ))
 }
 
 impl Arm {
@@ -104,10 +144,15 @@ impl Arm {
             .iter()
             .map(|l| tag_hash(&locale::normalize(&l.locale)))
             .collect();
+        let fitted = Hashes::of(&locales);
         let mut arm = Arm {
-            locales: Hashes::of(&locales),
+            locales: fitted.unwrap_or(Hashes {
+                len: 0,
+                keys: [0; LOCALIZATIONS],
+            }),
+            more: fitted.is_none(),
             len: u8::try_from(contents.len()).ok()?,
-            channels: [(Channel::Unspecified, InAppFormat::Unspecified); CONTENTS],
+            channels: [(0, 0); CONTENTS],
         };
         for (slot, content) in arm
             .channels
@@ -115,27 +160,37 @@ impl Arm {
             .iter_mut()
             .zip(contents)
         {
-            *slot = (render::channel(content), in_app_format(content));
+            *slot = packed(render::channel(content), in_app_format(content))?;
         }
         Some(arm)
     }
 
-    /// The channel and in-app format of each default content, in order.
-    pub fn channels(&self) -> &[(Channel, InAppFormat)] {
-        &self.channels[..usize::from(self.len)]
+    /// The channel and in-app format of each default content, in order, as many as
+    /// [`Arm::len`] says.
+    pub fn channels(&self) -> [(Channel, InAppFormat); CONTENTS] {
+        self.channels.map(|(channel, format)| {
+            (
+                Channel::try_from(i32::from(channel)).unwrap_or(Channel::Unspecified),
+                InAppFormat::try_from(i32::from(format)).unwrap_or(InAppFormat::Unspecified),
+            )
+        })
+    }
+
+    /// How many default contents it has.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
     }
 
     /// Whether the variant has localizations (or more than fit).
     pub fn localized(&self) -> bool {
-        self.locales.is_none_or(|l| !l.as_slice().is_empty())
+        self.more || !self.locales.as_slice().is_empty()
     }
 
     /// Whether a user whose locale is looked for under the tags hashed `user` (see
     /// [`locale::Lookup::tries`]) surely gets the default contents: no localization's tag
     /// has one of those hashes. `false` means the contents are picked from the campaign.
     pub fn surely_default(&self, user: &[u64]) -> bool {
-        self.locales
-            .is_some_and(|locales| !locales.as_slice().iter().any(|l| user.contains(l)))
+        !self.more && !self.locales.as_slice().iter().any(|l| user.contains(l))
     }
 }
 
@@ -151,9 +206,13 @@ impl Arms {
     fn of(campaign: &Campaign) -> Option<Arms> {
         let variants = &campaign.variants;
         let empty = Arm {
-            locales: None,
+            locales: Hashes {
+                len: 0,
+                keys: [0; LOCALIZATIONS],
+            },
+            more: false,
             len: 0,
-            channels: [(Channel::Unspecified, InAppFormat::Unspecified); CONTENTS],
+            channels: [(0, 0); CONTENTS],
         };
         let mut arms = Arms {
             len: u8::try_from(variants.len()).ok()?,
@@ -224,13 +283,8 @@ impl Compact {
         };
         let audience = match &campaign.audience {
             None => AudienceSketch::Everyone,
-            Some(_) => match (
-                Hashes::of(&audience_keys.include),
-                Hashes::of(&audience_keys.exclude),
-            ) {
-                (Some(include), Some(exclude)) => AudienceSketch::Segments { include, exclude },
-                _ => AudienceSketch::Spilled,
-            },
+            Some(_) => SegmentKeys::of(&audience_keys.include, &audience_keys.exclude)
+                .map_or(AudienceSketch::Spilled, AudienceSketch::Segments),
         };
         Compact {
             facts,
@@ -250,7 +304,7 @@ impl Compact {
         CampaignKey::hashed(self.facts.ledger_hash, &self.id)
     }
 
-    /// Reads a word of each of its cache lines (it spans about six) and nothing else,
+    /// Reads a word of each of its cache lines (it spans four or five) and nothing else,
     /// without branching on what it reads: done for every campaign an event concerns
     /// before deciding the first, the reads are in flight together instead of each line
     /// being a miss of its own when a gate first reads it. Changes no result.
@@ -328,7 +382,10 @@ mod tests {
         ] {
             let variant = localized(locales);
             let arm = Arm::of(&variant.contents, &variant.localizations).expect("fits");
-            assert_eq!(arm.channels(), [(Channel::InApp, InAppFormat::Modal)]);
+            assert_eq!(
+                arm.channels()[..arm.len()],
+                [(Channel::InApp, InAppFormat::Modal)]
+            );
             for user in [
                 None,
                 Some("en"),

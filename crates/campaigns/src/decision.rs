@@ -1103,8 +1103,12 @@ fn gates<'s>(
             .collect(),
         None => Vec::new(),
     };
+    let packed_channels;
     let channels = match packed {
-        Some(arm) if picked.is_none() => arm.channels(),
+        Some(arm) if picked.is_none() => {
+            packed_channels = arm.channels();
+            &packed_channels[..arm.len()]
+        }
         _ => unpacked.as_slice(),
     };
     let content_at = |k: usize| -> &MessageContent {
@@ -1418,7 +1422,7 @@ fn audience(
         AudienceSketch::Everyone => {
             return d.verdict(Code::AudienceSegmentMismatch, true, "every user");
         }
-        AudienceSketch::Segments { include, exclude } => (include.as_slice(), exclude.as_slice()),
+        AudienceSketch::Segments(keys) => (keys.include(), keys.exclude()),
         AudienceSketch::Spilled => (
             campaign.audience_keys.include.as_slice(),
             campaign.audience_keys.exclude.as_slice(),
