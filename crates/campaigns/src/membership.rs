@@ -2,7 +2,7 @@
 //! dozen: comparing the ids as strings costs a dozen string comparisons per named segment
 //! per campaign, on strings scattered across the heap. Instead a compiled campaign keeps
 //! the hashes of its audience's segment ids ([`AudienceKeys`]), the user's segments are
-//! hashed once per cause ([`UserSegments`]), and membership is a binary search over
+//! hashed once per cause ([`UserSegments`]), and membership is a probe in a small table of
 //! integers; a hash that matches is confirmed by comparing the ids, so a collision never
 //! counts a user in. The index names the one audience segment behind each hash
 //! ([`SegmentNames`]): a user's segment confirmed against it is a member of every audience
@@ -71,7 +71,7 @@ impl SegmentNames {
 
 /// One of the user's segments: its hash, where its id is, and whether it is the only
 /// audience segment with that hash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Member {
     key: u64,
     at: u32,
@@ -81,51 +81,54 @@ struct Member {
 /// The segments a user is in, as segmentation computed them for one cause, hashed.
 pub(crate) struct UserSegments<'a> {
     ids: &'a [String],
-    /// Sorted by hash.
-    keys: Vec<Member>,
+    /// An open-addressing table by hash (linear probing, at most half full): a user is in
+    /// a dozen segments, so finding one is a probe or two, with no sorting to build it.
+    slots: Vec<Option<Member>>,
 }
 
 impl<'a> UserSegments<'a> {
     /// The user's segments `ids`; with `names`, those no audience names are left out and
     /// the others confirmed once, here.
     pub fn new(ids: &'a [String], names: Option<&SegmentNames>) -> UserSegments<'a> {
-        let mut keys: Vec<Member> = ids
-            .iter()
-            .enumerate()
-            .filter_map(|(at, id)| {
-                let key = hash(id);
-                let confirmed = match names.map(|n| n.by_hash.get(&key)) {
-                    None => false,
-                    // No audience names it.
-                    Some(None) => return None,
-                    Some(Some(named)) => named.as_deref() == Some(id.as_str()),
-                };
-                Some(Member {
-                    key,
-                    at: at as u32,
-                    confirmed,
-                })
+        let mut slots = vec![None; (2 * ids.len()).next_power_of_two().max(2)];
+        let mask = slots.len() - 1;
+        let members = ids.iter().enumerate().filter_map(|(at, id)| {
+            let key = hash(id);
+            let confirmed = match names.map(|n| n.by_hash.get(&key)) {
+                None => false,
+                // No audience names it.
+                Some(None) => return None,
+                Some(Some(named)) => named.as_deref() == Some(id.as_str()),
+            };
+            Some(Member {
+                key,
+                at: at as u32,
+                confirmed,
             })
-            .collect();
-        keys.sort_unstable();
-        UserSegments { ids, keys }
+        });
+        for member in members {
+            let mut slot = member.key as usize & mask;
+            while slots[slot].is_some() {
+                slot = (slot + 1) & mask;
+            }
+            slots[slot] = Some(member);
+        }
+        UserSegments { ids, slots }
     }
 
     /// Whether the user is in the segment whose hash is `key` and whose id `id` gives;
     /// the id is read only when the hash alone does not settle it.
-    pub fn contains<'i>(&self, key: u64, id: impl FnOnce() -> &'i str) -> bool {
-        let from = self.keys.partition_point(|m| m.key < key);
-        let mut same = self.keys[from..].iter().take_while(|m| m.key == key);
-        let Some(first) = same.next() else {
-            return false;
-        };
-        if first.confirmed {
-            return true;
+    pub fn contains<'i>(&self, key: u64, id: impl Fn() -> &'i str) -> bool {
+        let mask = self.slots.len() - 1;
+        let mut slot = key as usize & mask;
+        // The members with this hash are in the probe run from its slot to an empty one.
+        while let Some(member) = &self.slots[slot] {
+            if member.key == key && (member.confirmed || self.ids[member.at as usize] == id()) {
+                return true;
+            }
+            slot = (slot + 1) & mask;
         }
-        let id = id();
-        std::iter::once(first)
-            .chain(same)
-            .any(|m| self.ids[m.at as usize] == id)
+        false
     }
 }
 
@@ -173,13 +176,15 @@ mod tests {
         let user = UserSegments::new(&user_b, Some(&names));
         assert!(user.contains(hash(&b), || &b));
         // seg_a's hash in place of seg_b's, confirmed on the id: not a member.
+        let mut slots = vec![None; 2];
+        slots[hash(&a) as usize & 1] = Some(Member {
+            key: hash(&a),
+            at: 0,
+            confirmed: false,
+        });
         let user = UserSegments {
             ids: &user_b,
-            keys: vec![Member {
-                key: hash(&a),
-                at: 0,
-                confirmed: false,
-            }],
+            slots,
         };
         assert!(!user.contains(hash(&a), || &a));
         // Adding an id again keeps it confirmed; another id with its hash makes the hash
@@ -197,6 +202,7 @@ mod tests {
         assert_eq!(names.by_hash.get(&hash(&b)), Some(&None));
         // An id no audience names is left out: no campaign asks for it.
         let other = ["seg_other".to_owned()];
-        assert!(UserSegments::new(&other, Some(&names)).keys.is_empty());
+        let other = UserSegments::new(&other, Some(&names));
+        assert!(other.slots.iter().all(Option::is_none));
     }
 }
