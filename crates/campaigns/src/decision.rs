@@ -911,11 +911,16 @@ fn decide_all<'s, 'c>(
     decisions.reserve(candidates.len());
     for candidate in candidates {
         candidate.compact.prefetch();
-        let unlocalized = |arms: &compact::Arms| {
-            (0..usize::from(candidate.compact.variants))
-                .all(|i| arms.arm(i).is_some_and(|a| !a.localized()))
-        };
-        if !candidate.compact.arms.as_ref().is_some_and(unlocalized) {
+        // The variants are read ahead only when the gates may read them: when one does not
+        // fit the compact, or has a localization the user may get.
+        let packed = candidate.compact.arms.as_ref().is_some_and(|arms| {
+            (0..usize::from(candidate.compact.variants)).all(|i| {
+                arms.arm(i).is_some_and(|a| {
+                    !a.localized() || a.surely_default(attention.user_tags(workspace, subject))
+                })
+            })
+        });
+        if !packed {
             candidate.campaign.prefetch_variants();
         }
     }

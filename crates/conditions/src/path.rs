@@ -40,7 +40,8 @@ impl Path {
     pub fn lookup<'a>(&self, root: Option<&'a Struct>) -> Option<&'a Value> {
         let (first, rest) = self.dotted.split_at(self.first);
         let mut current = root?.fields.get(first)?;
-        for key in rest.split('.').skip(1) {
+        // `rest` is empty or starts with the "." after the first key.
+        for key in rest.get(1..).into_iter().flat_map(|rest| rest.split('.')) {
             match &current.kind {
                 Some(Kind::StructValue(s)) => current = s.fields.get(key)?,
                 _ => return None,
