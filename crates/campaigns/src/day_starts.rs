@@ -3,10 +3,10 @@
 //!
 //! Every cause of a user counts the messages of each calendar-day cap rule, and finding
 //! where the window starts resolves the user's zone by name and converts between instants
-//! and local dates, on every decision. The answer only changes at the user's next local
-//! midnight (or at a transition of the zone's offset, when it is looked at again), and
-//! the users of a workspace live in a handful of zones: so the answer is kept with the
-//! instants it holds for, and asked again only outside them.
+//! and local dates, once per cause and rule. The answer changes only at the user's next
+//! local midnight, and the users of a workspace live in a handful of zones: so the answer
+//! is kept with the instants it holds for (until that midnight or the zone's next offset
+//! change, whichever comes first) and computed again only outside them.
 
 use std::cell::RefCell;
 
