@@ -59,6 +59,11 @@ pub(crate) struct Hashes<const N: usize> {
 }
 
 impl<const N: usize> Hashes<N> {
+    const EMPTY: Hashes<N> = Hashes {
+        len: 0,
+        keys: [0; N],
+    };
+
     fn of(keys: &[u64]) -> Option<Hashes<N>> {
         let mut inline = Hashes {
             len: u8::try_from(keys.len()).ok()?,
@@ -146,10 +151,7 @@ impl Arm {
             .collect();
         let fitted = Hashes::of(&locales);
         let mut arm = Arm {
-            locales: fitted.unwrap_or(Hashes {
-                len: 0,
-                keys: [0; LOCALIZATIONS],
-            }),
+            locales: fitted.unwrap_or(Hashes::EMPTY),
             more: fitted.is_none(),
             len: u8::try_from(contents.len()).ok()?,
             channels: [(0, 0); CONTENTS],
@@ -206,10 +208,7 @@ impl Arms {
     fn of(campaign: &Campaign) -> Option<Arms> {
         let variants = &campaign.variants;
         let empty = Arm {
-            locales: Hashes {
-                len: 0,
-                keys: [0; LOCALIZATIONS],
-            },
+            locales: Hashes::EMPTY,
             more: false,
             len: 0,
             channels: [(0, 0); CONTENTS],

@@ -37,7 +37,7 @@ pub struct MatchIndex {
     /// By ledger key hash ([`CampaignKey`]), for the campaigns a user's ledger names:
     /// no id is hashed again. Two ids with one hash (never seen with 64 bits) leave one
     /// of them to `by_id`.
-    by_key: HashMap<u64, Keyed, foldhash::fast::RandomState>,
+    by_key: HashMap<u64, Arc<CompiledCampaign>, foldhash::fast::RandomState>,
     /// What cancels the pending timers of the campaigns that can have any (delay and
     /// inactivity triggers), by ledger key hash: a small table that every event probes
     /// for each of the user's pending campaigns, so it stays in the caches, where
@@ -97,14 +97,6 @@ impl<'i> Concern<'i> {
     }
 }
 
-/// A campaign by its ledger key.
-#[derive(Debug)]
-struct Keyed {
-    campaign: Arc<CompiledCampaign>,
-    /// Another id has the same key hash.
-    shared: bool,
-}
-
 /// What cancels a campaign's pending timers, so an event is compared with each of a
 /// user's pending campaigns without reading the campaign.
 #[derive(Debug, Clone, Copy)]
@@ -118,7 +110,6 @@ struct Cancels {
 /// ([`MatchIndex::event_key`]); equal hashes are confirmed on the names.
 #[derive(Debug, Clone, Copy)]
 enum Cancelled {
-    Never,
     /// This event: a delay's cancel event, an inactivity trigger's expected event.
     By(u64),
     /// Any event but this one: an inactivity trigger waiting for any event, which its
@@ -172,40 +163,30 @@ impl MatchIndex {
             }
             let cancelled = match &campaign.trigger {
                 CompiledTrigger::Delay { cancel, .. } if !cancel.is_empty() => {
-                    Cancelled::By(index.event_key(cancel).hash)
+                    Some(Cancelled::By(index.event_key(cancel).hash))
                 }
                 CompiledTrigger::Inactivity { name, expected, .. } if expected.is_empty() => {
-                    Cancelled::ByAnyBut(index.event_key(name).hash)
+                    Some(Cancelled::ByAnyBut(index.event_key(name).hash))
                 }
                 CompiledTrigger::Inactivity { expected, .. } => {
-                    Cancelled::By(index.event_key(expected).hash)
+                    Some(Cancelled::By(index.event_key(expected).hash))
                 }
-                _ => Cancelled::Never,
+                _ => None,
             };
             let hash = campaign.compact.facts.ledger_hash;
-            if !matches!(cancelled, Cancelled::Never) {
+            // A hash shared with any other campaign, timed or not, is confirmed on the id.
+            let shared = index.by_key.contains_key(&hash);
+            if shared && let Some(cancels) = index.cancels.get_mut(&hash) {
+                cancels.shared = true;
+            }
+            if let Some(cancelled) = cancelled {
                 index
                     .cancels
                     .entry(hash)
-                    .and_modify(|cancels| cancels.shared = true)
-                    .or_insert(Cancels {
-                        cancelled,
-                        shared: false,
-                    });
+                    .or_insert(Cancels { cancelled, shared });
             }
-            index
-                .by_key
-                .entry(hash)
-                .and_modify(|keyed| keyed.shared = true)
-                .or_insert_with(|| Keyed {
-                    campaign: campaign.clone(),
-                    shared: false,
-                });
+            index.by_key.entry(hash).or_insert_with(|| campaign.clone());
             index.by_id.insert(campaign.id().to_owned(), campaign);
-        }
-        // A hash shared with any other campaign, timed or not, is confirmed on the id.
-        for (hash, cancels) in &mut index.cancels {
-            cancels.shared |= index.by_key.get(hash).is_some_and(|keyed| keyed.shared);
         }
         let order = |list: &mut List| list.sort_by(|a, b| a.precedence(b));
         index.by_event = by_event
@@ -332,7 +313,7 @@ impl MatchIndex {
     /// The ACTIVE campaign a ledger's `key` names, if any.
     pub fn campaign_keyed(&self, key: CampaignKey) -> Option<&Arc<CompiledCampaign>> {
         match self.by_key.get(&key.hash) {
-            Some(keyed) if keyed.campaign.id() == key.id => Some(&keyed.campaign),
+            Some(campaign) if campaign.id() == key.id => Some(campaign),
             // Another id with the same hash: the map kept that one.
             Some(_) => self.by_id.get(key.id),
             None => None,
@@ -359,7 +340,6 @@ impl MatchIndex {
         let entry = self.cancels.get(&key.hash)?;
         let maybe = entry.shared
             || match entry.cancelled {
-                Cancelled::Never => false,
                 Cancelled::By(hash) => hash == event.hash,
                 // Equal hashes are confirmed below: the names may still differ.
                 Cancelled::ByAnyBut(_) => true,
