@@ -1,25 +1,26 @@
 //! What the gates read of a campaign for most decisions, packed side by side.
 //!
-//! With 10,000 campaigns, the ones an event concerns are not in the CPU's caches, and the
-//! stored form spreads what a decision reads over a dozen places in memory: the
-//! campaign's fields, its audience's segment lists, its variants and their contents, its
-//! id. Each is a cache miss. A [`Compact`] holds, in a few adjacent cache lines, what the
-//! gates need when nothing is rendered (the usual end: an audience, a cap or another
-//! campaign stops the message): the facts, the trigger's kind, the audience's segment
-//! hashes, the weights, and each variant's channels, in-app formats and localization
-//! tags. The index keeps the compacts of the campaigns one event concerns next to each
-//! other ([`crate::MatchIndex`]), with copies of their property and trait filters and of
+//! With 10,000 campaigns, the ones an event concerns are not in the CPU's caches, and
+//! the stored form spreads what a decision reads over a dozen places in memory: the
+//! campaign's fields, its audience's segment lists, its variants and their contents,
+//! its id. Each is a cache miss. A [`Compact`] holds, in a few adjacent cache lines,
+//! what the gates need when nothing is rendered (the usual end: an audience, a cap or
+//! another campaign stops the message): the facts, the trigger's kind, the audience's
+//! segment hashes, the weights, and each variant's channels and in-app formats, for its
+//! default contents and for each localization (with the localization's tag), so the
+//! locale gate picks from the compact what [`locale::pick_for`] would. The index keeps
+//! the compacts of the campaigns one event concerns next to each other
+//! ([`crate::MatchIndex`]), with copies of their property and trait filters and of
 //! their ids made in the same order, so deciding them reads a few stretches of memory;
-//! the rest of the campaign is read only when a gate needs it (a localized variant, a
-//! timer trigger's settings, a render). What does not fit is marked so, and read from
-//! the campaign as before.
+//! the rest of the campaign is read only when a gate needs it (a timer trigger's
+//! settings, a render). What does not fit is marked so, and read from the campaign as
+//! before.
 
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use herald_proto::common::v1::message_content::Body;
 use herald_proto::common::v1::{Channel, InAppFormat, MessageContent};
-use herald_proto::trigger::v1::{Campaign, LocalizedContents};
+use herald_proto::trigger::v1::{Campaign, Variant};
 
 use crate::compiled::{CompiledTrigger, Facts};
 use crate::ledger::CampaignKey;
@@ -35,9 +36,18 @@ const ARMS: usize = 2;
 const CONTENTS: usize = 2;
 const LOCALIZATIONS: usize = 2;
 
-/// The hash of a normalized locale tag (in memory only: never stored).
-pub(crate) fn tag_hash(normal: &str) -> u64 {
-    foldhash::fast::FixedState::with_seed(0x6c6f_6361_6c65).hash_one(normal)
+/// A normalized locale tag of 1 to 8 bytes, none of them 0, packed into a word: two such
+/// tags are equal exactly when their words are (unlike hashes, so a match needs no check
+/// against the tag). 0 for any other tag: a localization with one is looked for in the
+/// campaign, a user's matches none in the compact.
+pub(crate) fn tag_word(normal: &str) -> u64 {
+    let bytes = normal.as_bytes();
+    if bytes.len() > 8 || bytes.contains(&0) {
+        return 0;
+    }
+    let mut word = [0u8; 8];
+    word[..bytes.len()].copy_from_slice(bytes);
+    u64::from_le_bytes(word)
 }
 
 /// The kind of a campaign's trigger.
@@ -49,33 +59,6 @@ pub(crate) enum TriggerKind {
     Inactivity,
     Goal,
     Schedule,
-}
-
-/// Up to `N` hashes (an audience's segments, a variant's localization tags), in order.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Hashes<const N: usize> {
-    len: u8,
-    keys: [u64; N],
-}
-
-impl<const N: usize> Hashes<N> {
-    const EMPTY: Hashes<N> = Hashes {
-        len: 0,
-        keys: [0; N],
-    };
-
-    fn of(keys: &[u64]) -> Option<Hashes<N>> {
-        let mut inline = Hashes {
-            len: u8::try_from(keys.len()).ok()?,
-            keys: [0; N],
-        };
-        inline.keys.get_mut(..keys.len())?.copy_from_slice(keys);
-        Some(inline)
-    }
-
-    pub fn as_slice(&self) -> &[u64] {
-        &self.keys[..usize::from(self.len)]
-    }
 }
 
 /// A campaign's audience, as the audience gate reads it first.
@@ -123,52 +106,42 @@ impl SegmentKeys {
     }
 }
 
-/// One variant's default contents, as the channel gates read them: the channel and
-/// in-app format of each, in order, as one byte each (their numbers are small).
+/// A list of contents as the channel gates read it: the channel and in-app format of
+/// each, in order, as one byte each (their numbers are small).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Arm {
-    /// The hashes of its localizations' normalized tags ([`tag_hash`]), unless `more`.
-    locales: Hashes<LOCALIZATIONS>,
-    /// It has more localizations than fit.
-    more: bool,
+pub(crate) struct Channels {
     len: u8,
     channels: [(u8, u8); CONTENTS],
+    /// Bit `k`: the content at `k` is the variant's default one, although a localization
+    /// was chosen (it lacks that channel).
+    from_default: u8,
 }
 
-/// A channel and an in-app format as one byte each; `None` when a number does not fit.
-fn packed(channel: Channel, format: InAppFormat) -> Option<(u8, u8)> {
-    Some((
-        u8::try_from(channel as i32).ok()?,
-        u8::try_from(format as i32).ok()?,
-    ))
-}
+impl Channels {
+    const EMPTY: Channels = Channels {
+        len: 0,
+        channels: [(0, 0); CONTENTS],
+        from_default: 0,
+    };
 
-impl Arm {
-    fn of(contents: &[MessageContent], localizations: &[LocalizedContents]) -> Option<Arm> {
-        let locales: Vec<u64> = localizations
-            .iter()
-            .map(|l| tag_hash(&locale::normalize(&l.locale)))
-            .collect();
-        let fitted = Hashes::of(&locales);
-        let mut arm = Arm {
-            locales: fitted.unwrap_or(Hashes::EMPTY),
-            more: fitted.is_none(),
+    /// The channels of `contents`, which hold `defaults` where a localization lacks a
+    /// channel; `None` when they do not fit.
+    fn of(contents: &[&MessageContent], defaults: &[MessageContent]) -> Option<Channels> {
+        let mut packed = Channels {
             len: u8::try_from(contents.len()).ok()?,
-            channels: [(0, 0); CONTENTS],
+            ..Channels::EMPTY
         };
-        for (slot, content) in arm
-            .channels
-            .get_mut(..contents.len())?
-            .iter_mut()
-            .zip(contents)
-        {
-            *slot = packed(render::channel(content), in_app_format(content))?;
+        for (k, content) in contents.iter().enumerate() {
+            *packed.channels.get_mut(k)? = pack(render::channel(content), in_app_format(content))?;
+            if defaults.get(k).is_some_and(|d| std::ptr::eq(d, *content)) {
+                packed.from_default |= 1 << k;
+            }
         }
-        Some(arm)
+        Some(packed)
     }
 
-    /// The channel and in-app format of each default content, in order, as many as
-    /// [`Arm::len`] says.
+    /// The channel and in-app format of each content, in order, as many as
+    /// [`Channels::len`] says.
     pub fn channels(&self) -> [(Channel, InAppFormat); CONTENTS] {
         self.channels.map(|(channel, format)| {
             (
@@ -178,21 +151,139 @@ impl Arm {
         })
     }
 
-    /// How many default contents it has.
+    /// How many contents there are.
     pub fn len(&self) -> usize {
         usize::from(self.len)
     }
 
-    /// Whether the variant has localizations (or more than fit).
-    pub fn localized(&self) -> bool {
-        self.more || !self.locales.as_slice().is_empty()
+    /// The channels sent from the default contents although a localization was chosen,
+    /// in order (as [`locale::Picked::from_default`]).
+    pub fn defaulted_channels(&self) -> Box<[Channel]> {
+        if self.from_default == 0 {
+            return Box::default();
+        }
+        let channels = self.channels();
+        (0..self.len())
+            .filter(|k| self.from_default & (1 << k) != 0)
+            .map(|k| channels[k].0)
+            .collect()
+    }
+}
+
+/// A channel and an in-app format as one byte each; `None` when a number does not fit.
+fn pack(channel: Channel, format: InAppFormat) -> Option<(u8, u8)> {
+    Some((
+        u8::try_from(channel as i32).ok()?,
+        u8::try_from(format as i32).ok()?,
+    ))
+}
+
+/// One variant as the locale and channel gates read it: its default contents' channels,
+/// and for each localization, its tag and the channels of the contents a user who gets
+/// it is sent.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Arm {
+    /// How many localizations there are, unless `more`.
+    locales: u8,
+    /// It has more localizations than fit, or one whose tag or contents do not: what a
+    /// user gets is picked from the campaign.
+    more: bool,
+    /// The localizations' normalized tags ([`tag_word`]), in order.
+    tags: [u64; LOCALIZATIONS],
+    defaults: Channels,
+    /// What [`locale::pick_for`] chooses with each localization.
+    localized: [Channels; LOCALIZATIONS],
+}
+
+/// What a user gets of a variant, read from its [`Arm`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ArmPick<'a> {
+    /// The localization chosen (its index in the variant's) and how; `None` for the
+    /// default contents.
+    pub localization: Option<(usize, locale::Match)>,
+    pub contents: &'a Channels,
+}
+
+impl ArmPick<'_> {
+    /// How the contents were chosen.
+    pub fn reason(&self) -> locale::Match {
+        self.localization.map_or(locale::Match::Default, |(_, m)| m)
+    }
+}
+
+impl Arm {
+    fn of(variant: &Variant) -> Option<Arm> {
+        let contents = &variant.contents;
+        let mut arm = Arm {
+            locales: 0,
+            more: false,
+            tags: [0; LOCALIZATIONS],
+            defaults: Channels::of(&contents.iter().collect::<Vec<_>>(), &[])?,
+            localized: [Channels::EMPTY; LOCALIZATIONS],
+        };
+        if variant.localizations.len() > LOCALIZATIONS {
+            arm.more = true;
+            return Some(arm);
+        }
+        for (l, localization) in variant.localizations.iter().enumerate() {
+            let picked = locale::chosen(variant, Some((l, locale::Match::Exact)));
+            match (
+                tag_word(&locale::normalize(&localization.locale)),
+                Channels::of(&picked.contents.iter().collect::<Vec<_>>(), contents),
+            ) {
+                (tag, Some(channels)) if tag != 0 => {
+                    arm.tags[l] = tag;
+                    arm.localized[l] = channels;
+                }
+                _ => {
+                    arm.more = true;
+                    return Some(arm);
+                }
+            }
+        }
+        arm.locales = u8::try_from(variant.localizations.len()).ok()?;
+        Some(arm)
     }
 
-    /// Whether a user whose locale is looked for under the tags hashed `user` (see
-    /// [`locale::Lookup::tries`]) surely gets the default contents: no localization's tag
-    /// has one of those hashes. `false` means the contents are picked from the campaign.
-    pub fn surely_default(&self, user: &[u64]) -> bool {
-        !self.more && !self.locales.as_slice().iter().any(|l| user.contains(l))
+    /// The default contents (what control is held out on, whatever the user's locale).
+    pub fn defaults(&self) -> ArmPick<'_> {
+        ArmPick {
+            localization: None,
+            contents: &self.defaults,
+        }
+    }
+
+    /// Whether the variant has localizations (or more than fit).
+    pub fn localized(&self) -> bool {
+        self.more || self.locales > 0
+    }
+
+    /// What a user whose locale is looked for under the tags `user` ([`tag_word`] of
+    /// [`locale::Lookup::tries`], 0 for a tag that does not fit) gets, as
+    /// [`locale::pick_for`] chooses it; `None` when only the campaign can say.
+    pub fn pick(&self, user: &[u64]) -> Option<ArmPick<'_>> {
+        if self.more {
+            return None;
+        }
+        let tags = &self.tags[..usize::from(self.locales)];
+        let found = user.iter().enumerate().find_map(|(i, tag)| {
+            let l = tags.iter().position(|t| t == tag && *tag != 0)?;
+            Some((
+                l,
+                if i == 0 {
+                    locale::Match::Exact
+                } else {
+                    locale::Match::Language
+                },
+            ))
+        });
+        Some(ArmPick {
+            localization: found,
+            contents: match found {
+                Some((l, _)) => &self.localized[l],
+                None => &self.defaults,
+            },
+        })
     }
 }
 
@@ -208,10 +299,11 @@ impl Arms {
     fn of(campaign: &Campaign) -> Option<Arms> {
         let variants = &campaign.variants;
         let empty = Arm {
-            locales: Hashes::EMPTY,
+            locales: 0,
             more: false,
-            len: 0,
-            channels: [(0, 0); CONTENTS],
+            tags: [0; LOCALIZATIONS],
+            defaults: Channels::EMPTY,
+            localized: [Channels::EMPTY; LOCALIZATIONS],
         };
         let mut arms = Arms {
             len: u8::try_from(variants.len()).ok()?,
@@ -220,7 +312,7 @@ impl Arms {
         };
         for (i, variant) in variants.iter().enumerate() {
             *arms.weights.get_mut(i)? = variant.weight;
-            arms.arms[i] = Arm::of(&variant.contents, &variant.localizations)?;
+            arms.arms[i] = Arm::of(variant)?;
         }
         Some(arms)
     }
@@ -338,53 +430,68 @@ mod tests {
     use super::*;
 
     #[test]
-    fn what_does_not_fit_is_left_to_the_campaign() {
-        assert_eq!(
-            Hashes::<2>::of(&[1, 2]).map(|h| h.as_slice().to_vec()),
-            Some(vec![1, 2])
-        );
-        assert!(Hashes::<2>::of(&[1, 2, 3]).is_none());
-        assert_eq!(Hashes::<2>::of(&[]).map(|h| h.as_slice().len()), Some(0));
+    fn a_tag_word_is_the_tag_itself() {
+        let word = tag_word;
+        assert_eq!(word("fr"), u64::from_le_bytes(*b"fr\0\0\0\0\0\0"));
+        assert_ne!(word("fr"), word("fr-ca"));
+        assert_eq!(word("zh-hant"), u64::from_le_bytes(*b"zh-hant\0"));
+        assert_eq!(word("abcdefgh"), u64::from_le_bytes(*b"abcdefgh"));
+        assert_eq!(word("zh-hant-tw"), 0);
+        assert_eq!(word(""), 0);
+        assert_eq!(word("f\0"), 0);
     }
 
     #[test]
-    fn a_user_surely_gets_the_default_contents_only_when_no_localization_can_match() {
-        use herald_proto::common::v1::InAppContent;
-        use herald_proto::trigger::v1::Variant;
+    fn an_arm_picks_what_the_campaign_would() {
+        use herald_proto::common::v1::{InAppContent, SmsContent};
+        use herald_proto::trigger::v1::LocalizedContents;
 
-        let content = |title: &str| MessageContent {
+        let in_app = |title: &str, format: InAppFormat| MessageContent {
             body: Some(Body::InApp(InAppContent {
                 title: title.into(),
-                format: InAppFormat::Modal as i32,
+                format: format as i32,
                 ..Default::default()
             })),
         };
-        let localized = |locales: &[&str]| Variant {
+        let sms = |text: &str| MessageContent {
+            body: Some(Body::Sms(SmsContent { body: text.into() })),
+        };
+        // A localization's contents: a modal, or a banner and an SMS, or only an SMS
+        // (then the in-app content is sent from the defaults).
+        let localized = |tag: &str| LocalizedContents {
+            locale: tag.into(),
+            contents: match tag.len() % 3 {
+                0 => vec![in_app(tag, InAppFormat::Modal)],
+                1 => vec![in_app(tag, InAppFormat::Banner), sms(tag)],
+                _ => vec![sms(tag)],
+            },
+        };
+        let variant = |defaults: Vec<MessageContent>, locales: &[&str]| Variant {
             id: "v".into(),
             weight: 1,
-            contents: vec![content("hi")],
-            localizations: locales
-                .iter()
-                .map(|l| LocalizedContents {
-                    locale: (*l).into(),
-                    contents: vec![content(l)],
-                })
-                .collect(),
+            contents: defaults,
+            localizations: locales.iter().map(|l| localized(l)).collect(),
             ..Default::default()
         };
+        let mut variants = Vec::new();
         for locales in [
             &[][..],
             &["fr"],
             &["FR_ca", "de"],
+            &["de", "fr"],
             &["pt-BR"],
+            &["zh-Hant-TW", "zh"],
             &["fr", "de", "es"],
         ] {
-            let variant = localized(locales);
-            let arm = Arm::of(&variant.contents, &variant.localizations).expect("fits");
-            assert_eq!(
-                arm.channels()[..arm.len()],
-                [(Channel::InApp, InAppFormat::Modal)]
-            );
+            variants.push(variant(vec![in_app("hi", InAppFormat::Tooltip)], locales));
+            variants.push(variant(
+                vec![in_app("hi", InAppFormat::Modal), sms("hi")],
+                locales,
+            ));
+        }
+        let mut packed = 0;
+        for variant in &variants {
+            let arm = Arm::of(variant).expect("two contents fit");
             for user in [
                 None,
                 Some("en"),
@@ -392,22 +499,57 @@ mod tests {
                 Some("fr-CA"),
                 Some("de-AT"),
                 Some("pt"),
+                Some("pt-BR"),
+                Some("zh-Hant-TW"),
+                Some("zh-Hant"),
             ] {
                 let lookup = user.and_then(locale::Lookup::new);
                 let tags: Vec<u64> = lookup.as_ref().map_or_else(Vec::new, |l| {
-                    l.tries().iter().map(|t| tag_hash(t)).collect()
+                    l.tries().iter().map(|t| tag_word(t)).collect()
                 });
-                let picked = locale::pick_for(&variant, lookup.as_ref());
-                if arm.surely_default(&tags) {
-                    assert_eq!(picked.localization, None, "{locales:?} {user:?}");
-                } else {
-                    // Too many to keep inline, or one may match.
+                let picked = locale::pick_for(variant, lookup.as_ref());
+                let Some(pick) = arm.pick(&tags) else {
+                    // Only the campaign can say: too many localizations, or a long tag.
                     assert!(
-                        locales.len() > LOCALIZATIONS || picked.localization.is_some(),
-                        "{locales:?} {user:?}"
+                        variant.localizations.len() > LOCALIZATIONS
+                            || variant.localizations.iter().any(|l| l.locale.len() > 8),
+                        "{variant:?}"
                     );
-                }
+                    continue;
+                };
+                packed += 1;
+                let case = format!("{:?} {user:?}", variant.localizations);
+                assert_eq!(
+                    pick.localization,
+                    picked.localization.map(|l| (l, picked.reason)),
+                    "{case}"
+                );
+                assert_eq!(pick.reason(), picked.reason, "{case}");
+                let channels: Vec<(Channel, InAppFormat)> = picked
+                    .contents
+                    .iter()
+                    .map(|c| (render::channel(c), in_app_format(c)))
+                    .collect();
+                assert_eq!(
+                    pick.contents.channels()[..pick.contents.len()],
+                    channels[..],
+                    "{case}"
+                );
+                assert_eq!(
+                    *pick.contents.defaulted_channels(),
+                    picked.from_default[..],
+                    "{case}"
+                );
             }
+            assert_eq!(
+                arm.defaults().contents.channels()[..arm.defaults().contents.len()],
+                variant
+                    .contents
+                    .iter()
+                    .map(|c| (render::channel(c), in_app_format(c)))
+                    .collect::<Vec<_>>()[..]
+            );
         }
+        assert!(packed >= 90, "{packed} cases read from the arm");
     }
 }

@@ -912,13 +912,10 @@ fn decide_all<'s, 'c>(
     for candidate in candidates {
         candidate.compact.prefetch();
         // The variants are read ahead only when the gates may read them: when one does not
-        // fit the compact, or has a localization the user may get.
+        // fit the compact.
         let packed = candidate.compact.arms.as_ref().is_some_and(|arms| {
-            (0..usize::from(candidate.compact.variants)).all(|i| {
-                arms.arm(i).is_some_and(|a| {
-                    !a.localized() || a.surely_default(attention.user_tags(workspace, subject))
-                })
-            })
+            (0..usize::from(candidate.compact.variants))
+                .all(|i| arms.arm(i).is_some_and(|a| a.pick(&[]).is_some()))
         });
         if !packed {
             candidate.campaign.prefetch_variants();
@@ -953,8 +950,8 @@ struct Attention<'s, 'n> {
     /// The user's locale, the same for every campaign of the cause, looked up once the
     /// first campaign picks a variant's contents.
     user_locale: Option<Option<locale::Lookup>>,
-    /// The hashes of the tags the user's locale is looked for under
-    /// ([`compact::tag_hash`]), once needed.
+    /// The tags the user's locale is looked for under, as words
+    /// ([`compact::tag_word`], 0 for a tag too long), once needed.
     user_tags: Option<Vec<u64>>,
     /// The user's segments, hashed once the first audience needs them.
     segments: Option<UserSegments<'s>>,
@@ -1049,19 +1046,25 @@ fn gates<'s>(
         return;
     }
     let variant = || &c().variants[arm_index];
-    // The default contents of a variant are its channels, in the compact; a variant with
-    // a localization the user may get has its contents picked for the user, from the
-    // campaign. Control always gets the default contents.
+    // What the user gets of the variant (its contents' channels, and the localization
+    // chosen) is read from the compact; from the campaign for a variant that does not fit
+    // it. Control always gets the default contents.
     let packed = compact
         .arms
         .as_ref()
         .and_then(|arms| arms.arm(arm_index))
-        .filter(|arm| {
-            control
-                || !arm.localized()
-                || arm.surely_default(attention.user_tags(workspace, subject))
+        .and_then(|arm| {
+            if control {
+                Some(arm.defaults())
+            } else if arm.localized() {
+                arm.pick(attention.user_tags(workspace, subject))
+            } else {
+                arm.pick(&[])
+            }
         });
-    let picked = if let Some(variant_index) = variant_index {
+    // The contents picked from the campaign: at once when the compact cannot say, else
+    // once one is rendered.
+    let mut picked = if let Some(variant_index) = variant_index {
         d.variant = Some(variant_index);
         d.verdict(
             Code::VariantAssigned,
@@ -1073,16 +1076,18 @@ fn gates<'s>(
         );
         // Locale: one language per message.
         let user_locale = attention.user_locale(workspace, subject);
-        let picked = match packed {
-            Some(_) => None,
-            None => Some(locale::pick_for(variant(), user_locale)),
-        };
-        let (matched, from_default) = match &picked {
-            Some(picked) => {
-                d.locale = picked.localization.and_then(|l| u32::try_from(l).ok());
-                (picked.reason, picked.from_default.as_slice().into())
+        let (picked, matched, from_default) = match &packed {
+            Some(pick) => {
+                d.locale = pick.localization.and_then(|(l, _)| u32::try_from(l).ok());
+                (None, pick.reason(), pick.contents.defaulted_channels())
             }
-            None => (locale::Match::Default, Box::default()),
+            None => {
+                let picked = locale::pick_for(variant(), user_locale);
+                d.locale = picked.localization.and_then(|l| u32::try_from(l).ok());
+                let (matched, from_default) =
+                    (picked.reason, picked.from_default.as_slice().into());
+                (Some(picked), matched, from_default)
+            }
         };
         d.verdict(
             Code::Locale,
@@ -1099,7 +1104,7 @@ fn gates<'s>(
         d.verdict(Code::ControlAssigned, true, Why::Control { kept });
         packed.is_none().then(|| locale::pick_for(variant(), None))
     };
-    // Each content's channel and in-app format, in order, and where its content is.
+    // Each content's channel and in-app format, in order.
     let unpacked: Vec<(Channel, InAppFormat)> = match &picked {
         Some(picked) => picked
             .contents
@@ -1109,22 +1114,12 @@ fn gates<'s>(
         None => Vec::new(),
     };
     let packed_channels;
-    let channels = match packed {
-        Some(arm) if picked.is_none() => {
-            packed_channels = arm.channels();
-            &packed_channels[..arm.len()]
+    let channels = match &packed {
+        Some(pick) if picked.is_none() => {
+            packed_channels = pick.contents.channels();
+            &packed_channels[..pick.contents.len()]
         }
         _ => unpacked.as_slice(),
-    };
-    let content_at = |k: usize| -> &MessageContent {
-        match &picked {
-            Some(picked) => picked
-                .contents
-                .iter()
-                .nth(k)
-                .expect("a content per channel"),
-            None => &variant().contents[k],
-        }
     };
 
     // Built when a content is rendered, at most once.
@@ -1245,6 +1240,25 @@ fn gates<'s>(
         }
         let c = c();
         let variant = variant();
+        // A localization chosen from the compact: its contents, now that one is rendered.
+        if picked.is_none() && packed.is_some_and(|p| p.localization.is_some()) {
+            picked = Some(locale::pick_for(
+                variant,
+                attention.user_locale(workspace, subject),
+            ));
+            debug_assert_eq!(
+                picked.as_ref().and_then(|p| p.localization),
+                packed.and_then(|p| p.localization).map(|(l, _)| l)
+            );
+        }
+        let content = match &picked {
+            Some(picked) => picked
+                .contents
+                .iter()
+                .nth(k)
+                .expect("a content per channel"),
+            None => &variant.contents[k],
+        };
         let globals = globals.get_or_insert_with(|| {
             Globals::new(render::GlobalsInput {
                 user_id: subject.user_id,
@@ -1261,7 +1275,7 @@ fn gates<'s>(
                 workspace_id: &workspace.id,
             })
         });
-        let rendered = match campaign.templates.render(content_at(k), globals) {
+        let rendered = match campaign.templates.render(content, globals) {
             Ok(rendered) => {
                 d.verdict(Code::RenderFailed, true, on(ChannelWhy::Rendered));
                 rendered
@@ -1352,7 +1366,7 @@ impl<'s> Attention<'s, '_> {
             let tags = self
                 .user_locale(workspace, subject)
                 .map_or_else(Vec::new, |u| {
-                    u.tries().iter().map(|t| compact::tag_hash(t)).collect()
+                    u.tries().iter().map(|t| compact::tag_word(t)).collect()
                 });
             self.user_tags = Some(tags);
         }

@@ -353,6 +353,13 @@ pub fn pick_for<'a>(variant: &'a Variant, user: Option<&Lookup>) -> Picked<'a> {
     } else {
         user.and_then(|u| find(variant, u))
     };
+    chosen(variant, found)
+}
+
+/// `variant`'s contents with its localization at `index` chosen as `reason` says, or the
+/// default contents for `None`: what [`pick_for`] returns once it has found (or not) the
+/// localization.
+pub(crate) fn chosen(variant: &Variant, found: Option<(usize, Match)>) -> Picked<'_> {
     let Some((index, reason)) = found else {
         return Picked {
             localization: None,
