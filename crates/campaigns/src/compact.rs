@@ -504,9 +504,9 @@ mod tests {
                 Some("zh-Hant"),
             ] {
                 let lookup = user.and_then(locale::Lookup::new);
-                let tags: Vec<u64> = lookup.as_ref().map_or_else(Vec::new, |l| {
-                    l.tries().iter().map(|t| tag_word(t)).collect()
-                });
+                let tags: Vec<u64> = lookup
+                    .as_ref()
+                    .map_or_else(Vec::new, |l| l.tries().map(tag_word).collect());
                 let picked = locale::pick_for(variant, lookup.as_ref());
                 let Some(pick) = arm.pick(&tags) else {
                     // Only the campaign can say: too many localizations, or a long tag.

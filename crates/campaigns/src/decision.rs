@@ -954,7 +954,7 @@ struct Attention<'s, 'n> {
     /// ([`compact::tag_word`], 0 for a tag too long), once needed.
     user_tags: Option<Vec<u64>>,
     /// The user's segments, hashed once the first audience needs them.
-    segments: Option<UserSegments<'s>>,
+    segments: Option<UserSegments<'s, 'n>>,
     /// The segment names of the index the campaigns come from, if they all do.
     names: Option<&'n SegmentNames>,
     /// Per workspace cap rule, the messages counted in its window once a campaign of
@@ -1346,7 +1346,7 @@ fn gates<'s>(
     };
 }
 
-impl<'s> Attention<'s, '_> {
+impl<'s, 'n> Attention<'s, 'n> {
     /// The user's locale for picking contents.
     fn user_locale(&mut self, workspace: &Workspace, subject: &Subject) -> Option<&locale::Lookup> {
         self.user_locale
@@ -1365,16 +1365,14 @@ impl<'s> Attention<'s, '_> {
         if self.user_tags.is_none() {
             let tags = self
                 .user_locale(workspace, subject)
-                .map_or_else(Vec::new, |u| {
-                    u.tries().iter().map(|t| compact::tag_word(t)).collect()
-                });
+                .map_or_else(Vec::new, |u| u.tries().map(compact::tag_word).collect());
             self.user_tags = Some(tags);
         }
         self.user_tags.as_deref().unwrap_or_default()
     }
 
     /// The user's segments for audiences.
-    fn segments(&mut self, subject: &Subject<'s>) -> &UserSegments<'s> {
+    fn segments(&mut self, subject: &Subject<'s>) -> &UserSegments<'s, 'n> {
         self.segments
             .get_or_insert_with(|| UserSegments::new(subject.segment_ids, self.names))
     }

@@ -254,20 +254,17 @@ pub fn describe(
 
 /// The tags to try for `user` (normalized), most specific first: the tag itself, then
 /// each shorter form, dropping a trailing singleton with the subtag after it.
-fn fallbacks(user: &str) -> Vec<&str> {
-    let mut out = vec![user];
-    let mut rest = user;
-    while let Some(cut) = rest.rfind('-') {
-        rest = &rest[..cut];
+fn fallbacks(user: &str) -> impl Iterator<Item = &str> {
+    std::iter::successors(Some(user), |longer| {
+        let mut rest = &longer[..longer.rfind('-')?];
         // "en-a-bbb" → "en", not "en-a": a singleton introduces an extension.
         if let Some(cut) = rest.rfind('-')
             && rest.len() - cut == 2
         {
             rest = &rest[..cut];
         }
-        out.push(rest);
-    }
-    out
+        Some(rest)
+    })
 }
 
 /// A user's locale made ready for picking, once per cause rather than per campaign: the
@@ -276,8 +273,8 @@ fn fallbacks(user: &str) -> Vec<&str> {
 pub struct Lookup {
     /// The tag in canonical case, e.g. "fr-CA".
     tag: Arc<str>,
-    /// [`fallbacks`] of the normalized tag.
-    tries: Vec<String>,
+    /// The tag normalized ([`normalize`]): [`Lookup::tries`] are its prefixes.
+    normal: String,
 }
 
 impl Lookup {
@@ -299,13 +296,9 @@ impl Lookup {
 
     /// The lookup for `tag`, cleaned and in canonical case.
     fn of_canonical(tag: String) -> Lookup {
-        let tries = fallbacks(&normalize(&tag))
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
         Lookup {
+            normal: normalize(&tag),
             tag: tag.into(),
-            tries,
         }
     }
 
@@ -315,13 +308,13 @@ impl Lookup {
     }
 
     /// The normalized tags a localization is looked for under, most specific first.
-    pub(crate) fn tries(&self) -> &[String] {
-        &self.tries
+    pub(crate) fn tries(&self) -> impl Iterator<Item = &str> {
+        fallbacks(&self.normal)
     }
 }
 
 fn find(variant: &Variant, user: &Lookup) -> Option<(usize, Match)> {
-    user.tries.iter().enumerate().find_map(|(i, tag)| {
+    user.tries().enumerate().find_map(|(i, tag)| {
         variant
             .localizations
             .iter()
@@ -660,11 +653,9 @@ mod tests {
 
     #[test]
     fn fallbacks_drop_subtags_and_singletons() {
-        assert_eq!(fallbacks("zh-hant-tw"), ["zh-hant-tw", "zh-hant", "zh"]);
-        assert_eq!(
-            fallbacks("en-a-bbb-x-c"),
-            ["en-a-bbb-x-c", "en-a-bbb", "en"]
-        );
-        assert_eq!(fallbacks("fr"), ["fr"]);
+        let tries = |tag| fallbacks(tag).collect::<Vec<_>>();
+        assert_eq!(tries("zh-hant-tw"), ["zh-hant-tw", "zh-hant", "zh"]);
+        assert_eq!(tries("en-a-bbb-x-c"), ["en-a-bbb-x-c", "en-a-bbb", "en"]);
+        assert_eq!(tries("fr"), ["fr"]);
     }
 }

@@ -8,6 +8,7 @@
 //! ([`SegmentNames`]): a user's segment confirmed against it is a member of every audience
 //! segment with that hash, without reading the campaign's ids.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
@@ -69,62 +70,86 @@ impl SegmentNames {
     }
 }
 
-/// One of the user's segments: its hash, where its id is, and whether it is the only
-/// audience segment with that hash.
+/// What the index's table of names says of one of the user's segments, once asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Named {
+    /// Not asked yet.
+    Unknown,
+    /// It is the only audience segment with its hash: a member of each.
+    Only,
+    /// The only audience segment with its hash is another one: a member of none.
+    Other,
+    /// Compared with each audience segment's own id (no table, or several ids share the
+    /// hash).
+    ById,
+}
+
+/// One of the user's segments: its hash, where its id is, and what the table says of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Member {
     key: u64,
     at: u32,
-    confirmed: bool,
+    named: Cell<Named>,
 }
 
 /// The segments a user is in, as segmentation computed them for one cause, hashed.
-pub(crate) struct UserSegments<'a> {
+pub(crate) struct UserSegments<'a, 'n> {
     ids: &'a [String],
+    /// The segment names of the index the audiences come from, if they all do.
+    names: Option<&'n SegmentNames>,
     /// An open-addressing table by hash (linear probing, at most half full): a user is in
     /// a dozen segments, so finding one is a probe or two, with no sorting to build it.
     slots: Vec<Option<Member>>,
 }
 
-impl<'a> UserSegments<'a> {
-    /// The user's segments `ids`; with `names`, those no audience names are left out and
-    /// the others confirmed once, here.
-    pub fn new(ids: &'a [String], names: Option<&SegmentNames>) -> UserSegments<'a> {
+impl<'a, 'n> UserSegments<'a, 'n> {
+    /// The user's segments `ids`, each confirmed against `names` (if given) the first
+    /// time an audience segment has its hash: most of a user's segments are named by no
+    /// audience of the cause.
+    pub fn new(ids: &'a [String], names: Option<&'n SegmentNames>) -> UserSegments<'a, 'n> {
         let mut slots = vec![None; (2 * ids.len()).next_power_of_two().max(2)];
         let mask = slots.len() - 1;
-        let members = ids.iter().enumerate().filter_map(|(at, id)| {
+        for (at, id) in ids.iter().enumerate() {
             let key = hash(id);
-            let confirmed = match names.map(|n| n.by_hash.get(&key)) {
-                None => false,
-                // No audience names it.
-                Some(None) => return None,
-                Some(Some(named)) => named.as_deref() == Some(id.as_str()),
-            };
-            Some(Member {
-                key,
-                at: at as u32,
-                confirmed,
-            })
-        });
-        for member in members {
-            let mut slot = member.key as usize & mask;
+            let mut slot = key as usize & mask;
             while slots[slot].is_some() {
                 slot = (slot + 1) & mask;
             }
-            slots[slot] = Some(member);
+            slots[slot] = Some(Member {
+                key,
+                at: at as u32,
+                named: Cell::new(Named::Unknown),
+            });
         }
-        UserSegments { ids, slots }
+        UserSegments { ids, names, slots }
     }
 
     /// Whether the user is in the segment whose hash is `key` and whose id `id` gives;
-    /// the id is read only when the hash alone does not settle it.
+    /// the id is read only when the hash and the table of names do not settle it.
     pub fn contains<'i>(&self, key: u64, id: impl Fn() -> &'i str) -> bool {
         let mask = self.slots.len() - 1;
         let mut slot = key as usize & mask;
         // The members with this hash are in the probe run from its slot to an empty one.
         while let Some(member) = &self.slots[slot] {
-            if member.key == key && (member.confirmed || self.ids[member.at as usize] == id()) {
-                return true;
+            if member.key == key {
+                let own = &self.ids[member.at as usize];
+                let named = match member.named.get() {
+                    Named::Unknown => {
+                        let named = match self.names.map(|n| n.by_hash.get(&key)) {
+                            Some(Some(Some(only))) if only == own => Named::Only,
+                            Some(Some(Some(_)) | None) => Named::Other,
+                            Some(Some(None)) | None => Named::ById,
+                        };
+                        member.named.set(named);
+                        named
+                    }
+                    named => named,
+                };
+                match named {
+                    Named::Only => return true,
+                    Named::ById if *own == id() => return true,
+                    _ => {}
+                }
             }
             slot = (slot + 1) & mask;
         }
@@ -176,17 +201,20 @@ mod tests {
         let user = UserSegments::new(&user_b, Some(&names));
         assert!(user.contains(hash(&b), || &b));
         // seg_a's hash in place of seg_b's, confirmed on the id: not a member.
-        let mut slots = vec![None; 2];
-        slots[hash(&a) as usize & 1] = Some(Member {
-            key: hash(&a),
-            at: 0,
-            confirmed: false,
-        });
-        let user = UserSegments {
-            ids: &user_b,
-            slots,
-        };
-        assert!(!user.contains(hash(&a), || &a));
+        for names in [None, Some(&names)] {
+            let mut slots = vec![None; 2];
+            slots[hash(&a) as usize & 1] = Some(Member {
+                key: hash(&a),
+                at: 0,
+                named: Cell::new(Named::Unknown),
+            });
+            let user = UserSegments {
+                ids: &user_b,
+                names,
+                slots,
+            };
+            assert!(!user.contains(hash(&a), || &a));
+        }
         // Adding an id again keeps it confirmed; another id with its hash makes the hash
         // shared.
         let mut names = SegmentNames::default();
@@ -200,9 +228,11 @@ mod tests {
         names.by_hash.insert(hash(&b), Some(a.clone()));
         names.add(&audience(&b));
         assert_eq!(names.by_hash.get(&hash(&b)), Some(&None));
-        // An id no audience names is left out: no campaign asks for it.
-        let other = ["seg_other".to_owned()];
-        let other = UserSegments::new(&other, Some(&names));
-        assert!(other.slots.iter().all(Option::is_none));
+        // The table settles an id it names alone, or does not name, without the campaign's.
+        let ids = [a.clone(), "seg_other".to_owned()];
+        let user = UserSegments::new(&ids, Some(&names));
+        let unread = || -> &str { panic!("the table settles it") };
+        assert!(user.contains(hash(&a), unread));
+        assert!(!user.contains(hash(&ids[1]), unread));
     }
 }
