@@ -50,14 +50,15 @@ pub(crate) fn tag_word(normal: &str) -> u64 {
     u64::from_le_bytes(word)
 }
 
-/// The kind of a campaign's trigger.
+/// The kind of a campaign's trigger, with what an event that matches it needs (so a
+/// timed or goal trigger is started or counted without reading the campaign).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TriggerKind {
     Event,
     SegmentEntry,
-    Delay,
-    Inactivity,
-    Goal,
+    Delay { delay_ms: i64 },
+    Inactivity { within_ms: i64 },
+    Goal { occurrence: u32 },
     Schedule,
 }
 
@@ -365,11 +366,32 @@ impl Compact {
                 (TriggerKind::Event, !conditions.is_empty())
             }
             CompiledTrigger::SegmentEntry { .. } => (TriggerKind::SegmentEntry, false),
-            CompiledTrigger::Delay { conditions, .. } => {
-                (TriggerKind::Delay, !conditions.is_empty())
-            }
-            CompiledTrigger::Inactivity { .. } => (TriggerKind::Inactivity, false),
-            CompiledTrigger::Goal { conditions, .. } => (TriggerKind::Goal, !conditions.is_empty()),
+            CompiledTrigger::Delay {
+                conditions,
+                delay_ms,
+                ..
+            } => (
+                TriggerKind::Delay {
+                    delay_ms: *delay_ms,
+                },
+                !conditions.is_empty(),
+            ),
+            CompiledTrigger::Inactivity { within_ms, .. } => (
+                TriggerKind::Inactivity {
+                    within_ms: *within_ms,
+                },
+                false,
+            ),
+            CompiledTrigger::Goal {
+                conditions,
+                occurrence,
+                ..
+            } => (
+                TriggerKind::Goal {
+                    occurrence: *occurrence,
+                },
+                !conditions.is_empty(),
+            ),
             CompiledTrigger::Schedule { .. } => (TriggerKind::Schedule, false),
         };
         let audience = match &campaign.audience {
@@ -412,7 +434,7 @@ impl Compact {
     }
 
     /// Reads a word of each part deciding reads first, so that the reads of several
-    /// campaigns are in flight together (see [`crate::CompiledCampaign::prefetch`]).
+    /// campaigns are in flight together (see [`Compact::read_ahead`]).
     pub(crate) fn prefetch(&self) {
         std::hint::black_box(self.id.as_bytes().first());
     }

@@ -313,17 +313,11 @@ impl CompiledCampaign {
         }
     }
 
-    /// Reads a word of what deciding reads of the campaign beyond its compact and its
-    /// filters (its compiled trigger) and nothing else. The caller does this for every
-    /// campaign a cause concerns that needs it before deciding the first: the reads are
-    /// independent, so the CPU has their cache misses in flight together instead of one
-    /// after the other. Changes no result.
-    pub fn prefetch(&self) {
-        std::hint::black_box(std::mem::discriminant(&self.trigger));
-    }
-
-    /// [`CompiledCampaign::prefetch`] for what the gates read after the audience: the
-    /// first variant's contents and localizations.
+    /// Reads a word of what the gates read of the campaign after the audience when its
+    /// variants do not fit its compact (the first variant's contents and localizations)
+    /// and nothing else. The caller does this for every campaign of a cause that needs it
+    /// before deciding the first: the reads are independent, so the CPU has their cache
+    /// misses in flight together instead of one after the other. Changes no result.
     pub(crate) fn prefetch_variants(&self) {
         if let Some(variant) = self.campaign.variants.first() {
             std::hint::black_box((

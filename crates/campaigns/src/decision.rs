@@ -528,11 +528,8 @@ pub fn on_event<'c>(
     let concern = index.concerned(event.name);
     let (fired, compacts) = (concern.campaigns, concern.compact);
     compacts.iter().for_each(Compact::read_ahead);
-    for (i, (campaign, compact)) in fired.iter().zip(compacts).enumerate() {
-        // An event trigger is decided from its compact and filters, at first.
-        if compact.trigger != TriggerKind::Event {
-            campaign.prefetch();
-        }
+    for (i, compact) in compacts.iter().enumerate() {
+        // A trigger is decided from its compact and filters, at first.
         if compact.filtered || compact.trait_filters {
             let (conditions, traits) = concern.filters(i);
             for condition in conditions.iter().chain(traits) {
@@ -595,24 +592,22 @@ pub fn on_event<'c>(
         }
         // Its id and ledger key as the index keeps them, next to the others'.
         let (id, ledger_key) = (&*compact.id, compact.key());
-        match &campaign.trigger {
-            CompiledTrigger::Goal { occurrence, .. } if filters_match(conditions, &event) => {
+        match compact.trigger {
+            TriggerKind::Goal { occurrence } if filters_match(conditions, &event) => {
                 let state = ledger.campaign_mut(ledger_key);
                 state.goal_count = state.goal_count.saturating_add(1);
-                if state.goal_count == *occurrence {
+                if state.goal_count == occurrence {
                     candidates.push(Candidate::fired_packed(campaign, compact, traits));
                 }
             }
-            CompiledTrigger::Delay { delay_ms, .. } if filters_match(conditions, &event) => {
+            TriggerKind::Delay { delay_ms } if filters_match(conditions, &event) => {
                 let key = timer::delay_key(&workspace.id, subject.user_id, id, event.message_id);
-                let due_ms = now_ms.saturating_add(*delay_ms);
+                let due_ms = now_ms.saturating_add(delay_ms);
                 let state = ledger.campaign_mut(ledger_key);
                 if !state.pending_delays.contains(&key) {
                     state.pending_delays.push(key.clone());
                 }
-                let started = Why::DelayStarted {
-                    delay_ms: *delay_ms,
-                };
+                let started = Why::DelayStarted { delay_ms };
                 decisions.push(timer_started(
                     TimerKind::Delay,
                     key,
@@ -625,13 +620,13 @@ pub fn on_event<'c>(
                     now_ms,
                 ));
             }
-            CompiledTrigger::Inactivity { within_ms, .. } => {
+            TriggerKind::Inactivity { within_ms } => {
                 let key = timer::inactivity_key(&workspace.id, subject.user_id, id);
-                let due_ms = now_ms.saturating_add(*within_ms);
+                let due_ms = now_ms.saturating_add(within_ms);
                 let state = ledger.campaign_mut(ledger_key);
                 let restarted = std::mem::replace(&mut state.inactivity_pending, true);
                 let started = Why::InactivityStarted {
-                    within_ms: *within_ms,
+                    within_ms,
                     restarted,
                 };
                 decisions.push(timer_started(
