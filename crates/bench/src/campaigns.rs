@@ -259,7 +259,7 @@ pub fn ms(d: Duration) -> f64 {
 /// came round to the user (`USERS` events ago).
 fn decide<'c>(
     index: &'c MatchIndex,
-    workspace: &Workspace,
+    workspace: &'c Workspace,
     user: &mut User,
     event: &Event,
     now_ms: i64,

@@ -29,7 +29,7 @@ pub enum Window {
 }
 
 /// A workspace cap rule, compiled.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     pub id: Arc<str>,
     pub name: String,

@@ -172,8 +172,11 @@ pub struct Decision<'c> {
     /// The localization rendered: its index in the assigned variant's (its tag is in the
     /// campaign's words, read when asked for); `None` for the default contents.
     locale: Option<u32>,
-    /// The cap rule that stopped a message, if one did.
-    pub cap_rule_id: Option<Arc<str>>,
+    /// The workspace's cap rules, when one stopped a message (a CHANNEL_CAPPED verdict
+    /// names it by its index).
+    rules: &'c [Rule],
+    /// The index of the cap rule that stopped a message, if one did.
+    cap_rule: Option<usize>,
     /// The campaign that took the in-app format, if another did.
     pub winner_campaign_id: Option<Arc<str>>,
     pub sends: Vec<Send>,
@@ -216,7 +219,8 @@ impl<'c> Decision<'c> {
             outcome: Outcome::Suppressed,
             variant: None,
             locale: None,
-            cap_rule_id: None,
+            rules: &[],
+            cap_rule: None,
             winner_campaign_id: None,
             sends: Vec::new(),
             due_ms: None,
@@ -237,6 +241,13 @@ impl<'c> Decision<'c> {
         passed
     }
 
+    /// The id of the cap rule that stopped a message, if one did.
+    pub fn cap_rule_id(&self) -> Option<&str> {
+        self.cap_rule
+            .and_then(|i| self.rules.get(i))
+            .map(|rule| &*rule.id)
+    }
+
     /// The campaign decided.
     pub fn campaign_id(&self) -> &str {
         &self.words.id
@@ -251,7 +262,7 @@ impl<'c> Decision<'c> {
     /// Why `verdict` (one of this decision's) passed or not, in words, e.g. `trait
     /// filter 0 (plan) does not match`.
     pub fn reason(&self, verdict: &Verdict) -> String {
-        verdict.why.describe(&self.words).to_string()
+        verdict.why.describe(&self.words, self.rules).to_string()
     }
 
     /// The localization rendered (its tag as written); empty for the default contents.
@@ -312,7 +323,7 @@ impl<'c> Decision<'c> {
                 })
                 .collect(),
             due_time: self.due_ms.map(proto_from_ms),
-            cap_rule_id: text(&self.cap_rule_id),
+            cap_rule_id: self.cap_rule_id().unwrap_or_default().to_owned(),
             winner_campaign_id: text(&self.winner_campaign_id),
             locale: self.locale().to_owned(),
             cause: match self.cause_kind {
@@ -512,7 +523,7 @@ fn next_occurrence(
 /// the event and goal campaigns it fires, together (see [`decide`]).
 pub fn on_event<'c>(
     index: &'c MatchIndex,
-    workspace: &Workspace,
+    workspace: &'c Workspace,
     subject: &Subject,
     ledger: &mut Ledger,
     now_ms: i64,
@@ -697,7 +708,7 @@ pub struct TransitionView<'a> {
 /// the campaign became ACTIVE does not fire (it is recorded as such).
 pub fn on_transition<'c>(
     index: &'c MatchIndex,
-    workspace: &Workspace,
+    workspace: &'c Workspace,
     transition: &TransitionView,
     subject: &Subject,
     ledger: &mut Ledger,
@@ -762,7 +773,7 @@ pub struct DueTimer<'a> {
 /// ledger no longer holds was cancelled while it fired: nothing is decided.
 pub fn on_timer<'c>(
     timer: &DueTimer<'c>,
-    workspace: &Workspace,
+    workspace: &'c Workspace,
     cause: &Cause,
     subject: &Subject,
     ledger: &mut Ledger,
@@ -833,7 +844,7 @@ pub fn on_timer<'c>(
 /// first occurrence.
 pub fn on_enrollment<'c>(
     campaign: &'c CompiledCampaign,
-    workspace: &Workspace,
+    workspace: &'c Workspace,
     cause: &Cause,
     subject: &Subject,
     ledger: &mut Ledger,
@@ -857,7 +868,7 @@ pub fn on_enrollment<'c>(
 /// Decides `candidates` (campaigns whose trigger matched `cause` for the user) together,
 /// in precedence order, reserving each one's messages in `ledger` before the next.
 pub fn decide<'c>(
-    workspace: &Workspace,
+    workspace: &'c Workspace,
     cause: &Cause,
     subject: &Subject,
     mut candidates: Vec<Candidate<'c>>,
@@ -883,7 +894,7 @@ pub fn decide<'c>(
 /// are the segment names of the index the candidates come from, if they all do.
 #[allow(clippy::too_many_arguments)]
 fn decide_all<'s, 'c>(
-    workspace: &Workspace,
+    workspace: &'c Workspace,
     (cause, ids): (&Cause, &CauseIds),
     subject: &Subject<'s>,
     (candidates, names): (&[Candidate<'c>], Option<&SegmentNames>),
@@ -959,9 +970,9 @@ struct Attention<'s, 'n> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn gates<'s>(
-    d: &mut Decision,
-    workspace: &Workspace,
+fn gates<'s, 'c>(
+    d: &mut Decision<'c>,
+    workspace: &'c Workspace,
     cause: &Cause,
     subject: &Subject<'s>,
     candidate: &Candidate,
@@ -1194,12 +1205,8 @@ fn gates<'s>(
             && let Some(rule) =
                 attention.reached_rule(workspace, ledger, subject, channel, format, now_ms)
         {
-            d.cap_rule_id = Some(rule.id.clone());
-            d.verdict(
-                Code::ChannelCapped,
-                false,
-                on(ChannelWhy::Capped(rule.reached.clone())),
-            );
+            (d.rules, d.cap_rule) = (&workspace.rules, Some(rule));
+            d.verdict(Code::ChannelCapped, false, on(ChannelWhy::Capped(rule)));
             continue;
         }
         if channel == Channel::InApp {
@@ -1372,23 +1379,23 @@ impl<'s, 'n> Attention<'s, 'n> {
             .get_or_insert_with(|| UserSegments::new(subject.segment_ids, self.names))
     }
 
-    /// The first workspace cap rule covering `channel` (and in-app `format`) that the
-    /// user has reached at `now_ms`, if any.
-    fn reached_rule<'w>(
+    /// The index of the first workspace cap rule covering `channel` (and in-app
+    /// `format`) that the user has reached at `now_ms`, if any.
+    fn reached_rule(
         &mut self,
-        workspace: &'w Workspace,
+        workspace: &Workspace,
         ledger: &Ledger,
         subject: &Subject,
         channel: Channel,
         format: InAppFormat,
         now_ms: i64,
-    ) -> Option<&'w Rule> {
-        for (rule, used) in workspace.rules.iter().zip(self.used.iter_mut()) {
+    ) -> Option<usize> {
+        for (i, (rule, used)) in workspace.rules.iter().zip(self.used.iter_mut()).enumerate() {
             if rule.covers(channel, format)
                 && *used.get_or_insert_with(|| rule.used(ledger, now_ms, subject.zone()))
                     >= rule.max
             {
-                return Some(rule);
+                return Some(i);
             }
         }
         None
@@ -1768,9 +1775,10 @@ mod tests {
         first.priority = 1;
         let index = index(vec![first, campaign("cmp_second", on("opened"))]);
         let mut ledger = Ledger::default();
+        let workspace = workspace();
         let decided = on_event(
             &index,
-            &workspace(),
+            &workspace,
             &subject("u", "m1", "opened"),
             &mut ledger,
             0,
@@ -2019,7 +2027,8 @@ mod tests {
             }),
             ..base
         };
-        let decisions = on_event(&index, &workspace(), &s, &mut Ledger::default(), HOUR);
+        let workspace = workspace();
+        let decisions = on_event(&index, &workspace, &s, &mut Ledger::default(), HOUR);
         let ends: Vec<(&str, Option<Code>)> = decisions
             .iter()
             .map(|d| (d.campaign_id(), d.failed().map(|v| v.code)))

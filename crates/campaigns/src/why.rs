@@ -13,6 +13,7 @@ use herald_conditions::Condition;
 use herald_proto::common::v1::{Channel, InAppFormat};
 use herald_proto::trigger::v1::Campaign;
 
+use crate::attention::Rule;
 use crate::compiled::CompiledTrigger;
 use crate::locale::{self, Match};
 use crate::render;
@@ -98,8 +99,8 @@ pub enum ChannelWhy {
     OutsideInterval {
         min_ms: i64,
     },
-    /// The words of the cap rule reached.
-    Capped(Arc<str>),
+    /// The cap rule reached: its index in the workspace's (the decision holds them).
+    Capped(usize),
     CapExempt,
     NoCapRules,
     WithinCaps(usize),
@@ -111,9 +112,18 @@ pub enum ChannelWhy {
 }
 
 impl Why {
-    /// The verdict in words, for the campaign whose `words` these are.
-    pub(crate) fn describe<'a>(&'a self, words: &'a CampaignWords) -> Described<'a> {
-        Described { why: self, words }
+    /// The verdict in words, for the campaign whose `words` these are, under the
+    /// workspace cap `rules` a CHANNEL_CAPPED verdict names.
+    pub(crate) fn describe<'a>(
+        &'a self,
+        words: &'a CampaignWords,
+        rules: &'a [Rule],
+    ) -> Described<'a> {
+        Described {
+            why: self,
+            words,
+            rules,
+        }
     }
 }
 
@@ -121,6 +131,7 @@ impl Why {
 pub struct Described<'a> {
     why: &'a Why,
     words: &'a CampaignWords,
+    rules: &'a [Rule],
 }
 
 impl fmt::Display for Described<'_> {
@@ -238,7 +249,10 @@ impl fmt::Display for Described<'_> {
                         "outside the minimum interval of {}",
                         duration_words(*min_ms)
                     ),
-                    ChannelWhy::Capped(rule) => f.write_str(rule),
+                    ChannelWhy::Capped(rule) => match self.rules.get(*rule) {
+                        Some(rule) => f.write_str(&rule.reached),
+                        None => f.write_str("a cap rule was reached"),
+                    },
                     ChannelWhy::CapExempt => f.write_str("exempt from the cap rules"),
                     ChannelWhy::NoCapRules => f.write_str("the workspace has no cap rules"),
                     ChannelWhy::WithinCaps(n) => write!(f, "within all {n} cap rule(s)"),
@@ -422,7 +436,7 @@ mod tests {
         campaign.variant_ids = vec!["v1".into()];
         campaign.localizations = vec![Box::new(["de".into(), "fr".into()])];
         campaign.awaited = "\"integration_connected\"".into();
-        let words = |why: Why| why.describe(&campaign).to_string();
+        let words = |why: Why| why.describe(&campaign, &[]).to_string();
         assert_eq!(
             words(Why::DelayStarted {
                 delay_ms: 90 * 60_000
