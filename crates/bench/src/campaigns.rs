@@ -147,7 +147,14 @@ pub fn run(campaigns: usize, events: u64) -> anyhow::Result<CampaignsResult> {
     for n in 0..WARM_UP_ROUNDS * USERS {
         now += rng.random_range(0..=2 * step);
         let event = event(format!("msg_warm_{n:08}"), &names, &mut rng);
-        decide(&index, &workspace, &mut users[n % USERS], &event, now);
+        decide(
+            &index,
+            &workspace,
+            &mut users[n % USERS],
+            &event,
+            now,
+            |_| {},
+        );
     }
 
     let mut histogram = Histogram::<u64>::new(3)?;
@@ -158,26 +165,27 @@ pub fn run(campaigns: usize, events: u64) -> anyhow::Result<CampaignsResult> {
         now += rng.random_range(0..=2 * step);
         let user = &mut users[n as usize % USERS];
         let event = event(format!("msg_{n:012}"), &names, &mut rng);
-        let (took, decided) = decide(&index, &workspace, user, &event, now);
+        let took = decide(&index, &workspace, user, &event, now, |decided| {
+            decisions += decided.len() as u64;
+            for d in decided {
+                renders += d
+                    .verdicts
+                    .iter()
+                    .filter(|v| v.code == DecisionReasonCode::RenderFailed && v.passed)
+                    .count() as u64;
+                sends += d.sends.len() as u64;
+                let end = match d.failed() {
+                    Some(v) if d.outcome == Outcome::Suppressed => short_code(v.code),
+                    _ => format!("{:?}", d.outcome).to_lowercase(),
+                };
+                *ends.entry(end).or_default() += 1;
+            }
+        });
         histogram.record((took.as_nanos() as u64).max(1))?;
         let fired = index.for_event(event.name).len();
         concerned += fired;
         concerned_max = concerned_max.max(fired);
         cancelling += index.cancelled_by(event.name).count();
-        decisions += decided.len() as u64;
-        for d in &decided {
-            renders += d
-                .verdicts
-                .iter()
-                .filter(|v| v.code == DecisionReasonCode::RenderFailed && v.passed)
-                .count() as u64;
-            sends += d.sends.len() as u64;
-            let end = match d.failed() {
-                Some(v) if d.outcome == Outcome::Suppressed => short_code(v.code),
-                _ => format!("{:?}", d.outcome).to_lowercase(),
-            };
-            *ends.entry(end).or_default() += 1;
-        }
     }
 
     let mut matching = Histogram::<u64>::new(3)?;
@@ -251,19 +259,21 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Decides `user`'s event as trigger does, timing `on_event` alone. Untimed around it,
+/// Decides `user`'s event as trigger does, timing `on_event` alone, and shows the
+/// decisions to `seen` (untimed). Untimed around it,
 /// as trigger does per batch of events: the user's ledger is decoded from its stored
 /// bytes and the traits and segments arrive decoded with the event (here, copied), and
 /// afterwards the ledger is trimmed and encoded to be written back. So the user's data is
 /// as fresh in the caches as the service has it, not as stale as the last time this bench
 /// came round to the user (`USERS` events ago).
-fn decide<'c>(
-    index: &'c MatchIndex,
-    workspace: &'c Workspace,
+fn decide(
+    index: &MatchIndex,
+    workspace: &Workspace,
     user: &mut User,
     event: &Event,
     now_ms: i64,
-) -> (Duration, Vec<decision::Decision<'c>>) {
+    seen: impl FnOnce(&[decision::Decision]),
+) -> Duration {
     let timestamp = Timestamp {
         seconds: now_ms.div_euclid(1000),
         nanos: (now_ms.rem_euclid(1000) * 1_000_000) as i32,
@@ -286,9 +296,11 @@ fn decide<'c>(
     let started = Instant::now();
     let decisions = decision::on_event(index, workspace, &subject, &mut ledger, now_ms);
     let took = started.elapsed();
+    seen(&decisions);
+    drop(decisions);
     ledger.trim(now_ms);
     user.ledger = ledger.to_bytes();
-    (took, decisions)
+    took
 }
 
 /// `Code::RenderFailed` → `render_failed`.

@@ -164,7 +164,8 @@ pub struct Decision<'c> {
     /// The campaign's id and the words its verdicts name.
     words: HeldWords<'c>,
     pub cause_kind: CauseKind,
-    pub cause_id: Arc<str>,
+    /// The cause's id (borrowed from the cause, which outlives its decisions).
+    pub cause_id: &'c str,
     pub verdicts: Vec<Verdict>,
     pub outcome: Outcome,
     /// The index of the variant assigned; `None` when none or control.
@@ -205,15 +206,15 @@ impl std::ops::Deref for HeldWords<'_> {
 }
 
 impl<'c> Decision<'c> {
-    fn new(words: &'c CampaignWords, cause: &CauseIds) -> Decision<'c> {
+    fn new(words: &'c CampaignWords, cause: &CauseIds<'c>) -> Decision<'c> {
         Decision::of(HeldWords::Borrowed(words), cause)
     }
 
-    fn of(words: HeldWords<'c>, cause: &CauseIds) -> Decision<'c> {
+    fn of(words: HeldWords<'c>, cause: &CauseIds<'c>) -> Decision<'c> {
         Decision {
             words,
             cause_kind: cause.kind,
-            cause_id: cause.id.clone(),
+            cause_id: cause.id,
             // A decision through every gate of one channel holds about a dozen.
             verdicts: Vec::with_capacity(12),
             outcome: Outcome::Suppressed,
@@ -340,18 +341,18 @@ fn text(id: &Option<Arc<str>>) -> String {
     id.as_deref().unwrap_or_default().to_owned()
 }
 
-/// A cause's kind and id, the id shared by the decisions it causes.
-#[derive(Debug, Clone)]
-struct CauseIds {
+/// A cause's kind and id, which the decisions it causes borrow.
+#[derive(Debug, Clone, Copy)]
+struct CauseIds<'a> {
     kind: CauseKind,
-    id: Arc<str>,
+    id: &'a str,
 }
 
-impl From<&Cause<'_>> for CauseIds {
-    fn from(cause: &Cause) -> CauseIds {
+impl<'a> From<&Cause<'a>> for CauseIds<'a> {
+    fn from(cause: &Cause<'a>) -> CauseIds<'a> {
         CauseIds {
             kind: cause.kind,
-            id: cause.id.into(),
+            id: cause.id,
         }
     }
 }
@@ -451,7 +452,7 @@ fn payload(
 pub fn schedule_user<'c>(
     campaign: &'c CompiledCampaign,
     workspace: &Workspace,
-    cause: &Cause,
+    cause: &Cause<'c>,
     subject: &Subject,
     now_ms: i64,
 ) -> Option<Decision<'c>> {
@@ -524,7 +525,7 @@ fn next_occurrence(
 pub fn on_event<'c>(
     index: &'c MatchIndex,
     workspace: &'c Workspace,
-    subject: &Subject,
+    subject: &Subject<'c>,
     ledger: &mut Ledger,
     now_ms: i64,
 ) -> Vec<Decision<'c>> {
@@ -677,7 +678,7 @@ fn timer_started<'c>(
     started: Why,
     workspace: &Workspace,
     (campaign, id): (&'c CompiledCampaign, &str),
-    (cause, ids): (&Cause, &CauseIds),
+    (cause, ids): (&Cause, &CauseIds<'c>),
     subject: &Subject,
     now_ms: i64,
 ) -> Decision<'c> {
@@ -709,7 +710,7 @@ pub struct TransitionView<'a> {
 pub fn on_transition<'c>(
     index: &'c MatchIndex,
     workspace: &'c Workspace,
-    transition: &TransitionView,
+    transition: &TransitionView<'c>,
     subject: &Subject,
     ledger: &mut Ledger,
     now_ms: i64,
@@ -774,7 +775,7 @@ pub struct DueTimer<'a> {
 pub fn on_timer<'c>(
     timer: &DueTimer<'c>,
     workspace: &'c Workspace,
-    cause: &Cause,
+    cause: &Cause<'c>,
     subject: &Subject,
     ledger: &mut Ledger,
     now_ms: i64,
@@ -845,7 +846,7 @@ pub fn on_timer<'c>(
 pub fn on_enrollment<'c>(
     campaign: &'c CompiledCampaign,
     workspace: &'c Workspace,
-    cause: &Cause,
+    cause: &Cause<'c>,
     subject: &Subject,
     ledger: &mut Ledger,
     now_ms: i64,
@@ -869,7 +870,7 @@ pub fn on_enrollment<'c>(
 /// in precedence order, reserving each one's messages in `ledger` before the next.
 pub fn decide<'c>(
     workspace: &'c Workspace,
-    cause: &Cause,
+    cause: &Cause<'c>,
     subject: &Subject,
     mut candidates: Vec<Candidate<'c>>,
     ledger: &mut Ledger,
@@ -895,7 +896,7 @@ pub fn decide<'c>(
 #[allow(clippy::too_many_arguments)]
 fn decide_all<'s, 'c>(
     workspace: &'c Workspace,
-    (cause, ids): (&Cause, &CauseIds),
+    (cause, ids): (&Cause, &CauseIds<'c>),
     subject: &Subject<'s>,
     (candidates, names): (&[Candidate<'c>], Option<&SegmentNames>),
     ledger: &mut Ledger,

@@ -96,7 +96,7 @@ impl Effects {
         };
         if let Some(kind) = kind {
             let interaction = Interaction {
-                id: exposure_record_id(decision.campaign_id(), &decision.cause_id),
+                id: exposure_record_id(decision.campaign_id(), decision.cause_id),
                 campaign_id: decision.campaign_id().to_owned(),
                 variant_id: decision.variant_id().unwrap_or_default().to_owned(),
                 user_id: user_id.to_owned(),
