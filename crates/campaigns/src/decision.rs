@@ -101,11 +101,11 @@ impl Subject<'_> {
 
 /// One gate's verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
+pub struct Verdict<'c> {
     pub code: Code,
     pub passed: bool,
     /// Why, put into words by [`Decision::reason`].
-    pub why: Why,
+    pub why: Why<'c>,
 }
 
 /// One message to send: a rendered content for one channel.
@@ -166,7 +166,7 @@ pub struct Decision<'c> {
     pub cause_kind: CauseKind,
     /// The cause's id (borrowed from the cause, which outlives its decisions).
     pub cause_id: &'c str,
-    pub verdicts: Vec<Verdict>,
+    pub verdicts: Vec<Verdict<'c>>,
     pub outcome: Outcome,
     /// The index of the variant assigned; `None` when none or control.
     variant: Option<usize>,
@@ -230,7 +230,7 @@ impl<'c> Decision<'c> {
     }
 
     /// Records a verdict; returns whether it passed.
-    fn verdict(&mut self, code: Code, passed: bool, why: impl Into<Why>) -> bool {
+    fn verdict(&mut self, code: Code, passed: bool, why: impl Into<Why<'c>>) -> bool {
         // Built where it is stored: the closure runs once room is made, so the verdict is
         // written in place, not assembled on the stack and copied (a stalled copy: the
         // copy's wide reads cannot be served from the narrow writes just made).
@@ -285,7 +285,7 @@ impl<'c> Decision<'c> {
     }
 
     /// The first verdict that did not pass, if any.
-    pub fn failed(&self) -> Option<&Verdict> {
+    pub fn failed(&self) -> Option<&Verdict<'c>> {
         self.verdicts.iter().find(|v| !v.passed)
     }
 
@@ -367,7 +367,7 @@ pub struct Candidate<'a> {
     /// Its audience's trait filters: the index's copy, or the campaign's own.
     traits: &'a [Condition],
     /// How the trigger matched.
-    pub matched: Why,
+    pub matched: Why<'a>,
     /// For a quiet-hours release: what was held back.
     pub release: Option<Release>,
 }
@@ -394,7 +394,11 @@ impl<'a> Candidate<'a> {
     }
 
     /// `campaign`, matched as `matched` says, its quiet-hours `release` if any.
-    fn of(campaign: &'a CompiledCampaign, matched: Why, release: Option<Release>) -> Candidate<'a> {
+    fn of(
+        campaign: &'a CompiledCampaign,
+        matched: Why<'a>,
+        release: Option<Release>,
+    ) -> Candidate<'a> {
         Candidate {
             matched,
             release,
@@ -675,7 +679,7 @@ fn timer_started<'c>(
     kind: TimerKind,
     key: String,
     due_ms: i64,
-    started: Why,
+    started: Why<'c>,
     workspace: &Workspace,
     (campaign, id): (&'c CompiledCampaign, &str),
     (cause, ids): (&Cause, &CauseIds<'c>),
@@ -711,7 +715,7 @@ pub fn on_transition<'c>(
     index: &'c MatchIndex,
     workspace: &'c Workspace,
     transition: &TransitionView<'c>,
-    subject: &Subject,
+    subject: &Subject<'c>,
     ledger: &mut Ledger,
     now_ms: i64,
 ) -> Vec<Decision<'c>> {
@@ -776,7 +780,7 @@ pub fn on_timer<'c>(
     timer: &DueTimer<'c>,
     workspace: &'c Workspace,
     cause: &Cause<'c>,
-    subject: &Subject,
+    subject: &Subject<'c>,
     ledger: &mut Ledger,
     now_ms: i64,
 ) -> Option<Decision<'c>> {
@@ -847,7 +851,7 @@ pub fn on_enrollment<'c>(
     campaign: &'c CompiledCampaign,
     workspace: &'c Workspace,
     cause: &Cause<'c>,
-    subject: &Subject,
+    subject: &Subject<'c>,
     ledger: &mut Ledger,
     now_ms: i64,
 ) -> Decision<'c> {
@@ -871,7 +875,7 @@ pub fn on_enrollment<'c>(
 pub fn decide<'c>(
     workspace: &'c Workspace,
     cause: &Cause<'c>,
-    subject: &Subject,
+    subject: &Subject<'c>,
     mut candidates: Vec<Candidate<'c>>,
     ledger: &mut Ledger,
     now_ms: i64,
@@ -894,10 +898,10 @@ pub fn decide<'c>(
 /// [`decide`] for `candidates` already in precedence order, into `decisions`; `names`
 /// are the segment names of the index the candidates come from, if they all do.
 #[allow(clippy::too_many_arguments)]
-fn decide_all<'s, 'c>(
+fn decide_all<'c>(
     workspace: &'c Workspace,
     (cause, ids): (&Cause, &CauseIds<'c>),
-    subject: &Subject<'s>,
+    subject: &Subject<'c>,
     (candidates, names): (&[Candidate<'c>], Option<&SegmentNames>),
     ledger: &mut Ledger,
     now_ms: i64,
@@ -956,7 +960,7 @@ struct Attention<'s, 'n> {
     taken: Vec<(InAppFormat, Arc<str>)>,
     /// The user's locale, the same for every campaign of the cause, looked up once the
     /// first campaign picks a variant's contents.
-    user_locale: Option<Option<locale::Lookup>>,
+    user_locale: Option<Option<locale::Lookup<'s>>>,
     /// The tags the user's locale is looked for under, as words
     /// ([`compact::tag_word`], 0 for a tag too long), once needed.
     user_tags: Option<Vec<u64>>,
@@ -971,14 +975,14 @@ struct Attention<'s, 'n> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn gates<'s, 'c>(
+fn gates<'c>(
     d: &mut Decision<'c>,
     workspace: &'c Workspace,
     cause: &Cause,
-    subject: &Subject<'s>,
-    candidate: &Candidate,
+    subject: &Subject<'c>,
+    candidate: &Candidate<'c>,
     ledger: &mut Ledger,
-    attention: &mut Attention<'s, '_>,
+    attention: &mut Attention<'c, '_>,
     now_ms: i64,
 ) {
     let (campaign, compact) = (candidate.campaign, candidate.compact);
@@ -1102,7 +1106,7 @@ fn gates<'s, 'c>(
             Why::Locale {
                 matched,
                 locale: d.localization(),
-                user: user_locale.map(|u| u.tag().clone()),
+                user: user_locale.map(|u| u.received()),
                 from_default,
             },
         );
@@ -1351,7 +1355,11 @@ fn gates<'s, 'c>(
 
 impl<'s, 'n> Attention<'s, 'n> {
     /// The user's locale for picking contents.
-    fn user_locale(&mut self, workspace: &Workspace, subject: &Subject) -> Option<&locale::Lookup> {
+    fn user_locale(
+        &mut self,
+        workspace: &'s Workspace,
+        subject: &Subject<'s>,
+    ) -> Option<&locale::Lookup<'s>> {
         self.user_locale
             .get_or_insert_with(|| {
                 locale::Lookup::of_user(
@@ -1364,7 +1372,7 @@ impl<'s, 'n> Attention<'s, 'n> {
     }
 
     /// The hashes of the tags the user's locale is looked for under.
-    fn user_tags(&mut self, workspace: &Workspace, subject: &Subject) -> &[u64] {
+    fn user_tags(&mut self, workspace: &'s Workspace, subject: &Subject<'s>) -> &[u64] {
         if self.user_tags.is_none() {
             let tags = self
                 .user_locale(workspace, subject)

@@ -15,8 +15,6 @@
 //! content whole, so one message never mixes languages; a channel the localization lacks
 //! is sent from the default contents.
 
-use std::sync::Arc;
-
 use herald_proto::common::v1::{Channel, MessageContent};
 use herald_proto::trigger::v1::Variant;
 
@@ -124,10 +122,15 @@ pub struct UserLocale {
 /// A candidate locale as received, cleaned: surrounding blanks and a POSIX codeset or
 /// modifier ("en_US.UTF-8", "de_DE@euro") are dropped; `None` unless the rest is well
 /// formed.
-fn clean(candidate: &str) -> Option<String> {
-    let tag = candidate.trim();
-    let tag = tag.split(['.', '@']).next().unwrap_or("");
+pub(crate) fn clean(candidate: &str) -> Option<String> {
+    let tag = cleaned(candidate);
     is_well_formed(tag).then(|| canonical(tag))
+}
+
+/// `candidate` without surrounding blanks, codeset or modifier (see [`clean`]).
+fn cleaned(candidate: &str) -> &str {
+    let tag = candidate.trim();
+    tag.split(['.', '@']).next().unwrap_or("")
 }
 
 /// The user's locale: the first non-empty, well-formed one of the event's context locale,
@@ -268,43 +271,45 @@ fn fallbacks(user: &str) -> impl Iterator<Item = &str> {
 }
 
 /// A user's locale made ready for picking, once per cause rather than per campaign: the
-/// cleaned tag and the normalized tags to try, most specific first.
+/// locale as received and the normalized tags to try, most specific first.
 #[derive(Debug, Clone)]
-pub struct Lookup {
-    /// The tag in canonical case, e.g. "fr-CA".
-    tag: Arc<str>,
-    /// The tag normalized ([`normalize`]): [`Lookup::tries`] are its prefixes.
+pub struct Lookup<'a> {
+    /// The locale as received (well formed once cleaned, see [`clean`]).
+    received: &'a str,
+    /// The cleaned tag normalized ([`normalize`]): [`Lookup::tries`] are its prefixes.
     normal: String,
 }
 
-impl Lookup {
+impl<'a> Lookup<'a> {
     /// The lookup for `user_locale` as received; `None` unless it is well formed once
     /// cleaned (see [`user_locale`]).
-    pub fn new(user_locale: &str) -> Option<Lookup> {
-        clean(user_locale).map(Lookup::of_canonical)
+    pub fn new(user_locale: &'a str) -> Option<Lookup<'a>> {
+        let tag = cleaned(user_locale);
+        is_well_formed(tag).then(|| Lookup {
+            received: user_locale,
+            normal: normalize(tag),
+        })
     }
 
-    /// The lookup for the user's locale (see [`user_locale`]).
+    /// The lookup for the user's locale: the first of the candidates [`user_locale`]
+    /// takes that is well formed once cleaned.
     pub fn of_user(
-        event_context_locale: &str,
-        locale_trait: Option<&str>,
-        workspace_default: &str,
-    ) -> Option<Lookup> {
-        user_locale(event_context_locale, locale_trait, workspace_default)
-            .map(|l| Lookup::of_canonical(l.tag))
+        event_context_locale: &'a str,
+        locale_trait: Option<&'a str>,
+        workspace_default: &'a str,
+    ) -> Option<Lookup<'a>> {
+        [
+            Some(event_context_locale),
+            locale_trait,
+            Some(workspace_default),
+        ]
+        .into_iter()
+        .find_map(|candidate| Lookup::new(candidate?))
     }
 
-    /// The lookup for `tag`, cleaned and in canonical case.
-    fn of_canonical(tag: String) -> Lookup {
-        Lookup {
-            normal: normalize(&tag),
-            tag: tag.into(),
-        }
-    }
-
-    /// The user's tag in canonical case.
-    pub fn tag(&self) -> &Arc<str> {
-        &self.tag
+    /// The user's locale as received (its tag in canonical case is [`clean`] of it).
+    pub fn received(&self) -> &'a str {
+        self.received
     }
 
     /// The normalized tags a localization is looked for under, most specific first.
@@ -600,7 +605,7 @@ mod tests {
         );
         // The tag a decision's lookup holds.
         let resolve_user_locale = |event: &str, locale_trait: Option<&str>, default: &str| {
-            Lookup::of_user(event, locale_trait, default).map(|l| l.tag().to_string())
+            Lookup::of_user(event, locale_trait, default).and_then(|l| clean(l.received()))
         };
         assert_eq!(resolve_user_locale("", None, "en"), Some("en".into()));
         assert_eq!(

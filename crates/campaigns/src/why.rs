@@ -20,7 +20,7 @@ use crate::render;
 
 /// The words of one verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Why {
+pub enum Why<'c> {
     /// Words that never change.
     Fixed(&'static str),
     /// Words prepared when the campaign was compiled.
@@ -48,7 +48,9 @@ pub enum Why {
         /// The localization chosen: its variant's index and its own in the variant's
         /// ([`CampaignWords::localization`]); `None` for the default contents.
         locale: Option<(u32, u32)>,
-        user: Option<Arc<str>>,
+        /// The user's locale as received (borrowed from the cause, like the decision's
+        /// other words), cleaned when put into words.
+        user: Option<&'c str>,
         from_default: Box<[Channel]>,
     },
     /// A verdict about one channel of the message.
@@ -111,7 +113,7 @@ pub enum ChannelWhy {
     NotRendered(String),
 }
 
-impl Why {
+impl Why<'_> {
     /// The verdict in words, for the campaign whose `words` these are, under the
     /// workspace cap `rules` a CHANNEL_CAPPED verdict names.
     pub(crate) fn describe<'a>(
@@ -129,7 +131,7 @@ impl Why {
 
 /// A [`Why`] with the words of its campaign: what `Display` puts into a sentence.
 pub struct Described<'a> {
-    why: &'a Why,
+    why: &'a Why<'a>,
     words: &'a CampaignWords,
     rules: &'a [Rule],
 }
@@ -203,7 +205,7 @@ impl fmt::Display for Described<'_> {
             } => f.write_str(&locale::describe(
                 *matched,
                 locale.and_then(|(variant, at)| w.localization(variant, at)),
-                user.as_deref(),
+                user.and_then(locale::clean).as_deref(),
                 from_default,
             )),
             Why::DelayStarted { delay_ms } => {
@@ -408,20 +410,20 @@ impl CampaignWords {
     }
 }
 
-impl From<&'static str> for Why {
-    fn from(text: &'static str) -> Why {
+impl From<&'static str> for Why<'_> {
+    fn from(text: &'static str) -> Self {
         Why::Fixed(text)
     }
 }
 
-impl From<String> for Why {
-    fn from(text: String) -> Why {
+impl From<String> for Why<'_> {
+    fn from(text: String) -> Self {
         Why::Text(text)
     }
 }
 
-impl From<Words> for Why {
-    fn from(words: Words) -> Why {
+impl From<Words> for Why<'_> {
+    fn from(words: Words) -> Self {
         Why::Campaign(words)
     }
 }
@@ -496,7 +498,7 @@ mod tests {
             words(Why::Locale {
                 matched: Match::Language,
                 locale: Some((0, 1)),
-                user: Some("fr-CA".into()),
+                user: Some("fr_ca"),
                 from_default: Box::new([Channel::Sms]),
             }),
             "localization \"fr\" (language of user locale \"fr-CA\"); sms from the default contents (not localized)"
