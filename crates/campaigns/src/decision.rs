@@ -366,10 +366,18 @@ pub struct Candidate<'a> {
     compact: &'a Compact,
     /// Its audience's trait filters: the index's copy, or the campaign's own.
     traits: &'a [Condition],
-    /// How the trigger matched.
-    pub matched: Why<'a>,
+    /// How the trigger matched, and what a quiet-hours release sends, unless the
+    /// trigger fired as the campaign's words say (every event trigger): boxed, so the
+    /// candidates of an event are small to write.
+    unusual: Option<Box<Unusual<'a>>>,
+}
+
+/// How a candidate's trigger matched when not as its campaign's words say.
+#[derive(Debug, Clone)]
+struct Unusual<'a> {
+    matched: Why<'a>,
     /// For a quiet-hours release: what was held back.
-    pub release: Option<Release>,
+    release: Option<Release>,
 }
 
 impl<'a> Candidate<'a> {
@@ -388,8 +396,7 @@ impl<'a> Candidate<'a> {
             campaign,
             compact,
             traits,
-            matched: Why::Campaign(Words::Matched),
-            release: None,
+            unusual: None,
         }
     }
 
@@ -400,10 +407,21 @@ impl<'a> Candidate<'a> {
         release: Option<Release>,
     ) -> Candidate<'a> {
         Candidate {
-            matched,
-            release,
+            unusual: Some(Box::new(Unusual { matched, release })),
             ..Candidate::fired(campaign)
         }
+    }
+
+    /// How the trigger matched.
+    fn matched(&self) -> Why<'a> {
+        self.unusual
+            .as_ref()
+            .map_or(Why::Campaign(Words::Matched), |u| u.matched.clone())
+    }
+
+    /// For a quiet-hours release: what was held back.
+    fn release(&self) -> Option<&Release> {
+        self.unusual.as_ref()?.release.as_ref()
     }
 }
 
@@ -990,7 +1008,7 @@ fn gates<'c>(
     // The stored campaign: read only where a gate needs more than the compact.
     let c = || campaign.campaign();
     let key = compact.key();
-    d.verdict(Code::TriggerMatched, true, candidate.matched.clone());
+    d.verdict(Code::TriggerMatched, true, candidate.matched());
     if !facts.active {
         d.verdict(Code::CampaignNotActive, false, "the campaign is not active");
         return;
@@ -999,7 +1017,7 @@ fn gates<'c>(
     {
         return;
     }
-    let entered_already = candidate.release.as_ref().is_some_and(|r| r.entered);
+    let entered_already = candidate.release().is_some_and(|r| r.entered);
     let state = ledger.campaign(key);
     if !entered_already && !eligibility(d, facts, state, now_ms) {
         return;
@@ -1149,7 +1167,7 @@ fn gates<'c>(
     let mut sent_any = false;
     for (k, &(channel, format)) in channels.iter().enumerate() {
         let on = |why: ChannelWhy| Why::Channel(channel, why);
-        if let Some(release) = &candidate.release
+        if let Some(release) = candidate.release()
             && !release.channels.contains(&channel)
         {
             continue;
