@@ -254,6 +254,11 @@ impl Arm {
         }
     }
 
+    /// Whether what a user gets of the variant can be read from here (see [`Arm::pick`]).
+    pub fn fits(&self) -> bool {
+        !self.more
+    }
+
     /// Whether the variant has localizations (or more than fit).
     pub fn localized(&self) -> bool {
         self.more || self.locales > 0

@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 use crate::assign::{Assignment, assign};
 use crate::attention::{QuietBehavior, Rule, Workspace};
-use crate::compact::{self, AudienceSketch, Compact, TriggerKind};
+use crate::compact::{self, Arm, AudienceSketch, Compact, TriggerKind};
 use crate::compiled::{CompiledTrigger, EntryRule, Facts};
 use crate::ledger::{CampaignEntries, Ledger};
 use crate::membership::{SegmentNames, UserSegments};
@@ -943,8 +943,7 @@ fn decide_all<'c>(
         // The variants are read ahead only when the gates may read them: when one does not
         // fit the compact.
         let packed = candidate.compact.arms.as_ref().is_some_and(|arms| {
-            (0..usize::from(candidate.compact.variants))
-                .all(|i| arms.arm(i).is_some_and(|a| a.pick(&[]).is_some()))
+            (0..usize::from(candidate.compact.variants)).all(|i| arms.arm(i).is_some_and(Arm::fits))
         });
         if !packed {
             candidate.campaign.prefetch_variants();

@@ -15,6 +15,8 @@
 //! content whole, so one message never mixes languages; a channel the localization lacks
 //! is sent from the default contents.
 
+use std::borrow::Cow;
+
 use herald_proto::common::v1::{Channel, MessageContent};
 use herald_proto::trigger::v1::Variant;
 
@@ -63,30 +65,39 @@ pub fn normalize(tag: &str) -> String {
 /// `tag` in the conventional case of BCP 47: language lowercase, a four-letter script in
 /// title case, a two-letter region uppercase ("zh_hant_tw" → "zh-Hant-TW").
 pub fn canonical(tag: &str) -> String {
-    let normal = normalize(tag);
-    let mut out = String::with_capacity(normal.len());
+    canonical_chars(tag).collect()
+}
+
+/// The characters of [`canonical`] of `tag`, one by one.
+fn canonical_chars(tag: &str) -> impl Iterator<Item = char> + '_ {
     // Subtags after a singleton ("x-…", "u-…") are extensions and keep lowercase.
     let mut in_extension = false;
-    for (i, subtag) in normal.split('-').enumerate() {
-        if i > 0 {
-            out.push('-');
-        }
-        if i > 0 && subtag.len() == 1 {
-            in_extension = true;
-        }
-        let alpha = subtag.bytes().all(|b| b.is_ascii_alphabetic());
-        if i == 0 || in_extension {
-            out.push_str(subtag);
-        } else if subtag.len() == 2 && alpha {
-            out.extend(subtag.chars().map(|c| c.to_ascii_uppercase()));
-        } else if subtag.len() == 4 && alpha {
-            out.push(char::from(subtag.as_bytes()[0].to_ascii_uppercase()));
-            out.push_str(&subtag[1..]);
-        } else {
-            out.push_str(subtag);
-        }
-    }
-    out
+    tag.trim()
+        .split(['-', '_'])
+        .enumerate()
+        .flat_map(move |(i, subtag)| {
+            if i > 0 && subtag.len() == 1 {
+                in_extension = true;
+            }
+            let alpha = subtag.bytes().all(|b| b.is_ascii_alphabetic());
+            // How many leading characters are uppercase: a region's two, a script's one.
+            let upper = match subtag.len() {
+                _ if i == 0 || in_extension || !alpha => 0,
+                2 => 2,
+                4 => 1,
+                _ => 0,
+            };
+            (i > 0)
+                .then_some('-')
+                .into_iter()
+                .chain(subtag.chars().enumerate().map(move |(k, c)| {
+                    if k < upper {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c.to_ascii_lowercase()
+                    }
+                }))
+        })
 }
 
 /// Where a user's locale came from.
@@ -123,8 +134,21 @@ pub struct UserLocale {
 /// modifier ("en_US.UTF-8", "de_DE@euro") are dropped; `None` unless the rest is well
 /// formed.
 pub(crate) fn clean(candidate: &str) -> Option<String> {
+    clean_borrowed(candidate).map(Cow::into_owned)
+}
+
+/// [`clean`], borrowed from `candidate` when it is written in canonical case already (as
+/// most locales are received): a decision's locale verdict puts it into words this way.
+pub(crate) fn clean_borrowed(candidate: &str) -> Option<Cow<'_, str>> {
     let tag = cleaned(candidate);
-    is_well_formed(tag).then(|| canonical(tag))
+    if !is_well_formed(tag) {
+        return None;
+    }
+    Some(if canonical_chars(tag).eq(tag.chars()) {
+        Cow::Borrowed(tag)
+    } else {
+        Cow::Owned(canonical(tag))
+    })
 }
 
 /// `candidate` without surrounding blanks, codeset or modifier (see [`clean`]).
@@ -652,6 +676,19 @@ mod tests {
         }
         assert!(!is_well_formed(&format!("en-{}", "a".repeat(40))));
         assert_eq!(canonical("ZH_hant_tw"), "zh-Hant-TW");
+        assert_eq!(
+            canonical(" sr_latn_rs_u_ca_gregory "),
+            "sr-Latn-RS-u-ca-gregory"
+        );
+        for (received, clean) in [
+            ("fr-CA", Some(Cow::Borrowed("fr-CA"))),
+            (" en-US.UTF-8", Some(Cow::Borrowed("en-US"))),
+            ("fr_ca", Some(Cow::Owned("fr-CA".to_owned()))),
+            ("EN", Some(Cow::Owned("en".to_owned()))),
+            ("f", None),
+        ] {
+            assert_eq!(clean_borrowed(received), clean, "{received:?}");
+        }
         assert_eq!(canonical("es-419"), "es-419");
         assert_eq!(canonical("en-x-ab"), "en-x-ab");
     }

@@ -205,7 +205,7 @@ impl fmt::Display for Described<'_> {
             } => f.write_str(&locale::describe(
                 *matched,
                 locale.and_then(|(variant, at)| w.localization(variant, at)),
-                user.and_then(locale::clean).as_deref(),
+                user.and_then(locale::clean_borrowed).as_deref(),
                 from_default,
             )),
             Why::DelayStarted { delay_ms } => {
