@@ -206,11 +206,11 @@ impl std::ops::Deref for HeldWords<'_> {
 }
 
 impl<'c> Decision<'c> {
-    fn new(words: &'c CampaignWords, cause: &CauseIds<'c>) -> Decision<'c> {
+    fn new(words: &'c CampaignWords, cause: &Cause<'c>) -> Decision<'c> {
         Decision::of(HeldWords::Borrowed(words), cause)
     }
 
-    fn of(words: HeldWords<'c>, cause: &CauseIds<'c>) -> Decision<'c> {
+    fn of(words: HeldWords<'c>, cause: &Cause<'c>) -> Decision<'c> {
         Decision {
             words,
             cause_kind: cause.kind,
@@ -341,22 +341,6 @@ fn text(id: &Option<Arc<str>>) -> String {
     id.as_deref().unwrap_or_default().to_owned()
 }
 
-/// A cause's kind and id, which the decisions it causes borrow.
-#[derive(Debug, Clone, Copy)]
-struct CauseIds<'a> {
-    kind: CauseKind,
-    id: &'a str,
-}
-
-impl<'a> From<&Cause<'a>> for CauseIds<'a> {
-    fn from(cause: &Cause<'a>) -> CauseIds<'a> {
-        CauseIds {
-            kind: cause.kind,
-            id: cause.id,
-        }
-    }
-}
-
 /// A campaign whose trigger matched the cause, about to be decided.
 #[derive(Debug, Clone)]
 pub struct Candidate<'a> {
@@ -478,7 +462,7 @@ pub fn schedule_user<'c>(
     subject: &Subject,
     now_ms: i64,
 ) -> Option<Decision<'c>> {
-    let mut d = Decision::new(&campaign.words, &cause.into());
+    let mut d = Decision::new(&campaign.words, cause);
     let op = next_occurrence(campaign, workspace, cause, subject, now_ms, &mut d)?;
     d.outcome = if op.is_some() {
         Outcome::Scheduled
@@ -558,7 +542,6 @@ pub fn on_event<'c>(
         kind: CauseKind::Event,
         id: event.message_id,
     };
-    let ids = CauseIds::from(&cause);
     let concern = index.concerned(event.name);
     let (fired, compacts) = (concern.campaigns, concern.compact);
     compacts.iter().for_each(Compact::read_ahead);
@@ -598,7 +581,7 @@ pub fn on_event<'c>(
         if keys.is_empty() {
             continue;
         }
-        let mut d = Decision::new(&campaign.words, &ids);
+        let mut d = Decision::new(&campaign.words, &cause);
         d.verdict(
             Code::Timer,
             true,
@@ -649,7 +632,7 @@ pub fn on_event<'c>(
                     started,
                     workspace,
                     (campaign, id),
-                    (&cause, &ids),
+                    &cause,
                     subject,
                     now_ms,
                 ));
@@ -670,7 +653,7 @@ pub fn on_event<'c>(
                     started,
                     workspace,
                     (campaign, id),
-                    (&cause, &ids),
+                    &cause,
                     subject,
                     now_ms,
                 ));
@@ -680,7 +663,7 @@ pub fn on_event<'c>(
     }
     decide_all(
         workspace,
-        (&cause, &ids),
+        &cause,
         subject,
         (&candidates, Some(index.segment_names())),
         ledger,
@@ -700,11 +683,11 @@ fn timer_started<'c>(
     started: Why<'c>,
     workspace: &Workspace,
     (campaign, id): (&'c CompiledCampaign, &str),
-    (cause, ids): (&Cause, &CauseIds<'c>),
+    cause: &Cause<'c>,
     subject: &Subject,
     now_ms: i64,
 ) -> Decision<'c> {
-    let mut d = Decision::new(&campaign.words, ids);
+    let mut d = Decision::new(&campaign.words, cause);
     d.verdict(Code::TriggerMatched, true, Words::Matched);
     d.verdict(Code::Timer, true, started);
     d.outcome = Outcome::Scheduled;
@@ -744,7 +727,6 @@ pub fn on_transition<'c>(
         kind: CauseKind::Transition,
         id: transition.id,
     };
-    let ids = CauseIds::from(&cause);
     let mut early = Vec::new();
     // Local schedules for the segment's members: the new member's next occurrence.
     for campaign in index.schedules_for_segment(transition.segment_id) {
@@ -753,7 +735,7 @@ pub fn on_transition<'c>(
     let mut candidates = Vec::new();
     for campaign in index.for_segment(transition.segment_id) {
         if transition.at_ms < campaign.activate_ms() {
-            let mut d = Decision::new(&campaign.words, &ids);
+            let mut d = Decision::new(&campaign.words, &cause);
             d.verdict(
                 Code::TriggerMatched,
                 false,
@@ -771,7 +753,7 @@ pub fn on_transition<'c>(
     }
     decide_all(
         workspace,
-        (&cause, &ids),
+        &cause,
         subject,
         (&candidates, Some(index.segment_names())),
         ledger,
@@ -823,7 +805,7 @@ pub fn on_timer<'c>(
     let Some(campaign) = campaign.filter(|c| c.is_active()) else {
         let mut d = Decision::of(
             HeldWords::Owned(Box::new(CampaignWords::bare(&payload.campaign_id))),
-            &cause.into(),
+            cause,
         );
         d.verdict(Code::TriggerMatched, true, matched);
         d.verdict(
@@ -885,7 +867,7 @@ pub fn on_enrollment<'c>(
     decide(workspace, cause, subject, vec![candidate], ledger, now_ms)
         .into_iter()
         .next()
-        .unwrap_or_else(|| Decision::new(&campaign.words, &cause.into()))
+        .unwrap_or_else(|| Decision::new(&campaign.words, cause))
 }
 
 /// Decides `candidates` (campaigns whose trigger matched `cause` for the user) together,
@@ -898,12 +880,11 @@ pub fn decide<'c>(
     ledger: &mut Ledger,
     now_ms: i64,
 ) -> Vec<Decision<'c>> {
-    let ids = CauseIds::from(cause);
     candidates.sort_by(|a, b| a.campaign.precedence(b.campaign));
     let mut decisions = Vec::with_capacity(candidates.len());
     decide_all(
         workspace,
-        (cause, &ids),
+        cause,
         subject,
         (&candidates, None),
         ledger,
@@ -918,7 +899,7 @@ pub fn decide<'c>(
 #[allow(clippy::too_many_arguments)]
 fn decide_all<'c>(
     workspace: &'c Workspace,
-    (cause, ids): (&Cause, &CauseIds<'c>),
+    cause: &Cause<'c>,
     subject: &Subject<'c>,
     (candidates, names): (&[Candidate<'c>], Option<&SegmentNames>),
     ledger: &mut Ledger,
@@ -953,7 +934,7 @@ fn decide_all<'c>(
         // Decided in place: a decision is a couple of hundred bytes to move. Built where it
         // is stored, as a verdict is (see `Decision::verdict`).
         decisions.extend(std::iter::once_with(|| {
-            Decision::new(&candidate.campaign.words, ids)
+            Decision::new(&candidate.campaign.words, cause)
         }));
         let d = decisions.last_mut().expect("just pushed");
         gates(
@@ -1104,19 +1085,21 @@ fn gates<'c>(
         );
         // Locale: one language per message.
         let user_locale = attention.user_locale(workspace, subject);
-        let (picked, matched, from_default) = match &packed {
-            Some(pick) => {
-                d.locale = pick.localization.and_then(|(l, _)| u32::try_from(l).ok());
-                (None, pick.reason(), pick.contents.defaulted_channels())
-            }
+        let (picked, localization, matched, from_default) = match &packed {
+            Some(pick) => (
+                None,
+                pick.localization.map(|(l, _)| l),
+                pick.reason(),
+                pick.contents.defaulted_channels(),
+            ),
             None => {
                 let picked = locale::pick_for(variant(), user_locale);
-                d.locale = picked.localization.and_then(|l| u32::try_from(l).ok());
-                let (matched, from_default) =
-                    (picked.reason, picked.from_default.as_slice().into());
-                (Some(picked), matched, from_default)
+                let (localization, matched) = (picked.localization, picked.reason);
+                let from_default = picked.from_default.as_slice().into();
+                (Some(picked), localization, matched, from_default)
             }
         };
+        d.locale = localization.and_then(|l| u32::try_from(l).ok());
         d.verdict(
             Code::Locale,
             true,
@@ -1388,7 +1371,7 @@ impl<'s, 'n> Attention<'s, 'n> {
             .as_ref()
     }
 
-    /// The hashes of the tags the user's locale is looked for under.
+    /// The tags the user's locale is looked for under, as words ([`compact::tag_word`]).
     fn user_tags(&mut self, workspace: &'s Workspace, subject: &Subject<'s>) -> &[u64] {
         if self.user_tags.is_none() {
             let tags = self

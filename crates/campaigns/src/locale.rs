@@ -157,6 +157,22 @@ fn cleaned(candidate: &str) -> &str {
     tag.split(['.', '@']).next().unwrap_or("")
 }
 
+/// Where a user's locale is looked for, in order: the event's context locale, the
+/// `locale` trait, the workspace's default locale.
+fn candidates<'a>(
+    event_context_locale: &'a str,
+    locale_trait: Option<&'a str>,
+    workspace_default: &'a str,
+) -> impl Iterator<Item = (&'a str, LocaleSource)> {
+    [
+        (Some(event_context_locale), LocaleSource::Event),
+        (locale_trait, LocaleSource::Trait),
+        (Some(workspace_default), LocaleSource::WorkspaceDefault),
+    ]
+    .into_iter()
+    .filter_map(|(candidate, source)| Some((candidate?, source)))
+}
+
 /// The user's locale: the first non-empty, well-formed one of the event's context locale,
 /// the `locale` trait and the workspace's default locale, with where it came from.
 pub fn user_locale(
@@ -164,13 +180,8 @@ pub fn user_locale(
     locale_trait: Option<&str>,
     workspace_default: &str,
 ) -> Option<UserLocale> {
-    [
-        (Some(event_context_locale), LocaleSource::Event),
-        (locale_trait, LocaleSource::Trait),
-        (Some(workspace_default), LocaleSource::WorkspaceDefault),
-    ]
-    .into_iter()
-    .find_map(|(candidate, source)| clean(candidate?).map(|tag| UserLocale { tag, source }))
+    candidates(event_context_locale, locale_trait, workspace_default)
+        .find_map(|(candidate, source)| clean(candidate).map(|tag| UserLocale { tag, source }))
 }
 
 /// How a localization was chosen.
@@ -322,13 +333,8 @@ impl<'a> Lookup<'a> {
         locale_trait: Option<&'a str>,
         workspace_default: &'a str,
     ) -> Option<Lookup<'a>> {
-        [
-            Some(event_context_locale),
-            locale_trait,
-            Some(workspace_default),
-        ]
-        .into_iter()
-        .find_map(|candidate| Lookup::new(candidate?))
+        candidates(event_context_locale, locale_trait, workspace_default)
+            .find_map(|(candidate, _)| Lookup::new(candidate))
     }
 
     /// The user's locale as received (its tag in canonical case is [`clean`] of it).
